@@ -1,0 +1,94 @@
+"""`python -m alignui ...`: the command-line contract of DESIGN.md.
+
+Owns: argument parsing and the output protocol. Every subcommand prints a JSON
+summary as the last line of stdout on success; on failure it prints one line
+`error: ...` to stderr and exits non-zero. Handlers return the summary dict;
+the work itself lives in the library modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from alignui.config import ConfigError, add_app_arguments, config_from
+from alignui.errors import UserError
+
+Handler = Callable[[argparse.Namespace], dict]
+
+
+class NotAvailableYet(UserError):
+    pass
+
+
+def _not_yet(name: str) -> Handler:
+    def handler(args: argparse.Namespace) -> dict:
+        raise NotAvailableYet(f"'{name}' is not available yet in this version of alignui")
+    return handler
+
+
+def cmd_serve(args: argparse.Namespace) -> dict:
+    from alignui.ui.app import launch  # gradio is only needed for serving
+
+    config = config_from(args)
+    launch(config, block=True)
+    return {"served": f"http://{config.host}:{config.port}"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m alignui", description="alignui: collect, export, train, compare")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="start the web app")
+    add_app_arguments(p)
+    p.set_defaults(handler=cmd_serve)
+
+    p = sub.add_parser("import", help="import preference data or prompts into the database")
+    p.add_argument("source", help="a local .jsonl/.json/.csv/.parquet file or directory, or a hub dataset id")
+    p.add_argument("--format", default="auto",
+                   choices=["auto", "trl", "hh-rlhf", "ultrafeedback", "oasst", "prompts"])
+    p.add_argument("--split", help="which split of a dataset to read")
+    p.add_argument("--map", help="column mapping new=old,... e.g. prompt=question,chosen=good,rejected=bad")
+    p.set_defaults(handler=_not_yet("import"))
+
+    p = sub.add_parser("export", help="export votes as an immutable dataset snapshot")
+    p.add_argument("--format", default="hf", choices=["hf", "parquet", "jsonl"])
+    p.add_argument("--out", help="directory to write the snapshot to (default: <storage>/snapshots/<id>)")
+    p.add_argument("--plain", action="store_true", help="prompt/chosen/rejected as strings, not messages")
+    p.add_argument("--include-arena", action="store_true", help="also export arena votes as pairs")
+    p.add_argument("--test-size", type=float, default=0.1, help="fraction of rows in the test split")
+    p.add_argument("--push-to-hub", metavar="REPO", help="also push to a (private) hub dataset repo")
+    p.set_defaults(handler=_not_yet("export"))
+
+    p = sub.add_parser("train", help="train a LoRA adapter (dpo), a reward model (reward) or RLHF (rlhf)")
+    p.add_argument("method", choices=["dpo", "reward", "rlhf"])
+    p.add_argument("--snapshot", help="snapshot id or path (default: the newest)")
+    p.add_argument("--config", help="YAML preset (see configs/)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting")
+    p.set_defaults(handler=_not_yet("train"))
+
+    p = sub.add_parser("stats", help="win rates and Bradley-Terry ratings from arena votes or a battles file")
+    p.add_argument("--battles", help="Chatbot Arena battles file (.csv or .jsonl)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for the intervals")
+    p.set_defaults(handler=_not_yet("stats"))
+
+    for name, sp in sub.choices.items():
+        if name != "serve":
+            sp.add_argument("--storage", help="data root (env ALIGNUI_STORAGE; default ./storage)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        summary = args.handler(args)
+    except (UserError, ConfigError, PermissionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    print(json.dumps(summary, default=str))
+    return 0

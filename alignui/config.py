@@ -1,0 +1,106 @@
+"""AppConfig: what the running app needs to know, from flags and environment.
+
+Owns: the precedence flag > environment > default, the data-root choice
+(explicit, else /data on a Space with persistent storage, else ./storage),
+validation with messages that say how to fix the value, and the one-line
+description printed at start.
+
+Invariant: an AppConfig that exists is valid (frozen, checked in __post_init__).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+DEMO_MODEL = "demo"
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class ConfigError(ValueError):
+    """A setting the user gave is wrong; the message says which and what to do."""
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def default_storage(env: Mapping[str, str]) -> Path:
+    """ALIGNUI_STORAGE, else /data on a Space with persistent storage, else ./storage."""
+    if env.get("ALIGNUI_STORAGE"):
+        return Path(env["ALIGNUI_STORAGE"])
+    data = Path("/data")
+    if env.get("SPACE_ID") and data.is_dir() and os.access(data, os.W_OK):
+        return data / "alignui"
+    return Path("storage")
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    storage: Path = field(default=Path("storage"), metadata={"help": "data root: database, snapshots, runs, models"})
+    model: str = field(default=DEFAULT_MODEL, metadata={
+        "help": "hub id or local path of the base model; 'demo' for the built-in offline model"})
+    host: str = field(default="127.0.0.1", metadata={"help": "interface the web server binds to"})
+    port: int = field(default=7860, metadata={"help": "port of the web server"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
+    load_in_4bit: bool = field(default=False, metadata={"help": "load the base model in 4-bit (CUDA + bitsandbytes)"})
+    offline: bool = field(default=False, metadata={"help": "never contact the Hugging Face Hub"})
+    space_id: str | None = field(default=None, metadata={"help": "set by Hugging Face Spaces"})
+
+    def __post_init__(self):
+        object.__setattr__(self, "storage", Path(self.storage).expanduser())
+        if not isinstance(self.port, int) or not 1 <= self.port <= 65535:
+            raise ConfigError(f"port must be a number from 1 to 65535, got {self.port!r}; pass --port 7860")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if not str(self.model).strip():
+            raise ConfigError(f"model is empty; pass --model with a hub id, a local path or '{DEMO_MODEL}'")
+        if not self.host.strip():
+            raise ConfigError("host is empty; pass --host 127.0.0.1 (or 0.0.0.0 to listen on all interfaces)")
+
+    @property
+    def persistent(self) -> bool:
+        """False on a Space whose data root is not persistent storage: data vanishes on restart."""
+        return not self.space_id or str(self.storage.resolve()).startswith("/data")
+
+    def describe(self) -> str:
+        return ("alignui config: " + ", ".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self)
+                                               if f.name != "space_id") + (f", space={self.space_id}" if self.space_id else ""))
+
+
+def add_app_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by `app.py` and `python -m alignui serve` (defaults come from the environment)."""
+    parser.add_argument("--storage", help="data root (env ALIGNUI_STORAGE; default ./storage, /data on a Space)")
+    parser.add_argument("--model", help=f"hub id, local path or '{DEMO_MODEL}' (env ALIGNUI_MODEL)")
+    parser.add_argument("--host", help="bind address (env ALIGNUI_HOST / GRADIO_SERVER_NAME; default 127.0.0.1)")
+    parser.add_argument("--port", help="port (env ALIGNUI_PORT / GRADIO_SERVER_PORT; default 7860)")
+    parser.add_argument("--device", choices=DEVICES, help="env ALIGNUI_DEVICE; default auto")
+    parser.add_argument("--load-in-4bit", action="store_true", default=None, help="4-bit base model (CUDA only)")
+
+
+def config_from(args: argparse.Namespace | None = None, env: Mapping[str, str] | None = None) -> AppConfig:
+    """Build the config: flag, else environment variable, else default."""
+    env = os.environ if env is None else env
+    get = (lambda name: getattr(args, name, None)) if args is not None else (lambda name: None)
+    space_id = env.get("SPACE_ID") or None
+    host = get("host") or env.get("ALIGNUI_HOST") or env.get("GRADIO_SERVER_NAME") or (
+        "0.0.0.0" if space_id else "127.0.0.1")
+    port_text = get("port") or env.get("ALIGNUI_PORT") or env.get("GRADIO_SERVER_PORT") or "7860"
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"port must be a number, got {port_text!r}; pass --port 7860") from None
+    four_bit = get("load_in_4bit")
+    return AppConfig(
+        storage=Path(get("storage")) if get("storage") else default_storage(env),
+        model=get("model") or env.get("ALIGNUI_MODEL") or DEFAULT_MODEL,
+        host=host, port=port,
+        device=get("device") or env.get("ALIGNUI_DEVICE", "auto"),
+        load_in_4bit=bool(four_bit) if four_bit is not None else _truthy(env.get("ALIGNUI_4BIT")),
+        offline=_truthy(env.get("HF_HUB_OFFLINE")) or _truthy(env.get("ALIGNUI_OFFLINE")),
+        space_id=space_id,
+    )

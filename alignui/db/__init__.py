@@ -1,0 +1,16 @@
+"""The Store: typed access to the DuckDB file under the data root.
+
+`Store` is the Database (connection, cursor per thread, migrations, tx) plus
+one mixin per concern; each mixin lives in its own module of this package.
+"""
+
+from alignui.db.core import Database, new_id
+from alignui.db.records import ARENA_VERDICTS, VERDICTS, Comparison, NewGeneration, Prompt
+from alignui.db.votes import VotesMixin
+
+
+class Store(VotesMixin, Database):
+    """Open with `Store(path)`; close with `.close()` (or use as a context manager)."""
+
+
+__all__ = ["ARENA_VERDICTS", "VERDICTS", "Comparison", "Database", "NewGeneration", "Prompt", "Store", "new_id"]

@@ -1,0 +1,150 @@
+"""The DuckDB file: one connection per process, a cursor per thread, migrations, transactions.
+
+Owns: opening the database under the data root (with a clear message when
+another process holds it), bringing the schema forward, and `tx()`, the only
+way the Store writes. DuckDB uses optimistic concurrency inside one process:
+two threads updating the same row conflict, so `tx()` retries a conflicted
+transaction a few times before giving up.
+
+Invariants:
+- A write is committed when `tx()` returns; callers tell the user "saved" only after.
+- Each thread uses its own cursor (DuckDB connections are not thread-safe).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+
+from alignui.db.schema import LATEST_VERSION, MIGRATIONS
+from alignui.errors import StorageBusyError
+
+T = TypeVar("T")
+
+
+def new_id() -> str:
+    """A short random id (48 bits of uuid4): opaque, unguessable enough, and says nothing about content."""
+    return uuid.uuid4().hex[:12]
+
+
+def to_json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def from_json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+class Database:
+    """The process's one connection to the DuckDB file."""
+
+    def __init__(self, path: Path | str, *, retries: int = 8):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(self.path))
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StorageBusyError(
+                    f"the database {self.path} is open in another process (is the alignui app running?); "
+                    "stop that process, or do this from the app instead") from exc
+            raise
+        self._local = threading.local()
+        self._retries = retries
+        self._closed = False
+        self.migrate()
+
+    # -- connections -------------------------------------------------------------------------
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor (created on first use)."""
+        if self._closed:
+            raise RuntimeError("the database is closed")
+        cur = getattr(self._local, "cur", None)
+        if cur is None:
+            cur = self._con.cursor()
+            self._local.cur = cur
+        return cur
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._con.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- transactions ------------------------------------------------------------------------
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        cur = self.cursor()
+        cur.begin()
+        try:
+            yield cur
+        except BaseException:
+            cur.rollback()
+            raise
+        cur.commit()
+
+    def tx(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run `work(cursor)` in one transaction, committed before returning; retry write conflicts."""
+        for attempt in range(self._retries + 1):
+            try:
+                with self._transaction() as cur:
+                    return work(cur)
+            except duckdb.TransactionException:
+                if attempt == self._retries:
+                    raise
+                time.sleep(0.005 * (2 ** attempt))
+        raise AssertionError("unreachable")
+
+    def query(self, sql: str, params: list | tuple = ()) -> list[tuple]:
+        return self.cursor().execute(sql, params).fetchall()
+
+    def query_df(self, sql: str, params: list | tuple = ()):
+        return self.cursor().execute(sql, params).df()
+
+    # -- schema ------------------------------------------------------------------------------
+    @property
+    def version(self) -> int:
+        cur = self.cursor()
+        exists = cur.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'").fetchone()[0]
+        if not exists:
+            return 0
+        return cur.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+
+    def migrate(self) -> int:
+        """Apply every migration newer than the file's version; return the number applied."""
+        cur = self.cursor()
+        cur.execute("""CREATE TABLE IF NOT EXISTS schema_version (
+            version INTEGER PRIMARY KEY, description TEXT, applied_at TIMESTAMP DEFAULT current_timestamp)""")
+        current = self.version
+        if current > LATEST_VERSION:
+            raise RuntimeError(
+                f"{self.path} has schema version {current}, newer than this alignui ({LATEST_VERSION}); "
+                "upgrade alignui or point --storage at another directory")
+        applied = 0
+        for version, description, statements in MIGRATIONS:
+            if version <= current:
+                continue
+
+            def apply(c, version=version, description=description, statements=statements):
+                for stmt in statements:
+                    c.execute(stmt)
+                c.execute("INSERT INTO schema_version (version, description) VALUES (?, ?)",
+                          [version, description])
+
+            self.tx(apply)
+            applied += 1
+        return applied

@@ -1,0 +1,80 @@
+"""The DuckDB schema as an ordered list of forward migrations.
+
+Owns: every DDL statement. Migration N moves a database at version N-1 to N;
+they only ever run forward, each inside one transaction together with the
+row that records it in schema_version. Append new migrations; never edit one
+that has shipped.
+"""
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (1, "initial data model", [
+        """CREATE TABLE prompts (
+            id TEXT PRIMARY KEY,
+            messages JSON NOT NULL,
+            content_hash TEXT NOT NULL,
+            source TEXT NOT NULL DEFAULT 'user',
+            split TEXT NOT NULL DEFAULT 'train' CHECK (split IN ('train', 'heldout')),
+            meta JSON,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
+        "CREATE INDEX prompts_hash ON prompts(content_hash)",
+        """CREATE TABLE generations (
+            id TEXT PRIMARY KEY,
+            prompt_id TEXT NOT NULL,
+            model_ref TEXT NOT NULL,
+            params JSON,
+            text TEXT NOT NULL,
+            n_tokens INTEGER,
+            latency_ms DOUBLE,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
+        """CREATE TABLE comparisons (
+            id TEXT PRIMARY KEY,
+            prompt_id TEXT NOT NULL,
+            gen_a TEXT NOT NULL,
+            gen_b TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('annotate', 'arena')),
+            verdict TEXT CHECK (verdict IN ('a', 'b', 'tie', 'both_bad', 'skip')),
+            edited_chosen TEXT,
+            annotator TEXT,
+            source TEXT NOT NULL DEFAULT 'app',
+            meta JSON,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            decided_at TIMESTAMP,
+            duration_ms DOUBLE,
+            deleted_at TIMESTAMP,
+            deleted_by TEXT)""",
+        """CREATE TABLE snapshots (
+            id TEXT PRIMARY KEY,
+            path TEXT NOT NULL,
+            rows INTEGER NOT NULL,
+            test_rows INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            filters JSON,
+            manifest JSON,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
+        """CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            method TEXT NOT NULL,
+            status TEXT NOT NULL,
+            config JSON,
+            metrics JSON,
+            adapter_path TEXT,
+            snapshot_id TEXT,
+            snapshot_sha256 TEXT,
+            base_model TEXT,
+            parent_run TEXT,
+            error TEXT,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            finished_at TIMESTAMP)""",
+        """CREATE TABLE users (
+            name TEXT PRIMARY KEY,
+            role TEXT NOT NULL DEFAULT 'annotator' CHECK (role IN ('annotator', 'admin')),
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
+        """CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value JSON,
+            updated_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            updated_by TEXT)""",
+    ]),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]

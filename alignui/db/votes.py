@@ -1,0 +1,149 @@
+"""Store methods for prompts, generations and comparisons (annotation and arena share them).
+
+Owns: saving a generated pair as prompt + two generations + one pending
+comparison in one transaction, deciding a comparison exactly once, undoing
+a decision, and reading comparisons back with their texts.
+
+Invariants:
+- `decide` is a single conditional UPDATE: of two concurrent votes on one
+  pair, exactly one wins; the other gets ConflictError and changes nothing.
+- Nothing here returns before its transaction has committed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alignui.db.core import from_json, new_id, to_json
+from alignui.db.records import (KINDS, VERDICTS, Comparison, Messages, NewGeneration, Prompt,
+                                messages_hash)
+from alignui.errors import ConflictError, NotFoundError, UserError
+
+_COMPARISON_SELECT = """
+    SELECT c.id, c.prompt_id, c.kind, p.messages, ga.text, gb.text, ga.model_ref, gb.model_ref,
+           c.verdict, c.edited_chosen, c.annotator, c.created_at, c.decided_at, c.duration_ms, c.gen_a, c.gen_b
+    FROM comparisons c
+    JOIN prompts p ON p.id = c.prompt_id
+    JOIN generations ga ON ga.id = c.gen_a
+    JOIN generations gb ON gb.id = c.gen_b
+"""
+
+
+def _comparison(row: tuple) -> Comparison:
+    return Comparison(
+        id=row[0], prompt_id=row[1], kind=row[2], messages=from_json(row[3]), text_a=row[4], text_b=row[5],
+        model_a=row[6], model_b=row[7], verdict=row[8], edited_chosen=row[9], annotator=row[10],
+        created_at=row[11], decided_at=row[12], duration_ms=row[13], gen_a=row[14], gen_b=row[15])
+
+
+def validate_messages(messages: Messages) -> Messages:
+    if not messages or not all(isinstance(m, dict) and m.get("role") and isinstance(m.get("content"), str)
+                               for m in messages):
+        raise UserError("a prompt must be a non-empty list of {role, content} messages")
+    if not any(m["role"] == "user" and m["content"].strip() for m in messages):
+        raise UserError("the prompt is empty: type a question or instruction first")
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+class VotesMixin:
+    """Mixed into Store; relies on Database.tx / query."""
+
+    # -- prompts -----------------------------------------------------------------------------
+    def _insert_prompt(self, cur, messages: Messages, source: str, split: str, meta: dict | None) -> str:
+        pid = new_id()
+        cur.execute("INSERT INTO prompts (id, messages, content_hash, source, split, meta) VALUES (?, ?, ?, ?, ?, ?)",
+                    [pid, to_json(messages), messages_hash(messages), source, split, to_json(meta)])
+        return pid
+
+    def add_prompt(self, messages: Messages, *, source: str = "user", split: str = "train",
+                   meta: dict | None = None) -> str:
+        messages = validate_messages(messages)
+        return self.tx(lambda cur: self._insert_prompt(cur, messages, source, split, meta))
+
+    def get_prompt(self, prompt_id: str) -> Prompt:
+        rows = self.query("SELECT id, messages, source, split, created_at FROM prompts WHERE id = ?", [prompt_id])
+        if not rows:
+            raise NotFoundError(f"no prompt with id {prompt_id!r}")
+        r = rows[0]
+        return Prompt(id=r[0], messages=from_json(r[1]), source=r[2], split=r[3], created_at=r[4])
+
+    # -- pairs -------------------------------------------------------------------------------
+    def save_pair(self, messages: Messages, gen_a: NewGeneration, gen_b: NewGeneration, *,
+                  kind: str = "annotate", annotator: str | None = None, prompt_id: str | None = None,
+                  source: str = "app", meta: dict[str, Any] | None = None) -> Comparison:
+        """Store the prompt (unless `prompt_id` names a stored one), both generations and a pending comparison."""
+        if kind not in KINDS:
+            raise UserError(f"kind must be one of {KINDS}, got {kind!r}")
+        messages = validate_messages(messages)
+
+        def work(cur) -> str:
+            pid = prompt_id or self._insert_prompt(cur, messages, "user", "train", None)
+            ids = []
+            for gen in (gen_a, gen_b):
+                gid = new_id()
+                cur.execute("INSERT INTO generations (id, prompt_id, model_ref, params, text, n_tokens, latency_ms)"
+                            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [gid, pid, gen.model_ref, to_json(gen.params), gen.text, gen.n_tokens, gen.latency_ms])
+                ids.append(gid)
+            cid = new_id()
+            cur.execute("INSERT INTO comparisons (id, prompt_id, gen_a, gen_b, kind, annotator, source, meta)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [cid, pid, ids[0], ids[1], kind, annotator, source,
+                                                              to_json(meta)])
+            return cid
+
+        return self.get_comparison(self.tx(work))
+
+    def get_comparison(self, comparison_id: str) -> Comparison:
+        rows = self.query(_COMPARISON_SELECT + " WHERE c.id = ? AND c.deleted_at IS NULL", [comparison_id])
+        if not rows:
+            raise NotFoundError(f"no pair with id {comparison_id!r}: generate a pair first and vote on its id")
+        return _comparison(rows[0])
+
+    def decide(self, comparison_id: str, verdict: str, *, annotator: str | None = None,
+               edited_chosen: str | None = None, duration_ms: float | None = None,
+               allowed: tuple[str, ...] = VERDICTS) -> Comparison:
+        """Record the verdict on a pending comparison; refuse unknown ids, bad verdicts and second votes."""
+        if verdict not in allowed:
+            raise UserError(f"verdict must be one of {', '.join(allowed)}; got {verdict!r}")
+        if edited_chosen is not None and verdict not in ("a", "b"):
+            raise UserError("an edited response needs a winner: vote 'a' or 'b' to save an edit")
+        edited = edited_chosen if edited_chosen and edited_chosen.strip() else None
+
+        def work(cur) -> bool:
+            hit = cur.execute(
+                """UPDATE comparisons SET verdict = ?, annotator = coalesce(?, annotator), edited_chosen = ?,
+                   duration_ms = ?, decided_at = current_timestamp
+                   WHERE id = ? AND verdict IS NULL AND deleted_at IS NULL RETURNING id""",
+                [verdict, annotator, edited, duration_ms, comparison_id]).fetchall()
+            return bool(hit)
+
+        if not self.tx(work):
+            current = self.get_comparison(comparison_id)  # raises NotFoundError for unknown ids
+            raise ConflictError(f"pair {comparison_id} was already decided ({current.verdict}); nothing changed")
+        return self.get_comparison(comparison_id)
+
+    def undo(self, comparison_id: str, *, annotator: str | None = None) -> Comparison:
+        """Reopen a decided comparison (only the annotator who decided it, when one is given)."""
+        def work(cur) -> bool:
+            hit = cur.execute(
+                """UPDATE comparisons SET verdict = NULL, edited_chosen = NULL, decided_at = NULL, duration_ms = NULL
+                   WHERE id = ? AND verdict IS NOT NULL AND deleted_at IS NULL
+                   AND (? IS NULL OR annotator = ?) RETURNING id""",
+                [comparison_id, annotator, annotator]).fetchall()
+            return bool(hit)
+
+        if not self.tx(work):
+            current = self.get_comparison(comparison_id)
+            if current.verdict is None:
+                raise ConflictError(f"pair {comparison_id} has no verdict to undo")
+            raise ConflictError(f"pair {comparison_id} was decided by {current.annotator}, not {annotator}")
+        return self.get_comparison(comparison_id)
+
+    def vote_counts(self, kind: str = "annotate") -> dict[str, int]:
+        """Decided comparisons by verdict, plus 'pending' and 'total'."""
+        rows = self.query("SELECT coalesce(verdict, 'pending'), count(*) FROM comparisons "
+                          "WHERE kind = ? AND deleted_at IS NULL GROUP BY 1", [kind])
+        counts = {v: 0 for v in (*VERDICTS, "pending")}
+        counts.update({v: n for v, n in rows})
+        counts["total"] = sum(n for v, n in rows if v != "pending")
+        return counts

@@ -1,0 +1,47 @@
+"""The Gradio app: header, tabs, launch.
+
+Owns: composing the tabs (one module each under alignui/ui/) into one Blocks
+and launching it with theme and CSS (Gradio 6 takes them in launch()).
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from alignui.config import AppConfig
+from alignui.context import AppContext
+from alignui.ui import annotate
+from alignui.ui.common import CSS, theme
+
+TABS = (("Annotate", annotate.build),)
+
+
+def header_markdown(ctx: AppContext) -> str:
+    lines = [f"## alignui\n**Model:** {ctx.model.describe()} · **Data root:** `{ctx.layout.root.resolve()}`"]
+    if ctx.model.notice:
+        lines.append(f"> ⚠️ {ctx.model.notice}")
+    return "\n\n".join(lines)
+
+
+def build_ui(ctx: AppContext) -> gr.Blocks:
+    with gr.Blocks(title="alignui") as demo:
+        gr.Markdown(header_markdown(ctx), elem_classes="alignui-header", elem_id="header")
+        with gr.Tabs():
+            for name, build in TABS:
+                with gr.Tab(name, id=name.lower()):
+                    build(ctx)
+    return demo
+
+
+def launch(config: AppConfig, *, block: bool = True, quiet: bool = False, seed: int | None = None):
+    """Open the context, build the UI, serve it. Returns (demo, ctx) when `block` is False."""
+    print(config.describe(), flush=True)
+    ctx = AppContext.open(config, seed=seed)
+    print(f"alignui: model {ctx.model.describe()}", flush=True)
+    demo = build_ui(ctx)
+    demo.queue(default_concurrency_limit=8)
+    demo.launch(server_name=config.host, server_port=config.port, prevent_thread_lock=not block, quiet=quiet,
+                theme=theme(), css=CSS, show_error=True)
+    if block:
+        ctx.close()
+    return demo, ctx

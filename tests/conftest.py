@@ -1,0 +1,182 @@
+"""Shared fixtures: real parts only (a DuckDB file, the demo model, a Gradio server, headless Chromium).
+
+- `demo_model_dir`: the demo model, built once per machine and cached in pytest's cache dir
+  (the build is deterministic, so a cached copy is the same model).
+- `storage`: a fresh data root with the demo model copied in.
+- `config` / `ctx`: an AppConfig / AppContext on that root.
+- `server`: the app served in-process on a free localhost port; `client`: gradio_client on it.
+- `browser` / `page`: Playwright driving Debian's /usr/bin/chromium headless.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from alignui.config import AppConfig  # noqa: E402
+from alignui.demo_model import ensure_demo_model  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
+REPO = Path(__file__).resolve().parents[1]
+SCREENSHOTS = REPO / "tests" / "screenshots"
+
+
+def pytest_collection_modifyitems(config, items):
+    """GPU tests skip (with the reason shown) where CUDA is missing; nothing else skips."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU; none is visible on this machine")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 120.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited early with code {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing answered on port {port} within {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def demo_model_dir(request) -> Path:
+    cache = Path(request.config.cache.mkdir("alignui-demo-model"))
+    return ensure_demo_model(cache / "demo", log=lambda msg: None)
+
+
+@pytest.fixture
+def storage(tmp_path, demo_model_dir) -> Path:
+    root = tmp_path / "storage"
+    shutil.copytree(demo_model_dir, root / "models" / "demo")
+    return root
+
+
+@pytest.fixture
+def config(storage) -> AppConfig:
+    return AppConfig(storage=storage, model="demo", port=free_port(), offline=True)
+
+
+@pytest.fixture
+def ctx(config):
+    from alignui.context import AppContext
+
+    context = AppContext.open(config, seed=0, log=lambda msg: None)
+    yield context
+    context.close()
+
+
+@dataclass
+class Served:
+    url: str
+    ctx: object
+    demo: object
+
+
+@pytest.fixture
+def server(config):
+    from alignui.ui.app import launch
+
+    demo, context = launch(config, block=False, quiet=True, seed=0)
+    yield Served(url=f"http://127.0.0.1:{config.port}/", ctx=context, demo=demo)
+    demo.close()
+    context.close()
+
+
+@pytest.fixture
+def client(server):
+    from gradio_client import Client
+
+    return Client(server.url, verbose=False)
+
+
+class ServerProcess:
+    """`python -m alignui serve` in a subprocess, for tests that restart or kill the server."""
+
+    def __init__(self, storage: Path, port: int | None = None):
+        self.storage, self.port, self.proc = storage, port or free_port(), None
+        self.log = storage.parent / f"server-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def start(self) -> "ServerProcess":
+        cmd = [sys.executable, "-m", "alignui", "serve", "--storage", str(self.storage), "--model", "demo",
+               "--port", str(self.port)]
+        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+        wait_for_port(self.port, proc=self.proc)
+        return self
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill() if kill else self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def server_process(storage):
+    servers: list[ServerProcess] = []
+
+    def make() -> ServerProcess:
+        servers.append(ServerProcess(storage, servers[-1].port if servers else None))
+        return servers[-1]
+
+    yield make
+    for s in servers:
+        s.stop(kill=True)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run ./scripts/install-test-deps.sh (installs Debian's chromium)")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    p = context.new_page()
+    yield p
+    context.close()
+
+
+def screenshot(page, name: str) -> Path:
+    """Save a screenshot under tests/screenshots/ (ignored by git except the ones the README shows)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

@@ -1,0 +1,137 @@
+import subprocess
+import sys
+import threading
+
+import duckdb
+import pytest
+
+from alignui.db import NewGeneration, Store
+from alignui.db.schema import LATEST_VERSION, MIGRATIONS
+from alignui.errors import ConflictError, NotFoundError, StorageBusyError, UserError
+
+MSGS = [{"role": "user", "content": "What color is the sky?"}]
+
+
+def pair(store, **kw):
+    return store.save_pair(MSGS, NewGeneration("base", "Blue.", {"temperature": 0.8}, 2, 10.0),
+                           NewGeneration("base", "The sky is blue. Hope this helps!", {"temperature": 0.8}, 9, 12.0),
+                           **kw)
+
+
+def test_migrations_from_an_empty_file_and_reopen(tmp_path):
+    path = tmp_path / "a.duckdb"
+    with Store(path) as s:
+        assert s.version == LATEST_VERSION
+        tables = {r[0] for r in s.query("SELECT table_name FROM information_schema.tables")}
+        assert {"prompts", "generations", "comparisons", "snapshots", "runs", "users", "settings",
+                "schema_version"} <= tables
+    with Store(path) as s:  # re-open applies nothing twice
+        assert s.migrate() == 0
+        assert s.query("SELECT count(*) FROM schema_version")[0][0] == len(MIGRATIONS)
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "a.duckdb"
+    Store(path).close()
+    con = duckdb.connect(str(path))
+    con.execute("INSERT INTO schema_version (version, description) VALUES (999, 'future')")
+    con.close()
+    with pytest.raises(RuntimeError, match="newer than this alignui"):
+        Store(path)
+
+
+def test_vote_survives_restart(tmp_path):
+    path = tmp_path / "a.duckdb"
+    with Store(path) as s:
+        c = pair(s, annotator="ann")
+        s.decide(c.id, "b", annotator="ann", duration_ms=1234)
+    with Store(path) as s:
+        got = s.get_comparison(c.id)
+    assert (got.verdict, got.annotator, got.duration_ms) == ("b", "ann", 1234)
+    assert got.text_b == "The sky is blue. Hope this helps!" and got.chosen_text == got.text_b
+    assert got.messages == MSGS and got.decided_at is not None
+
+
+def test_second_vote_unknown_id_and_bad_verdict_change_nothing(tmp_path):
+    with Store(tmp_path / "a.duckdb") as s:
+        c = pair(s)
+        s.decide(c.id, "a")
+        with pytest.raises(ConflictError, match="already decided"):
+            s.decide(c.id, "b")
+        with pytest.raises(NotFoundError, match="no pair with id"):
+            s.decide("nope", "a")
+        with pytest.raises(UserError, match="verdict must be one of"):
+            s.decide(pair(s).id, "maybe")
+        assert s.get_comparison(c.id).verdict == "a"
+        assert s.vote_counts() == {"a": 1, "b": 0, "tie": 0, "both_bad": 0, "skip": 0, "pending": 1, "total": 1}
+
+
+def test_edit_needs_a_winner_and_is_kept_beside_the_original(tmp_path):
+    with Store(tmp_path / "a.duckdb") as s:
+        c = pair(s)
+        with pytest.raises(UserError, match="needs a winner"):
+            s.decide(c.id, "tie", edited_chosen="x")
+        got = s.decide(c.id, "a", edited_chosen="Blue, mostly.")
+        assert got.text_a == "Blue." and got.chosen_text == "Blue, mostly."
+
+
+def test_undo_reopens_only_for_the_same_annotator(tmp_path):
+    with Store(tmp_path / "a.duckdb") as s:
+        c = pair(s)
+        s.decide(c.id, "a", annotator="ann")
+        with pytest.raises(ConflictError, match="decided by ann"):
+            s.undo(c.id, annotator="bob")
+        assert s.undo(c.id, annotator="ann").verdict is None
+        with pytest.raises(ConflictError, match="no verdict to undo"):
+            s.undo(c.id)
+        assert s.decide(c.id, "b").verdict == "b"
+
+
+def test_concurrent_votes_on_one_pair_exactly_one_wins(tmp_path):
+    with Store(tmp_path / "a.duckdb") as s:
+        c = pair(s)
+        outcomes: list[str] = []
+
+        def vote(v):
+            try:
+                s.decide(c.id, v, annotator=v)
+                outcomes.append("ok")
+            except ConflictError:
+                outcomes.append("conflict")
+
+        threads = [threading.Thread(target=vote, args=(v,)) for v in ("a", "b", "tie", "both_bad") * 3]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        assert outcomes.count("ok") == 1 and outcomes.count("conflict") == 11
+        assert s.get_comparison(c.id).verdict is not None
+
+
+def test_many_threads_write_distinct_pairs(tmp_path):
+    with Store(tmp_path / "a.duckdb") as s:
+        ids = [pair(s).id for _ in range(40)]
+        errors = []
+
+        def vote(i):
+            try:
+                s.decide(ids[i], "a", annotator=f"u{i % 5}")
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=vote, args=(i,)) for i in range(40)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        assert not errors and s.vote_counts()["a"] == 40
+
+
+def test_file_held_by_another_process_gives_a_clear_error(tmp_path):
+    path = tmp_path / "a.duckdb"
+    Store(path).close()
+    holder = subprocess.Popen([sys.executable, "-c", f"import duckdb,time; c=duckdb.connect({str(path)!r}); "
+                               "print('ready', flush=True); time.sleep(30)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(StorageBusyError, match="open in another process"):
+            Store(path)
+    finally:
+        holder.kill()
+        holder.wait()
