@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from alignui.config import ConfigError, add_app_arguments, config_from
+from alignui.config import ConfigError, add_app_arguments, config_from, default_storage
 from alignui.errors import UserError
 
 Handler = Callable[[argparse.Namespace], dict]
@@ -27,6 +29,19 @@ def _not_yet(name: str) -> Handler:
     def handler(args: argparse.Namespace) -> dict:
         raise NotAvailableYet(f"'{name}' is not available yet in this version of alignui")
     return handler
+
+
+def storage_of(args: argparse.Namespace) -> Path:
+    """The data root a command works on: --storage, else the same default as the app."""
+    return Path(args.storage) if getattr(args, "storage", None) else default_storage(os.environ)
+
+
+def open_store(args: argparse.Namespace):
+    """The Store under the command's data root (StorageBusyError if the app holds the file)."""
+    from alignui.db import Store
+    from alignui.paths import StorageLayout
+
+    return Store(StorageLayout(storage_of(args)).ensure().db_path)
 
 
 def cmd_serve(args: argparse.Namespace) -> dict:

@@ -125,7 +125,11 @@ class Database:
         return cur.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
 
     def migrate(self) -> int:
-        """Apply every migration newer than the file's version; return the number applied."""
+        """Apply every migration the file has not recorded yet, in order; return the number applied.
+
+        Applied versions are tracked individually (not just the maximum), so a migration merged out of
+        numeric order is still applied to databases that are already past its number.
+        """
         cur = self.cursor()
         cur.execute("""CREATE TABLE IF NOT EXISTS schema_version (
             version INTEGER PRIMARY KEY, description TEXT, applied_at TIMESTAMP DEFAULT current_timestamp)""")
@@ -134,9 +138,10 @@ class Database:
             raise RuntimeError(
                 f"{self.path} has schema version {current}, newer than this alignui ({LATEST_VERSION}); "
                 "upgrade alignui or point --storage at another directory")
+        done = {row[0] for row in cur.execute("SELECT version FROM schema_version").fetchall()}
         applied = 0
-        for version, description, statements in MIGRATIONS:
-            if version <= current:
+        for version, description, statements in sorted(MIGRATIONS, key=lambda m: m[0]):
+            if version in done:
                 continue
 
             def apply(c, version=version, description=description, statements=statements):

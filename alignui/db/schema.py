@@ -3,7 +3,9 @@
 Owns: every DDL statement. Migration N moves a database at version N-1 to N;
 they only ever run forward, each inside one transaction together with the
 row that records it in schema_version. Append new migrations; never edit one
-that has shipped.
+that has shipped. Numbers reserved while features land in parallel:
+2 data import/export, 3 arena and judges, 4 identity and agreement,
+5 annotation workspace, 6 training runs.
 """
 
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
@@ -77,4 +79,4 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     ]),
 ]
 
-LATEST_VERSION = MIGRATIONS[-1][0]
+LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)

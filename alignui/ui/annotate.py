@@ -14,10 +14,9 @@ import gradio as gr
 from alignui.annotation import stream_annotation_pair, submit_vote, user_turn
 from alignui.context import AppContext
 from alignui.generation import PairSettings
-from alignui.ui.common import user_errors
+from alignui.ui.common import GPU_QUEUE, user_errors
 
 BUTTONS = (("a", "A is better"), ("b", "B is better"), ("tie", "Tie"), ("both_bad", "Both bad"), ("skip", "Skip"))
-GPU = "gpu"  # one queue for everything that runs the model
 
 
 def _generate(ctx: AppContext, prompt: str, annotator: str | None):
@@ -49,7 +48,7 @@ def build(ctx: AppContext) -> None:
 
     for trigger in (generate.click, prompt.submit):
         trigger(ui_generate, [prompt, annotator], [text_a, text_b, pair_id, status], api_visibility="private",
-                concurrency_id=GPU, concurrency_limit=1)
+                concurrency_id=GPU_QUEUE, concurrency_limit=1)
 
     @user_errors
     def ui_vote(verdict: str, pid: str, who: str) -> str:
@@ -73,5 +72,5 @@ def _register_api(ctx: AppContext) -> None:
         """Record a verdict (a, b, tie, both_bad or skip) on a pair; returns a status line."""
         return submit_vote(ctx.store, pair_id, verdict)
 
-    gr.api(generate_pair, api_name="generate_pair", concurrency_id=GPU, concurrency_limit=1)
+    gr.api(generate_pair, api_name="generate_pair", concurrency_id=GPU_QUEUE, concurrency_limit=1)
     gr.api(submit_vote_api, api_name="submit_vote")

@@ -13,6 +13,10 @@ import gradio as gr
 
 from alignui.errors import UserError
 
+#: The one Gradio concurrency group for everything that runs the model (generation, arena, judging):
+#: one user cannot starve the others, and the model worker is never asked to do two things at once.
+GPU_QUEUE = "gpu"
+
 CSS = """
 .alignui-header {border-bottom: 1px solid var(--border-color-primary); padding-bottom: 4px;}
 .alignui-notice {color: var(--color-accent); font-weight: 600;}

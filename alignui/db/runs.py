@@ -1,0 +1,84 @@
+"""Store methods for the runs registry index (training runs and the adapters they produced).
+
+Owns: the `runs` table, which indexes storage/runs/<run_id>/. The run directory
+is the source of truth while a job runs (the job is a subprocess and never
+opens the database); the app copies its state here, so the UI and the arena
+can list runs and adapters with one query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from alignui.db.core import from_json, to_json
+from alignui.errors import NotFoundError
+
+RUN_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+ADAPTER_METHODS = ("dpo", "rlhf", "sft")  # methods whose output is a policy adapter (arena-servable)
+
+_COLUMNS = ("id, method, status, config, metrics, adapter_path, snapshot_id, snapshot_sha256, base_model, "
+            "parent_run, error, created_at, finished_at")
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    method: str
+    status: str
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    adapter_path: str | None
+    snapshot_id: str | None
+    snapshot_sha256: str | None
+    base_model: str | None
+    parent_run: str | None
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+def _run(row: tuple) -> Run:
+    values = list(row)
+    values[3], values[4] = from_json(values[3]) or {}, from_json(values[4]) or {}
+    return Run(*values)
+
+
+class RunsMixin:
+    """Mixed into Store; relies on Database.tx / query."""
+
+    def upsert_run(self, run_id: str, *, method: str, status: str, config: dict | None = None,
+                   metrics: dict | None = None, adapter_path: str | None = None, snapshot_id: str | None = None,
+                   snapshot_sha256: str | None = None, base_model: str | None = None,
+                   parent_run: str | None = None, error: str | None = None,
+                   finished_at: datetime | None = None) -> Run:
+        """Insert or replace the index row of one run (the run directory stays the source of truth)."""
+        if status not in RUN_STATUSES:
+            raise ValueError(f"run status must be one of {RUN_STATUSES}, got {status!r}")
+        values = [run_id, method, status, to_json(config or {}), to_json(metrics or {}), adapter_path, snapshot_id,
+                  snapshot_sha256, base_model, parent_run, error, finished_at]
+
+        def work(cur):
+            cur.execute("DELETE FROM runs WHERE id = ?", [run_id])
+            cur.execute("INSERT INTO runs (id, method, status, config, metrics, adapter_path, snapshot_id, "
+                        "snapshot_sha256, base_model, parent_run, error, finished_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+
+        self.tx(work)
+        return self.get_run(run_id)
+
+    def get_run(self, run_id: str) -> Run:
+        rows = self.query(f"SELECT {_COLUMNS} FROM runs WHERE id = ?", [run_id])
+        if not rows:
+            raise NotFoundError(f"no run with id {run_id!r}")
+        return _run(rows[0])
+
+    def list_runs(self, *, status: str | None = None, method: str | None = None) -> list[Run]:
+        rows = self.query(f"SELECT {_COLUMNS} FROM runs WHERE (? IS NULL OR status = ?) AND (? IS NULL OR method = ?)"
+                          " ORDER BY created_at DESC, id", [status, status, method, method])
+        return [_run(r) for r in rows]
+
+    def list_adapters(self) -> list[Run]:
+        """Finished runs whose adapter the arena can serve, newest first."""
+        return [r for r in self.list_runs(status="done") if r.method in ADAPTER_METHODS and r.adapter_path]
