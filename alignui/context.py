@@ -36,5 +36,10 @@ class AppContext:
             raise
         return cls(config=config, layout=layout, store=store, model=model, rng=random.Random(seed))
 
+    @property
+    def config_admins(self) -> frozenset[str]:
+        """Names with the admin role (empty: nobody configured, everyone is admin)."""
+        return frozenset(getattr(self.config, "admins", ()) or ())
+
     def close(self) -> None:
         self.store.close()
