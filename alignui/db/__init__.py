@@ -5,13 +5,16 @@ one mixin per concern; each mixin lives in its own module of this package.
 """
 
 from alignui.db.core import Database, new_id
+from alignui.db.data import BrowseFilter, ComparisonRow, DataMixin
+from alignui.db.imports import ImportBatch, ImportsMixin
 from alignui.db.records import ARENA_VERDICTS, VERDICTS, Comparison, NewGeneration, Prompt
 from alignui.db.runs import Run, RunsMixin
 from alignui.db.votes import VotesMixin
 
 
-class Store(VotesMixin, RunsMixin, Database):
+class Store(VotesMixin, DataMixin, ImportsMixin, RunsMixin, Database):
     """Open with `Store(path)`; close with `.close()` (or use as a context manager)."""
 
 
-__all__ = ["ARENA_VERDICTS", "VERDICTS", "Comparison", "Database", "NewGeneration", "Prompt", "Run", "Store", "new_id"]
+__all__ = ["ARENA_VERDICTS", "VERDICTS", "BrowseFilter", "Comparison", "ComparisonRow", "DataMixin", "ImportBatch",
+           "ImportsMixin", "Database", "NewGeneration", "Prompt", "Run", "Store", "new_id"]

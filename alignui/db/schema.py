@@ -77,6 +77,33 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             updated_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
             updated_by TEXT)""",
     ]),
+    (2, "data import/export: imported pair hashes, import log, audit of verdict fixes and deletes", [
+        """CREATE TABLE import_pairs (
+            comparison_id TEXT NOT NULL,
+            pair_hash TEXT NOT NULL,
+            import_id TEXT NOT NULL)""",
+        """CREATE TABLE imports (
+            id TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            format TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('pairs', 'prompts')),
+            imported INTEGER NOT NULL,
+            skipped INTEGER NOT NULL,
+            reasons JSON,
+            options JSON,
+            actor TEXT,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
+        """CREATE TABLE comparison_audit (
+            id TEXT PRIMARY KEY,
+            comparison_id TEXT NOT NULL,
+            action TEXT NOT NULL CHECK (action IN ('fix_verdict', 'delete')),
+            old_verdict TEXT,
+            new_verdict TEXT,
+            old_edited_chosen TEXT,
+            actor TEXT,
+            note TEXT,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
+    ]),
 ]
 
 LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)
