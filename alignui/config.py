@@ -50,6 +50,27 @@ class AppConfig:
     load_in_4bit: bool = field(default=False, metadata={"help": "load the base model in 4-bit (CUDA + bitsandbytes)"})
     offline: bool = field(default=False, metadata={"help": "never contact the Hugging Face Hub"})
     space_id: str | None = field(default=None, metadata={"help": "set by Hugging Face Spaces"})
+    # -- identity, roles, limits and Spaces (issue 8; parsing lives in alignui/identity.py) --------------
+    admins: frozenset[str] = field(default=frozenset(), metadata={
+        "help": "names with the admin role (ALIGNUI_ADMINS, comma-separated; on a Space the owner by default); "
+                "empty: nobody configured, everyone is admin (a single-user local install)"})
+    users: tuple[tuple[str, str], ...] = field(default=(), repr=False, metadata={
+        "help": "login accounts as (name, password) (ALIGNUI_USERS: 'ann:pw,bob:pw' or a file, one per line); "
+                "empty: no login page", "secret": True})
+    oauth: bool = field(default=False, metadata={
+        "help": "sign in with Hugging Face (on a Space whose README says hf_oauth: true)"})
+    max_prompt_chars: int = field(default=4000, metadata={
+        "help": "longest prompt accepted, in characters (ALIGNUI_MAX_PROMPT_CHARS)"})
+    rate_limit_per_minute: int = field(default=20, metadata={
+        "help": "generations one user may start per minute (ALIGNUI_RATE_LIMIT); 0 turns the limit off"})
+    max_upload_mb: float = field(default=50.0, metadata={
+        "help": "largest file the web app accepts, in MB (ALIGNUI_MAX_UPLOAD_MB)"})
+    backup_repo: str | None = field(default=None, metadata={
+        "help": "private hub dataset that snapshots are backed up to (ALIGNUI_BACKUP_REPO, e.g. me/alignui-backup)"})
+    backup_every_minutes: int = field(default=0, metadata={
+        "help": "back up to backup_repo every N minutes (ALIGNUI_BACKUP_EVERY); 0: only on demand"})
+    hf_token: str | None = field(default=None, repr=False, metadata={
+        "help": "Hugging Face token for pushing (HF_TOKEN, a Space secret)", "secret": True})
 
     def __post_init__(self):
         object.__setattr__(self, "storage", Path(self.storage).expanduser())
@@ -61,6 +82,15 @@ class AppConfig:
             raise ConfigError(f"model is empty; pass --model with a hub id, a local path or '{DEMO_MODEL}'")
         if not self.host.strip():
             raise ConfigError("host is empty; pass --host 127.0.0.1 (or 0.0.0.0 to listen on all interfaces)")
+        object.__setattr__(self, "admins", frozenset(self.admins))
+        object.__setattr__(self, "users", tuple(tuple(u) for u in self.users))
+        for name, low in (("max_prompt_chars", 1), ("rate_limit_per_minute", 0), ("backup_every_minutes", 0)):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
+                raise ConfigError(f"{name} must be a whole number >= {low}, got {getattr(self, name)!r}")
+        if not self.max_upload_mb > 0:
+            raise ConfigError(f"max_upload_mb must be above 0, got {self.max_upload_mb!r}; e.g. ALIGNUI_MAX_UPLOAD_MB=50")
+        if self.backup_every_minutes and not self.backup_repo:
+            raise ConfigError("ALIGNUI_BACKUP_EVERY needs ALIGNUI_BACKUP_REPO (a private dataset id such as me/backup)")
 
     @property
     def persistent(self) -> bool:
@@ -68,8 +98,10 @@ class AppConfig:
         return not self.space_id or str(self.storage.resolve()).startswith("/data")
 
     def describe(self) -> str:
-        return ("alignui config: " + ", ".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self)
-                                               if f.name != "space_id") + (f", space={self.space_id}" if self.space_id else ""))
+        shown = [f"{f.name}={getattr(self, f.name)}" for f in fields(self)
+                 if f.name != "space_id" and not f.metadata.get("secret")]  # never print passwords or tokens
+        shown.append(f"login_accounts={len(self.users)}")
+        return "alignui config: " + ", ".join(shown) + (f", space={self.space_id}" if self.space_id else "")
 
 
 def add_app_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,4 +135,32 @@ def config_from(args: argparse.Namespace | None = None, env: Mapping[str, str] |
         load_in_4bit=bool(four_bit) if four_bit is not None else _truthy(env.get("ALIGNUI_4BIT")),
         offline=_truthy(env.get("HF_HUB_OFFLINE")) or _truthy(env.get("ALIGNUI_OFFLINE")),
         space_id=space_id,
+        **_identity_settings(env, space_id),
+    )
+
+
+def _identity_settings(env: Mapping[str, str], space_id: str | None) -> dict:
+    """Accounts, admins, limits and backup settings from the environment (issue 8)."""
+    from alignui.identity import parse_accounts, parse_admins
+
+    def number(name: str, default, kind=int):
+        text = env.get(name)
+        try:
+            return kind(text) if text not in (None, "") else default
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {text!r}") from None
+
+    try:
+        users = parse_accounts(env.get("ALIGNUI_USERS", ""))
+        admins = parse_admins(env.get("ALIGNUI_ADMINS"), space_author=env.get("SPACE_AUTHOR_NAME") if space_id else None)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return dict(
+        users=users, admins=admins, oauth=bool(space_id and env.get("OAUTH_CLIENT_ID")),
+        max_prompt_chars=number("ALIGNUI_MAX_PROMPT_CHARS", 4000),
+        rate_limit_per_minute=number("ALIGNUI_RATE_LIMIT", 20),
+        max_upload_mb=number("ALIGNUI_MAX_UPLOAD_MB", 50.0, float),
+        backup_repo=env.get("ALIGNUI_BACKUP_REPO") or None,
+        backup_every_minutes=number("ALIGNUI_BACKUP_EVERY", 0),
+        hf_token=env.get("HF_TOKEN") or None,
     )

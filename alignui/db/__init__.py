@@ -7,12 +7,15 @@ one mixin per concern; each mixin lives in its own module of this package.
 from alignui.db.core import Database, new_id
 from alignui.db.data import BrowseFilter, ComparisonRow, DataMixin
 from alignui.db.imports import ImportBatch, ImportsMixin
+from alignui.db.pool import PoolMixin
 from alignui.db.records import ARENA_VERDICTS, VERDICTS, Comparison, NewGeneration, Prompt
 from alignui.db.runs import Run, RunsMixin
+from alignui.db.settings import SettingsMixin
+from alignui.db.users import UsersMixin
 from alignui.db.votes import VotesMixin
 
 
-class Store(VotesMixin, DataMixin, ImportsMixin, RunsMixin, Database):
+class Store(VotesMixin, PoolMixin, SettingsMixin, DataMixin, ImportsMixin, RunsMixin, UsersMixin, Database):
     """Open with `Store(path)`; close with `.close()` (or use as a context manager)."""
 
 

@@ -104,6 +104,19 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             note TEXT,
             created_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
     ]),
+    (4, "identity and agreement: gold items, who changed a role", [
+        """CREATE TABLE gold_items (
+            gen_a TEXT NOT NULL,
+            gen_b TEXT NOT NULL,
+            prompt_id TEXT NOT NULL,
+            verdict TEXT NOT NULL CHECK (verdict IN ('a', 'b', 'tie', 'both_bad')),
+            note TEXT,
+            created_by TEXT,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            PRIMARY KEY (gen_a, gen_b))""",
+        "ALTER TABLE users ADD COLUMN updated_by TEXT",
+        "ALTER TABLE users ADD COLUMN updated_at TIMESTAMP",
+    ]),
 ]
 
 LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)

@@ -1,10 +1,17 @@
 """The UI side of identity: turn a Gradio request (+ the typed name) into an Identity.
 
-Owns: reading the OAuth profile / auth login from the request. Every callback
-that records who did something or needs a permission calls `identity_of`.
+Owns: reading the Hugging Face OAuth profile and the Gradio auth login from a
+request, the effective admin set (configured admins plus those granted in the
+Admin tab), and the sign-in widgets (a LoginButton on a Space with OAuth).
+Every callback that records who did something or needs a permission calls
+`identity_of(ctx, request, typed_name)` with the `gr.Request` Gradio injects.
 """
 
 from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
 
 import gradio as gr
 
@@ -12,7 +19,50 @@ from alignui.context import AppContext
 from alignui.identity import Identity, resolve
 
 
+def _session(request: Any) -> Mapping[str, Any]:
+    """The signed session cookie's contents, read the way Gradio reads it to inject gr.OAuthProfile
+    (gradio.helpers._session_from_request): from the Starlette scope, never through `.session`,
+    which asserts when no SessionMiddleware is installed (an app without OAuth)."""
+    if request is None:
+        return {}
+    underlying = getattr(request, "request", None) or request
+    scope = getattr(underlying, "scope", None)
+    if isinstance(scope, dict):
+        return scope.get("session") or {}
+    return getattr(underlying, "session", None) or {}
+
+
+def oauth_username(request: Any) -> str | None:
+    """The Hugging Face user name of a signed-in browser session (None when not signed in or expired)."""
+    info = _session(request).get("oauth_info")
+    if not info or (info.get("expires_at") is not None and info["expires_at"] < time.time()):
+        return None
+    userinfo = info.get("userinfo") or {}
+    return userinfo.get("preferred_username") or None
+
+
+def profile_username(profile: gr.OAuthProfile | None) -> str | None:
+    """The name in a gr.OAuthProfile that Gradio injected into a callback (same value as oauth_username)."""
+    return profile.username if profile is not None else None
+
+
+def admins_of(ctx: AppContext) -> frozenset[str]:
+    """Configured admins (ALIGNUI_ADMINS / the Space owner) plus names given the admin role in the Admin tab."""
+    granted = ctx.store.admin_names() if hasattr(ctx.store, "admin_names") else frozenset()
+    return frozenset(ctx.config_admins) | granted
+
+
 def identity_of(ctx: AppContext, request: gr.Request | None, typed_name: str | None = None) -> Identity:
     """The identity behind one request: OAuth profile, else auth login, else the typed name."""
     login = getattr(request, "username", None) if request is not None else None
-    return resolve(login_name=login, typed_name=typed_name, admins=ctx.config_admins)
+    return resolve(oauth_name=oauth_username(request), login_name=login, typed_name=typed_name,
+                   admins=admins_of(ctx))
+
+
+def sign_in_widgets(ctx: AppContext) -> None:
+    """A 'Sign in with Hugging Face' button where OAuth is on (a Space with hf_oauth: true), and a logout
+    link where Gradio's own login page is on; nothing on a local single-user install."""
+    if ctx.config.oauth:
+        gr.LoginButton(elem_id="login-button", size="sm")
+    elif ctx.config.users:
+        gr.Button("Log out", link="/logout", size="sm", elem_id="logout-button")
