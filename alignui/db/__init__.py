@@ -4,6 +4,7 @@
 one mixin per concern; each mixin lives in its own module of this package.
 """
 
+from alignui.db.arena import ArenaMixin, NewJudgment
 from alignui.db.core import Database, new_id
 from alignui.db.data import BrowseFilter, ComparisonRow, DataMixin
 from alignui.db.imports import ImportBatch, ImportsMixin
@@ -15,9 +16,10 @@ from alignui.db.users import UsersMixin
 from alignui.db.votes import VotesMixin
 
 
-class Store(VotesMixin, PoolMixin, SettingsMixin, DataMixin, ImportsMixin, RunsMixin, UsersMixin, Database):
+class Store(VotesMixin, ArenaMixin, PoolMixin, SettingsMixin, DataMixin, ImportsMixin, RunsMixin, UsersMixin,
+            Database):
     """Open with `Store(path)`; close with `.close()` (or use as a context manager)."""
 
 
-__all__ = ["ARENA_VERDICTS", "VERDICTS", "BrowseFilter", "Comparison", "ComparisonRow", "DataMixin", "ImportBatch",
-           "ImportsMixin", "Database", "NewGeneration", "Prompt", "Run", "Store", "new_id"]
+__all__ = ["ARENA_VERDICTS", "VERDICTS", "ArenaMixin", "BrowseFilter", "Comparison", "ComparisonRow", "DataMixin",
+           "ImportBatch", "ImportsMixin", "NewJudgment", "Database", "NewGeneration", "Prompt", "Run", "Store", "new_id"]

@@ -104,6 +104,23 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             note TEXT,
             created_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
     ]),
+    (3, "arena and judges: automatic judgments of two generations", [
+        """CREATE TABLE judgments (
+            id TEXT PRIMARY KEY,
+            judge TEXT NOT NULL,
+            comparison_id TEXT,
+            prompt_id TEXT NOT NULL,
+            gen_a TEXT NOT NULL,
+            gen_b TEXT NOT NULL,
+            verdict TEXT NOT NULL CHECK (verdict IN ('a', 'b', 'tie')),
+            first_order TEXT CHECK (first_order IN ('first', 'second', 'tie')),
+            second_order TEXT CHECK (second_order IN ('first', 'second', 'tie')),
+            score DOUBLE,
+            meta JSON,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
+        "CREATE INDEX judgments_judge ON judgments(judge)",
+        "CREATE INDEX judgments_comparison ON judgments(comparison_id)",
+    ]),
     (4, "identity and agreement: gold items, who changed a role", [
         """CREATE TABLE gold_items (
             gen_a TEXT NOT NULL,
