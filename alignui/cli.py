@@ -17,6 +17,7 @@ from pathlib import Path
 
 from alignui.config import ConfigError, add_app_arguments, config_from, default_storage
 from alignui.errors import UserError
+from alignui.training import command as train_command
 
 Handler = Callable[[argparse.Namespace], dict]
 
@@ -52,6 +53,12 @@ def cmd_serve(args: argparse.Namespace) -> dict:
     return {"served": f"http://{config.host}:{config.port}"}
 
 
+def _stats(args: argparse.Namespace) -> dict:
+    from alignui.battles import cmd_stats
+
+    return cmd_stats(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m alignui", description="alignui: collect, export, train, compare")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -82,12 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshot", help="snapshot id or path (default: the newest)")
     p.add_argument("--config", help="YAML preset (see configs/)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting")
-    p.set_defaults(handler=_not_yet("train"))
+    train_command.add_arguments(p)
+    p.set_defaults(handler=train_command.cmd_train)
 
     p = sub.add_parser("stats", help="win rates and Bradley-Terry ratings from arena votes or a battles file")
     p.add_argument("--battles", help="Chatbot Arena battles file (.csv or .jsonl)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for the intervals")
-    p.set_defaults(handler=_not_yet("stats"))
+    p.set_defaults(handler=_stats)
 
     for name, sp in sub.choices.items():
         if name != "serve":
