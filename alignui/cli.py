@@ -17,6 +17,7 @@ from pathlib import Path
 
 from alignui.config import ConfigError, add_app_arguments, config_from, default_storage
 from alignui.errors import UserError
+from alignui.training import command as train_command
 
 Handler = Callable[[argparse.Namespace], dict]
 
@@ -88,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshot", help="snapshot id or path (default: the newest)")
     p.add_argument("--config", help="YAML preset (see configs/)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting")
-    p.set_defaults(handler=_not_yet("train"))
+    train_command.add_arguments(p)
+    p.set_defaults(handler=train_command.cmd_train)
 
     p = sub.add_parser("stats", help="win rates and Bradley-Terry ratings from arena votes or a battles file")
     p.add_argument("--battles", help="Chatbot Arena battles file (.csv or .jsonl)")
