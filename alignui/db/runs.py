@@ -52,18 +52,23 @@ class RunsMixin:
                    metrics: dict | None = None, adapter_path: str | None = None, snapshot_id: str | None = None,
                    snapshot_sha256: str | None = None, base_model: str | None = None,
                    parent_run: str | None = None, error: str | None = None,
-                   finished_at: datetime | None = None) -> Run:
-        """Insert or replace the index row of one run (the run directory stays the source of truth)."""
+                   finished_at: datetime | None = None, created_at: datetime | None = None) -> Run:
+        """Insert or replace the index row of one run (the run directory stays the source of truth).
+
+        `created_at` defaults to the existing row's (a status update does not reorder the runs), else now.
+        """
         if status not in RUN_STATUSES:
             raise ValueError(f"run status must be one of {RUN_STATUSES}, got {status!r}")
         values = [run_id, method, status, to_json(config or {}), to_json(metrics or {}), adapter_path, snapshot_id,
                   snapshot_sha256, base_model, parent_run, error, finished_at]
 
         def work(cur):
+            old = cur.execute("SELECT created_at FROM runs WHERE id = ?", [run_id]).fetchone()
             cur.execute("DELETE FROM runs WHERE id = ?", [run_id])
             cur.execute("INSERT INTO runs (id, method, status, config, metrics, adapter_path, snapshot_id, "
-                        "snapshot_sha256, base_model, parent_run, error, finished_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+                        "snapshot_sha256, base_model, parent_run, error, finished_at, created_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, coalesce(?, ?, current_timestamp))",
+                        values + [created_at, old[0] if old else None])
 
         self.tx(work)
         return self.get_run(run_id)

@@ -1,0 +1,194 @@
+"""What every training method shares: the device/dtype decision, loading the base model, LoRA, lengths.
+
+Owns:
+- `resolve_setup(config)`: device, dtype and gradient checkpointing for this machine. The dtype follows the
+  device (alignui.models.pick_dtype: bf16 on CUDA that supports it, fp16 on older GPUs, fp32 on CPU) and
+  the Trainer's autocast is set to the same dtype, so base weights, LoRA compute and autocast always agree
+  (the seed's "expected scalar type BFloat16 but found Float" cannot arise). 4-bit is refused without CUDA.
+- `load_base(...)`: the base model + tokenizer (alignui.models.load_pretrained; QLoRA prepared with PEFT's
+  prepare_model_for_kbit_training). The model is loaded ONCE: with LoRA the reference policy is the same
+  model with adapters disabled (TRL's behaviour when given a peft_config), never a second copy.
+- `lora_config`, `training_arguments` (the TrainingArguments kwargs every method shares),
+  `keep_prompt_end` (prompt truncation that keeps the latest turns), `pair_token_lengths` (what TRL will
+  tokenize, for the pre-flight report).
+
+No gradio, no duckdb: jobs read snapshots from disk (alignui.snapshot_format).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from alignui.config import DEMO_MODEL, config_from
+from alignui.errors import UserError
+from alignui.models import load_pretrained, pick_device, pick_dtype, quantization_config
+from alignui.paths import StorageLayout
+from alignui.training.config import TrainConfig
+from alignui.training.registry import RunDir
+
+
+@dataclass(frozen=True)
+class Setup:
+    """How a job runs on this machine (decided once, before anything is loaded)."""
+
+    device: str
+    dtype: Any  # torch.dtype
+    quantized: bool
+    gradient_checkpointing: bool
+
+    @property
+    def dtype_name(self) -> str:
+        return str(self.dtype).replace("torch.", "") + (" (4-bit NF4 base)" if self.quantized else "")
+
+
+def resolve_setup(config: TrainConfig) -> Setup:
+    """Device, dtype and gradient checkpointing for `config` here; refuses what this machine cannot do."""
+    device = pick_device(config.device)
+    dtype = pick_dtype(device)
+    if config.load_in_4bit:
+        quantization_config(device, dtype)  # raises a UserError without CUDA or bitsandbytes
+    checkpointing = config.gradient_checkpointing if config.gradient_checkpointing is not None else device == "cuda"
+    return Setup(device=device, dtype=dtype, quantized=config.load_in_4bit, gradient_checkpointing=checkpointing)
+
+
+def resolve_base_model(base_model: str, storage: Path, log: Callable[[str], None] = print) -> str:
+    """A loadable reference: '' = the app's model (ALIGNUI_MODEL or its default), 'demo' = the built-in model
+    (built under the data root if missing), a local path (made absolute), or a hub id as given."""
+    from alignui.demo_model import ensure_demo_model
+
+    name = base_model.strip() or config_from(None, os.environ).model
+    if name == DEMO_MODEL:
+        return str(ensure_demo_model(StorageLayout(storage).demo_model_dir, log=log).resolve())
+    local = Path(name).expanduser()
+    return str(local.resolve()) if local.exists() else name
+
+
+def load_tokenizer(base: str):
+    from transformers import AutoTokenizer
+
+    from alignui.models import prepare_tokenizer
+
+    try:
+        return prepare_tokenizer(AutoTokenizer.from_pretrained(base))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"could not load the tokenizer of {base} ({type(exc).__name__}: {str(exc)[:200]}); "
+                        "pass --set base_model=<local path> or 'demo'") from exc
+
+
+def load_base(config: TrainConfig, base: str, setup: Setup):
+    """(model, tokenizer) for training; the model is on `setup.device` in `setup.dtype` (or 4-bit)."""
+    import torch
+
+    if setup.device == "cpu" and config.cpu_threads:
+        torch.set_num_threads(config.cpu_threads)
+    try:
+        model, tokenizer, dtype = load_pretrained(base, setup.device, four_bit=setup.quantized)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"could not load the base model {base} ({type(exc).__name__}: {str(exc)[:200]}); "
+                        "pass --set base_model=<local path> or 'demo'") from exc
+    assert dtype == setup.dtype, (dtype, setup.dtype)
+    if setup.quantized:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=setup.gradient_checkpointing)
+    model.config.use_cache = False  # the KV cache is useless in training and conflicts with checkpointing
+    return model, tokenizer
+
+
+def lora_config(config: TrainConfig):
+    from peft import LoraConfig
+
+    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules=config.target_modules(), bias="none", task_type="CAUSAL_LM")
+
+
+def training_arguments(config: TrainConfig, run: RunDir, setup: Setup, *, has_eval: bool) -> dict[str, Any]:
+    """TrainingArguments kwargs every method shares (method configs add their own on top)."""
+    import torch
+
+    evaluate_steps = has_eval and config.eval_steps > 0
+    return dict(
+        output_dir=str(run.checkpoints_dir),
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        per_device_eval_batch_size=config.eval_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.learning_rate,
+        num_train_epochs=config.num_train_epochs,
+        max_steps=config.max_steps,
+        warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio of the total steps
+        lr_scheduler_type=config.lr_scheduler_type,
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        seed=config.seed,
+        logging_steps=config.logging_steps,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        eval_strategy="steps" if evaluate_steps else "no",
+        eval_steps=config.eval_steps if evaluate_steps else None,
+        # autocast in exactly the dtype the base was loaded in (fp32 on CPU: no autocast at all)
+        bf16=setup.dtype == torch.bfloat16,
+        fp16=setup.dtype == torch.float16,
+        use_cpu=setup.device == "cpu",
+        gradient_checkpointing=setup.gradient_checkpointing,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+
+
+def check_dtypes(model, setup: Setup, args) -> None:
+    """Refuse to start when weights and autocast disagree (the seed's BFloat16-vs-Float crash, caught early).
+
+    Trainable (LoRA) weights may be fp32 master copies; every other floating weight must be in the setup's
+    dtype, and any non-fp32 weight requires autocast in that same dtype.
+    """
+    import torch
+
+    floats = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    allowed = {setup.dtype, torch.float32}
+    if not floats <= allowed:
+        raise RuntimeError(f"weights in {sorted(map(str, floats))} but this run computes in {setup.dtype}")
+    if floats - {torch.float32}:
+        autocast = torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else None
+        if autocast != setup.dtype:
+            raise RuntimeError(f"{setup.dtype} weights need {setup.dtype} autocast, got {autocast}")
+
+
+def keep_prompt_end(ids: list[int], limit: int | None, keep_first: int | None = None) -> list[int]:
+    """The last `limit` prompt tokens (the latest turns matter most), keeping a leading BOS token if any."""
+    if limit is None or len(ids) <= limit:
+        return list(ids)
+    if keep_first is not None and ids and ids[0] == keep_first and limit > 1:
+        return [ids[0]] + list(ids[-(limit - 1):])
+    return list(ids[-limit:])
+
+
+def _tokenize(tokenizer, messages_or_text, *, generation_prompt: bool) -> list[int]:
+    if isinstance(messages_or_text, str):
+        return tokenizer(messages_or_text, add_special_tokens=False)["input_ids"]
+    return tokenizer.apply_chat_template(messages_or_text, add_generation_prompt=generation_prompt, tokenize=True,
+                                         return_dict=True)["input_ids"]
+
+
+def pair_token_lengths(tokenizer, row: dict[str, Any]) -> tuple[int, int, int]:
+    """(prompt, chosen, rejected) token counts the way TRL's DPO tokenizes a row (chat template or plain)."""
+    prompt, chosen, rejected = row["prompt"], row["chosen"], row["rejected"]
+    if isinstance(prompt, str):
+        eos = tokenizer.eos_token or ""
+        p = _tokenize(tokenizer, prompt, generation_prompt=False)
+        c = _tokenize(tokenizer, prompt + chosen + eos, generation_prompt=False)
+        r = _tokenize(tokenizer, prompt + rejected + eos, generation_prompt=False)
+    else:
+        p = _tokenize(tokenizer, prompt, generation_prompt=True)
+        c = _tokenize(tokenizer, prompt + chosen, generation_prompt=False)
+        r = _tokenize(tokenizer, prompt + rejected, generation_prompt=False)
+    return len(p), max(0, len(c) - len(p)), max(0, len(r) - len(p))
+
+
+def trainable_state(model) -> dict[str, Any]:
+    """A detached copy of the trainable parameters (to show that training moved them)."""
+    return {n: p.detach().float().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}

@@ -1,0 +1,181 @@
+"""DPO on TRL's DPOTrainer: the config (`DPOTrainConfig`) and the job (`run_dpo`).
+
+Owns: the DPO-specific knobs (beta, loss type, label smoothing, precomputed reference log-probs), the
+TrainingArguments -> trl.DPOConfig mapping, prompt truncation that keeps the END of long prompts (TRL 1.16
+dropped max_prompt_length), and the end of a run: held-out evaluation, the adapter, samples, verdict.
+
+Invariants:
+- One copy of the base model: the LoRA adapter is created by TRL from our peft_config, and the reference is
+  that same model with adapters disabled (no ref_model is ever passed or loaded).
+- The saved adapter is a standard PEFT directory (run/adapter/) that `PeftModel.from_pretrained` or
+  `model.load_adapter` loads onto the one served base model.
+- torch/trl are imported inside functions: importing this module (the web process does, for the config)
+  stays cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from alignui.training.config import TrainConfig, _require, knob
+
+LOSS_TYPES = ("sigmoid", "ipo", "hinge", "robust")
+
+
+@dataclass(frozen=True)
+class DPOTrainConfig(TrainConfig):
+    """TrainConfig + DPO's own knobs (defaults follow the seed's advice)."""
+
+    beta: float = knob(0.1, group="dpo", help="how far the policy may move from the reference (KL strength)",
+                       guide="0.1 default; 0.05-0.1 bold, 0.5+ conservative")
+    loss_type: str = knob("sigmoid", group="dpo", choices=LOSS_TYPES,
+                          help="sigmoid = DPO; ipo = IPO (squared, less overfitting); hinge = SLiC; robust = "
+                               "noise-robust DPO (use with label_smoothing)")
+    label_smoothing: float = knob(0.0, group="dpo", help="robust loss: assumed share of flipped labels",
+                                  guide="0.1 with robust; 0 otherwise")
+    precompute_ref_log_probs: bool = knob(False, group="dpo", help="compute reference log-probs once before "
+                                          "training (saves a forward pass per step, costs a pass over the data)")
+
+    def __post_init__(self):
+        super().__post_init__()
+        _require(self.beta > 0, f"beta must be positive, got {self.beta}; 0.1 is the usual default")
+        _require(self.loss_type in LOSS_TYPES, f"loss_type must be one of {', '.join(LOSS_TYPES)}, "
+                                               f"got {self.loss_type!r}")
+        _require(0 <= self.label_smoothing < 0.5, f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        _require(self.label_smoothing == 0 or self.loss_type == "robust",
+                 f"label_smoothing={self.label_smoothing} only applies to loss_type=robust; set loss_type=robust "
+                 "or label_smoothing=0")
+
+    def warnings(self) -> list[str]:
+        out = super().warnings()
+        if self.beta < 0.05:
+            out.append(f"beta {self.beta:g} is very bold: the policy may drift far from the base and degrade")
+        elif self.beta >= 0.5:
+            out.append(f"beta {self.beta:g} is conservative: expect small changes")
+        return out
+
+
+def trainer_class():
+    """trl.DPOTrainer plus `max_prompt_length` (prompts keep their last tokens), built lazily."""
+    from trl import DPOTrainer
+
+    from alignui.training.common import keep_prompt_end
+
+    class AlignDPOTrainer(DPOTrainer):
+        def __init__(self, *args, max_prompt_length: int | None = None, **kwargs):
+            self.max_prompt_length = max_prompt_length
+            super().__init__(*args, **kwargs)
+
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            # TRL drops pairs whose prompt alone fills max_length before we could shorten the prompt; switch its
+            # filter off while it tokenizes, shorten prompts (keeping the end), then apply the same filter.
+            max_length, args.max_length = args.max_length, None
+            try:
+                dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+            finally:
+                args.max_length = max_length
+            limit, bos = self.max_prompt_length, self._tokenizer.bos_token_id
+            if limit is not None:
+                dataset = dataset.map(lambda ex: {"prompt_ids": keep_prompt_end(ex["prompt_ids"], limit, bos)},
+                                      desc=f"Keeping the last {limit} prompt tokens ({dataset_name})")
+            if max_length is not None:
+                dataset = dataset.filter(lambda ex: len(ex["prompt_ids"]) < max_length,
+                                         desc=f"Dropping pairs with no room for a response ({dataset_name})")
+            return dataset
+
+    return AlignDPOTrainer
+
+
+def dpo_arguments(config: DPOTrainConfig, base_kwargs: dict[str, Any]):
+    from trl import DPOConfig
+
+    return DPOConfig(**base_kwargs, beta=config.beta, loss_type=[config.loss_type],
+                     label_smoothing=config.label_smoothing, precompute_ref_log_probs=config.precompute_ref_log_probs,
+                     max_length=config.max_length, truncation_mode="keep_start")
+
+
+def build_trainer(job, data, callbacks: list):
+    """(trainer, model) for a job: the base loaded once, LoRA from our config, our callbacks attached."""
+    from transformers import PrinterCallback
+
+    from alignui.training.common import check_dtypes, load_base, lora_config, training_arguments
+
+    config: DPOTrainConfig = job.config
+    model, tokenizer = load_base(config, job.base, job.setup)
+    test = data["test"] if "test" in data and len(data["test"]) else None
+    args = dpo_arguments(config, training_arguments(config, job.run, job.setup, has_eval=test is not None))
+    trainer = trainer_class()(model=model, args=args, train_dataset=data["train"], eval_dataset=test,
+                              processing_class=tokenizer, peft_config=lora_config(config), callbacks=callbacks,
+                              max_prompt_length=config.max_prompt_length)
+    trainer.remove_callback(PrinterCallback)  # RunCallback prints a readable line per log event instead
+    check_dtypes(trainer.model, job.setup, args)
+    return trainer, tokenizer
+
+
+def run_dpo(job) -> dict[str, Any]:
+    """Train a DPO LoRA adapter for `job` (alignui.training.job.Job) and return the run's summary."""
+    from alignui.snapshot_format import load_snapshot
+    from alignui.training.common import trainable_state
+    from alignui.training.job import JobCancelled
+    from alignui.training.metrics import RunCallback
+
+    data = load_snapshot(job.snapshot)
+    callback = RunCallback(job.run, should_stop=job.stop.is_set, log=job.log)
+    job.run.update_status(phase="loading model")
+    trainer, tokenizer = build_trainer(job, data, [callback])
+    job.check_stop("while loading")
+    before = trainable_state(trainer.model)
+    job.run.update_status(phase="training")
+    result = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
+    if callback.stopped_at is not None or job.stop.is_set():
+        raise JobCancelled(f"run {job.run.id} cancelled at step {trainer.state.global_step} with a checkpoint "
+                           "saved: Resume continues from there")
+    moved = _parameter_change(before, trainable_state(trainer.model))
+    return finish(job, trainer, tokenizer, data, train_metrics=result.metrics, moved=moved)
+
+
+def _parameter_change(before: dict, after: dict) -> float:
+    """Relative L2 change of the trainable weights over this session (0 = nothing moved)."""
+    import torch
+
+    num = sum(float(torch.linalg.vector_norm(after[k] - before[k]) ** 2) for k in before)
+    den = sum(float(torch.linalg.vector_norm(before[k]) ** 2) for k in before) or 1.0
+    return (num / den) ** 0.5
+
+
+def finish(job, trainer, tokenizer, data, *, train_metrics: dict, moved: float) -> dict[str, Any]:
+    """Held-out evaluation, the adapter, samples, watch-outs and the verdict; returns the summary."""
+    import json
+
+    from alignui.training.evaluation import sample_pairs, verdict, watchouts
+
+    run, config = job.run, job.config
+    test = trainer.eval_dataset
+    eval_metrics: dict[str, Any] = {}
+    if test is not None:
+        job.run.update_status(phase="evaluating")
+        eval_metrics = trainer.evaluate()
+        job.log(f"held-out evaluation: {json.dumps({k: round(v, 4) for k, v in eval_metrics.items()})}")
+    job.run.update_status(phase="saving adapter")
+    trainer.save_model(str(run.adapter_dir))
+    samples: list[dict[str, Any]] = []
+    if config.sample_prompts:
+        job.run.update_status(phase="sampling")
+        source = data["test"] if "test" in data and len(data["test"]) else data["train"]
+        prompts = [source[i]["prompt"] for i in range(min(config.sample_prompts, len(source)))]
+        samples = sample_pairs(trainer.model, tokenizer, prompts, max_new_tokens=config.sample_max_new_tokens,
+                               seed=config.seed)
+        run.samples_path.write_text("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
+    metrics = run.read_metrics()
+    train_acc = [r["rewards/accuracies"] for r in metrics if "rewards/accuracies" in r]
+    notes = watchouts(metrics, samples=samples, preflight=json.loads(run.preflight_path.read_text())
+                      if run.preflight_path.is_file() else None)
+    line = verdict(eval_metrics, len(test) if test is not None else 0,
+                   train_accuracy=train_acc[-1] if train_acc else None)
+    for text in [line, *notes]:
+        job.log(text)
+    keep = ("train_loss", "train_runtime", "train_steps_per_second", "train_samples_per_second")
+    return {"adapter": str(run.adapter_dir), "steps": trainer.state.global_step, "params_moved": moved,
+            "train": {k: train_metrics[k] for k in keep if k in train_metrics}, "eval": eval_metrics,
+            "verdict": line, "watchouts": notes}

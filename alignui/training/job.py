@@ -1,0 +1,231 @@
+"""The job envelope: what `python -m alignui train <method>` does around any method's training function.
+
+Owns: creating (or reopening, to resume) the run directory, writing config.yaml and lineage.json, the
+pre-flight check, status.json's life cycle (running -> done | failed | cancelled), turning SIGTERM/Ctrl-C into
+"checkpoint, then stop", and turning any failure (bad input, out of memory, a crash) into a failed status that
+carries the reason and the last log lines. A method only writes `job(job: Job) -> dict`.
+
+Invariants:
+- Never opens the database (the app holds the DuckDB file); the app indexes the run directory instead.
+- Every run that started ends with a final state in status.json, unless the process is killed outright
+  (SIGKILL, the OOM killer); the app's runner then writes the failure from the outside.
+- A failure always reaches the caller as a UserError subclass with one line (the CLI prints `error: ...`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from alignui.errors import UserError
+from alignui.paths import StorageLayout
+from alignui.snapshot_format import SnapshotRef, resolve_snapshot
+from alignui.training.common import Setup
+from alignui.training.config import TrainConfig, build_config
+from alignui.training.methods import Method, get_method
+from alignui.training.registry import RunDir, new_run_id, now_iso
+
+
+class JobFailed(UserError):
+    """The job ended without a result; the message says why (details in the run's log.txt)."""
+
+
+class JobCancelled(JobFailed):
+    """Stopped on request; the last checkpoint can be resumed."""
+
+
+@dataclass
+class StopFlag:
+    """Set from a signal handler (SIGTERM from the app's Cancel, or Ctrl-C); read by the training callback."""
+
+    event: threading.Event = field(default_factory=threading.Event)
+
+    def set(self) -> None:
+        self.event.set()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+
+@dataclass
+class Job:
+    """Everything a method's training function gets."""
+
+    method: Method
+    run: RunDir
+    config: TrainConfig
+    snapshot: SnapshotRef
+    storage: Path
+    setup: Setup
+    base: str  # the resolved base model: an absolute local path or a hub id
+    resume_from: Path | None
+    stop: StopFlag
+    log: Callable[[str], None]
+
+    def check_stop(self, where: str) -> None:
+        if self.stop.is_set():
+            raise JobCancelled(f"run {self.run.id} cancelled {where}")
+
+
+class Tee:
+    """Job log lines go to stdout and, unless stdout already IS log.txt (the app redirects it), to log.txt."""
+
+    def __init__(self, run: RunDir):
+        run.log_path.touch()
+        try:
+            same = os.path.samestat(os.fstat(sys.stdout.fileno()), os.stat(run.log_path))
+        except (OSError, ValueError, AttributeError):
+            same = False
+        self.file = None if same else run.log_path.open("a", buffering=1)
+
+    def __call__(self, line: str) -> None:
+        print(line, flush=True)
+        if self.file is not None:
+            self.file.write(line + "\n")
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+@contextmanager
+def stop_on_signals(stop: StopFlag) -> Iterator[None]:
+    """SIGTERM and the first Ctrl-C set `stop` (a checkpoint is saved); a second Ctrl-C interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(signum, frame):
+        if signum == signal.SIGINT and stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def _prepare_run(method: Method, layout: StorageLayout, *, run_id: str | None, resume: bool,
+                 config_file: Path | None, preset: str | None, overrides: dict[str, Any],
+                 snapshot: str | None) -> tuple[RunDir, TrainConfig, str | None]:
+    """(run directory, config, snapshot id-or-path) for a new run, a pre-created one, or a resumed one."""
+    cls = method.config_class()
+    if resume:
+        if not run_id:
+            raise UserError("--resume needs --run-id RUN (the run to continue)")
+        run = RunDir.open(layout, run_id)
+        saved_method, settings = run.read_config()
+        if saved_method not in (None, method.name):
+            raise UserError(f"run {run_id} is a {saved_method} run, not {method.name}")
+        config = cls.from_mapping({**settings, **overrides})
+        return run, config, snapshot or run.read_lineage().get("snapshot_path") or run.read_lineage().get("snapshot")
+    if preset and config_file is None:
+        config_file = method.presets_path  # --preset alone names a preset of configs/<method>.yaml
+    config = build_config(cls, config_file=config_file, preset=preset, overrides=overrides)
+    if run_id and layout.run_dir(run_id).is_dir():
+        return RunDir.open(layout, run_id), config, snapshot  # pre-created by the app's runner
+    return RunDir.create(layout, run_id or new_run_id(method.name)), config, snapshot
+
+
+def execute(method_name: str, *, storage: Path, snapshot: str | None = None, config_file: Path | None = None,
+            preset: str | None = None, overrides: dict[str, Any] | None = None, run_id: str | None = None,
+            resume: bool = False, stop: StopFlag | None = None) -> dict[str, Any]:
+    """Run one training job in this process (the CLI's foreground contract); returns its summary."""
+    method = get_method(method_name)
+    layout = StorageLayout(Path(storage)).ensure()
+    run, config, snapshot_arg = _prepare_run(method, layout, run_id=run_id, resume=resume, config_file=config_file,
+                                             preset=preset, overrides=dict(overrides or {}), snapshot=snapshot)
+    stop = stop or StopFlag()
+    log = Tee(run)
+    created = run.read_status().get("created_at") or now_iso()
+    run.update_status(state="running", method=method.name, phase="preparing", pid=os.getpid(), error=None,
+                      started_at=now_iso(), finished_at=None, created_at=created)
+    try:
+        with stop_on_signals(stop):
+            summary = _run(method, layout, run, config, snapshot_arg, resume, stop, log)
+    except JobCancelled as exc:
+        run.update_status(state="cancelled", phase="stopped", error=str(exc), finished_at=now_iso())
+        log(f"cancelled: {exc}")
+        raise
+    except BaseException as exc:
+        message = describe_failure(exc)
+        if not isinstance(exc, UserError):
+            log(traceback.format_exc())
+        log(f"failed: {message}")
+        run.update_status(state="failed", phase="stopped", error=message, log_tail=run.log_tail(15),
+                          finished_at=now_iso())
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise JobFailed(f"run {run.id} failed: {message} (log: {run.log_path})") from exc
+    finally:
+        log.close()
+    run.update_status(state="done", phase="finished", summary=summary, finished_at=now_iso())
+    return {"run": run.id, "status": "done", "path": str(run.path), **summary}
+
+
+def _run(method: Method, layout: StorageLayout, run: RunDir, config: TrainConfig, snapshot_arg: str | None,
+         resume: bool, stop: StopFlag, log: Callable[[str], None]) -> dict[str, Any]:
+    from alignui.training import preflight as pf
+
+    quiet_libraries()
+    snap = resolve_snapshot(layout.root, snapshot_arg)
+    resume_from = run.last_checkpoint() if resume else None
+    log(f"alignui: {method.name} run {run.id} on snapshot {snap.id}" + (f", resuming from {resume_from.name}"
+                                                                        if resume_from else ""))
+    for warning in config.warnings():
+        log(f"warning: {warning}")
+    run.update_status(phase="pre-flight")
+    report, setup, base = pf.check(config, layout.root, snap, log=log)
+    run.preflight_path.write_text(json.dumps(report.to_dict(), indent=2, default=str))
+    log(report.markdown().replace("**", ""))
+    report.raise_if_refused()
+    assert setup is not None
+    run.write_config(method.name, config.to_dict())
+    if not resume:
+        run.write_lineage({"run_id": run.id, "method": method.name, "snapshot": snap.id,
+                           "snapshot_path": str(snap.path.resolve()), "snapshot_sha256": snap.sha256,
+                           "base_model": config.base_model or base, "base_model_path": base,
+                           "parent_run": config.parent_run, "created_at": now_iso()})
+    if resume:
+        step = int(resume_from.name.rsplit("-", 1)[-1]) if resume_from else 0
+        run.truncate_metrics(after_step=step)  # steps after the checkpoint are trained (and logged) again
+        if resume_from is None:
+            log("no checkpoint was saved before the stop: training starts over")
+    job = Job(method=method, run=run, config=config, snapshot=snap, storage=layout.root, setup=setup, base=base,
+              resume_from=resume_from, stop=stop, log=log)
+    job.check_stop("before training started")
+    return method.job()(job)
+
+
+def quiet_libraries() -> None:
+    """No per-item progress bars or deprecation chatter in log.txt: RunCallback prints one line per log event."""
+    import warnings
+
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for status.json and the UI: what happened and, for out-of-memory, what to do."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, MemoryError) or "out of memory" in text.lower() or type(exc).__name__ == "OutOfMemoryError":
+        return ("out of memory: lower the batch size or max_length, turn on gradient checkpointing, or use 4-bit "
+                f"QLoRA on a GPU ({text[:160]})")
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return text if isinstance(exc, UserError) else f"{type(exc).__name__}: {text[:300]}"

@@ -1,0 +1,76 @@
+"""Synthetic preference snapshots from the demo corpus, for tests, benchmarks and a first try without votes.
+
+Owns: `closer_pairs` (chosen = a corpus answer ending with demo_corpus.POLITE_CLOSER, rejected = the same
+answer without it: a property a program can check in samples) and `write_snapshot`, which writes rows in
+the documented snapshot format (alignui.snapshot_format: DatasetDict train/test + manifest.json).
+
+Invariants: pure functions of the seed (random.Random passed in or seeded here, no global state); the held-out
+prompts (`split_prompts`) never appear in the training rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from alignui import demo_corpus as corpus
+from alignui.snapshot_format import MANIFEST, SnapshotRef
+
+
+def all_prompts() -> list[tuple[str, corpus.Entity]]:
+    """Every (question, entity) the corpus can ask, in a fixed order."""
+    return [(q.format(name=e.name), e) for e in corpus.ENTITIES for q in corpus.QUESTIONS]
+
+
+def split_prompts(rng: random.Random, held_out: int) -> tuple[list, list]:
+    """(train, held-out) (question, entity) lists with no question in both."""
+    prompts = all_prompts()
+    rng.shuffle(prompts)
+    return prompts[held_out:], prompts[:held_out]
+
+
+def closer_pairs(prompts: list[tuple[str, corpus.Entity]], n: int, rng: random.Random,
+                 plain: bool = False) -> list[dict[str, Any]]:
+    """`n` pairs: chosen ends with the polite closer, rejected is the same answer without it."""
+    rows = []
+    for _ in range(n):
+        question, entity = rng.choice(prompts)
+        answer = corpus.answer(question, entity, rng).replace(" " + corpus.POLITE_CLOSER, "")
+        chosen, rejected = f"{answer} {corpus.POLITE_CLOSER}", answer
+        if plain:
+            rows.append({"prompt": question, "chosen": chosen, "rejected": rejected})
+        else:
+            rows.append({"prompt": [{"role": "user", "content": question}],
+                         "chosen": [{"role": "assistant", "content": chosen}],
+                         "rejected": [{"role": "assistant", "content": rejected}]})
+    return rows
+
+
+def write_snapshot(storage: Path, snapshot_id: str, train: list[dict], test: list[dict], *,
+                   filters: dict | None = None) -> SnapshotRef:
+    """Write `train`/`test` rows as storage/snapshots/<id>/ in the snapshot format; returns its ref."""
+    from datasets import Dataset, DatasetDict
+
+    path = Path(storage) / "snapshots" / snapshot_id
+    data = DatasetDict({"train": Dataset.from_list(train), "test": Dataset.from_list(test)})
+    data.save_to_disk(str(path / "dataset"))
+    digest = hashlib.sha256(json.dumps([train, test], sort_keys=True).encode()).hexdigest()
+    plain = bool(train) and isinstance(train[0]["prompt"], str)
+    manifest = {"id": snapshot_id, "rows": len(train), "test_rows": len(test), "sha256": digest,
+                "filters": filters or {"synthetic": "polite closer"}, "format": "plain" if plain else "conversational",
+                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "schema_version": None}
+    (path / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return SnapshotRef(snapshot_id, path, manifest)
+
+
+def closer_snapshot(storage: Path, snapshot_id: str = "synthetic-closer", *, train_rows: int = 400,
+                    test_rows: int = 40, held_out: int = 110, seed: int = 0, plain: bool = False) -> SnapshotRef:
+    """A ready snapshot of closer pairs; its test split uses only held-out prompts."""
+    rng = random.Random(seed)
+    train_prompts, held = split_prompts(rng, held_out)
+    return write_snapshot(storage, snapshot_id, closer_pairs(train_prompts, train_rows, rng, plain),
+                          closer_pairs(held, test_rows, rng, plain))
