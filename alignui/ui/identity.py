@@ -62,7 +62,11 @@ def identity_of(ctx: AppContext, request: gr.Request | None, typed_name: str | N
 def sign_in_widgets(ctx: AppContext) -> None:
     """A 'Sign in with Hugging Face' button where OAuth is on (a Space with hf_oauth: true), and a logout
     link where Gradio's own login page is on; nothing on a local single-user install."""
-    if ctx.config.oauth:
-        gr.LoginButton(elem_id="login-button", size="sm")
-    elif ctx.config.users:
-        gr.Button("Log out", link="/logout", size="sm", elem_id="logout-button")
+    if not (ctx.config.oauth or ctx.config.users):
+        return
+    with gr.Row(elem_id="sign-in"):
+        gr.HTML("")  # pushes the button to the right
+        if ctx.config.oauth:
+            gr.LoginButton(elem_id="login-button", size="sm", scale=0, min_width=220)
+        else:
+            gr.Button("Log out", link="/logout", size="sm", elem_id="logout-button", scale=0, min_width=120)

@@ -1,0 +1,130 @@
+"""Roles: an annotator without the admin role is refused every privileged action, with a clear message,
+in the core, through the named API (gradio_client logged in with Gradio auth) and in the browser."""
+
+from dataclasses import replace
+
+import pytest
+from gradio_client import Client
+
+from alignui import team
+from alignui.db import NewGeneration
+from alignui.identity import PermissionDenied, resolve
+from conftest import Served
+
+ADMINS = frozenset({"boss"})
+ACCOUNTS = (("boss", "pw-boss"), ("ann", "pw-ann"), ("bob", "pw-bob"))
+REFUSED = r"ann may not {}: only admins can"
+
+
+def seed_pair(store, annotator="bob", verdict="a"):
+    pair = store.save_pair([{"role": "user", "content": "Q?"}], NewGeneration("base", "x"),
+                           NewGeneration("base", "y"), annotator=annotator)
+    return store.decide(pair.id, verdict)
+
+
+def test_the_core_refuses_every_admin_action_of_an_annotator(ctx):
+    ann = resolve(login_name="ann", admins=ADMINS)
+    pair = seed_pair(ctx.store)
+    config = replace(ctx.config, hf_token="hf_x", admins=ADMINS)
+    attempts = {
+        "manage users": lambda: team.set_role(ctx.store, ann, "ann", "admin"),
+        "configure": lambda: team.set_overlap(ctx.store, ann, 3),
+        "delete": lambda: team.remove_votes(ctx.store, ann, "bob"),
+        "push": lambda: team.backup(ctx.store, config, ann, "me/backup"),
+    }
+    for action, attempt in attempts.items():
+        with pytest.raises(PermissionDenied, match=REFUSED.format(action)):
+            attempt()
+    with pytest.raises(PermissionDenied, match=REFUSED.format("configure")):
+        team.mark_gold(ctx.store, ann, pair.id, "a")
+    # nothing changed
+    assert ctx.store.admin_names() == frozenset() and ctx.store.overlap_k() == 1
+    assert ctx.store.get_comparison(pair.id).verdict == "a" and ctx.store.gold_items() == []
+
+
+@pytest.fixture
+def team_server(config):
+    """The app with Gradio's login page: boss is the admin, ann and bob annotate."""
+    from alignui.ui.app import launch
+
+    secured = replace(config, users=ACCOUNTS, admins=ADMINS)
+    demo, context = launch(secured, block=False, quiet=True, seed=0)
+    yield Served(url=f"http://127.0.0.1:{secured.port}/", ctx=context, demo=demo)
+    demo.close()
+    context.close()
+
+
+def login(server, name) -> Client:
+    return Client(server.url, auth=(name, dict(ACCOUNTS)[name]), verbose=False)
+
+
+def test_the_api_refuses_an_annotator_and_obeys_an_admin(team_server):
+    store = team_server.ctx.store
+    pair = seed_pair(store)
+    ann = login(team_server, "ann")
+    refused = [
+        (("ann", "admin"), "/admin_set_role", "manage users"),
+        (("bob",), "/admin_remove_votes", "delete"),
+        (("me/backup",), "/admin_backup", "push"),
+        ((5,), "/admin_set_overlap", "configure"),
+        ((pair.id, "b", "trap"), "/admin_mark_gold", "configure"),
+    ]
+    for args, endpoint, action in refused:
+        with pytest.raises(Exception, match=REFUSED.format(action)):
+            ann.predict(*args, api_name=endpoint)
+    assert store.get_comparison(pair.id).verdict == "a" and store.overlap_k() == 1 and not store.gold_items()
+    assert store.admin_names() == frozenset()
+
+    boss = login(team_server, "boss")
+    message, _ = boss.predict("ann", "admin", api_name="/admin_set_role")
+    assert message == "ann is now an admin."
+    with pytest.raises(Exception, match="set HF_TOKEN"):  # past the permission check: now it wants a token
+        boss.predict("me/backup", api_name="/admin_backup")
+    message, _ = boss.predict("bob", api_name="/admin_remove_votes")
+    assert message.startswith("Removed 1 comparison by bob")
+    assert store.vote_counts()["total"] == 0
+
+
+def test_without_a_login_the_api_is_closed(team_server):
+    with pytest.raises(Exception):
+        Client(team_server.url, verbose=False)  # Gradio auth: no session, no API
+    with pytest.raises(Exception):
+        Client(team_server.url, auth=("ann", "wrong"), verbose=False)
+
+
+def browser_login(page, server, name):
+    page.goto(server.url)
+    page.get_by_label("username").fill(name)
+    page.get_by_label("password").fill(dict(ACCOUNTS)[name])
+    page.get_by_role("button", name="Login").click()
+    page.locator("#header").wait_for()
+
+
+@pytest.mark.e2e
+def test_the_admin_tab_is_read_only_for_an_annotator(team_server, page):
+    from conftest import screenshot
+
+    browser_login(page, team_server, "ann")
+    page.get_by_role("tab", name="Admin").click()
+    page.get_by_text("You are").wait_for()
+    assert "ann (annotator, signed in)" in page.locator("#admin-status").inner_text()
+    page.wait_for_function("() => document.querySelector('#admin-remove-votes').disabled")
+    for button in ("#admin-set-role", "#admin-remove-votes", "#admin-backup", "#admin-mark-gold"):
+        assert page.locator(button).is_disabled()
+    screenshot(page, "admin-annotator")
+
+
+@pytest.mark.e2e
+def test_an_admin_removes_a_spammers_votes_in_the_browser(team_server, page):
+    from conftest import screenshot
+
+    seed_pair(team_server.ctx.store, annotator="spammer")
+    browser_login(page, team_server, "boss")
+    page.get_by_role("tab", name="Admin").click()
+    page.get_by_text("You are").wait_for()
+    assert "boss (admin, signed in)" in page.locator("#admin-status").inner_text()
+    page.locator("#admin-remove-name textarea, #admin-remove-name input").first.fill("spammer")
+    page.locator("#admin-remove-votes").click()
+    page.get_by_text("Removed 1 comparison by spammer").wait_for()
+    screenshot(page, "admin-after-removal")
+    assert team_server.ctx.store.vote_counts()["total"] == 0
