@@ -108,7 +108,7 @@ class BattleProgress:
     battle_id: str = ""
 
 
-def _run_of(store: Store, ref: str) -> Run | None:
+def run_of(store: Store, ref: str) -> Run | None:
     return None if ref == BASE else store.get_run(ref)
 
 
@@ -119,7 +119,7 @@ def stream_battle(store: Store, server: AdapterServer, messages: Messages, rng: 
     pair = choose_pair(store, arena_models(store), settings.mode, rng)
     left, right = assign_sides(store, pair, rng)
     sampling = with_seed(settings.sampling, rng.randrange(2**31))
-    for update in server.stream_two(messages, _run_of(store, left), _run_of(store, right), sampling):
+    for update in server.stream_two(messages, run_of(store, left), run_of(store, right), sampling):
         if update.result is None:
             yield BattleProgress(update.text_a, update.text_b)
             continue
