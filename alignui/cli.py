@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from alignui.config import ConfigError, add_app_arguments, config_from, default_storage
+from alignui.data_cli import add_export_arguments, cmd_export, cmd_import
 from alignui.errors import UserError
 from alignui.training import command as train_command
 
@@ -71,9 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="a local .jsonl/.json/.csv/.parquet file or directory, or a hub dataset id")
     p.add_argument("--format", default="auto",
                    choices=["auto", "trl", "hh-rlhf", "ultrafeedback", "oasst", "prompts"])
-    p.add_argument("--split", help="which split of a dataset to read")
+    p.add_argument("--split", help="split of a dataset directory or hub dataset to read; for prompt lists, "
+                   "'heldout' puts the prompts in the arena's held-out pool (default pool: train)")
     p.add_argument("--map", help="column mapping new=old,... e.g. prompt=question,chosen=good,rejected=bad")
-    p.set_defaults(handler=_not_yet("import"))
+    p.set_defaults(handler=cmd_import)
 
     p = sub.add_parser("export", help="export votes as an immutable dataset snapshot")
     p.add_argument("--format", default="hf", choices=["hf", "parquet", "jsonl"])
@@ -82,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include-arena", action="store_true", help="also export arena votes as pairs")
     p.add_argument("--test-size", type=float, default=0.1, help="fraction of rows in the test split")
     p.add_argument("--push-to-hub", metavar="REPO", help="also push to a (private) hub dataset repo")
-    p.set_defaults(handler=_not_yet("export"))
+    add_export_arguments(p)
+    p.set_defaults(handler=cmd_export)
 
     p = sub.add_parser("train", help="train a LoRA adapter (dpo), a reward model (reward) or RLHF (rlhf)")
     p.add_argument("method", choices=["dpo", "reward", "rlhf"])

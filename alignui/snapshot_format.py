@@ -11,13 +11,20 @@ A snapshot is an immutable directory, storage/snapshots/<id>/:
     data.parquet / data.jsonl (optional, when asked for)
 
 Owns: resolving "an id, a path, or the newest" to a snapshot and loading its
-DatasetDict. Training jobs use this module only: they read snapshots from
-disk and never open the live database (DuckDB allows one process per file).
+DatasetDict, and the snapshot's content hash (`rows_sha256` / `dataset_sha256`):
+sha256 over the canonical rows (each row as JSON with sorted keys, one per
+line, split by split in sorted split order), so the same data gives the same
+hash on every export and the hash can be re-checked from the saved dataset
+(`verify_snapshot`). Training jobs use this module only: they read snapshots
+from disk and never open the live database (DuckDB allows one process per file).
+Writing snapshots lives in alignui/export.py.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +34,25 @@ from alignui.paths import StorageLayout, UnsafeNameError
 
 MANIFEST = "manifest.json"
 DATASET_DIR = "dataset"
+README = "README.md"
+#: Version of the snapshot layout and manifest keys (bump when either changes incompatibly).
+SNAPSHOT_SCHEMA_VERSION = 1
+
+
+def rows_sha256(splits: Mapping[str, Iterable[dict[str, Any]]]) -> str:
+    """sha256 of the canonical rows: per split (sorted by name) a header line, then one sorted-key JSON per row."""
+    digest = hashlib.sha256()
+    for split in sorted(splits):
+        digest.update(f"split {split}\n".encode())
+        for row in splits[split]:
+            digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode())
+            digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def dataset_sha256(data) -> str:
+    """rows_sha256 of a loaded DatasetDict (what a snapshot's manifest sha256 must equal)."""
+    return rows_sha256({split: data[split].to_list() for split in data})
 
 
 @dataclass(frozen=True)
@@ -101,3 +127,8 @@ def load_snapshot(ref: SnapshotRef):
         raise UserError(f"snapshot {ref.id} lacks the columns {sorted(missing)}; a preference snapshot needs "
                         "prompt, chosen and rejected")
     return data
+
+
+def verify_snapshot(ref: SnapshotRef) -> bool:
+    """True when the saved dataset still hashes to the manifest's sha256."""
+    return bool(ref.sha256) and dataset_sha256(load_snapshot(ref)) == ref.sha256

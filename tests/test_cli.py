@@ -47,9 +47,3 @@ class _Fixed:
 def test_serve_with_a_bad_port_is_one_line_error(argv, tmp_path):
     out = run_cli(*argv, storage=None)
     assert out.returncode == 2 and out.stderr.startswith("error: port must be") and out.stdout == ""
-
-
-@pytest.mark.parametrize("command", [["import", "x.jsonl"], ["export"]])
-def test_commands_not_built_yet_say_so_and_exit_non_zero(command, tmp_path):
-    out = run_cli(*command, storage=tmp_path)
-    assert out.returncode == 2 and "not available yet" in out.stderr and out.stdout == ""

@@ -112,8 +112,9 @@ def test_counts_and_export_rows(store):
     assert by_source["import:x"]["a"] == 2 and by_source["app"]["total"] == 2 and by_source["app"]["deleted"] == 1
     by_annotator = {r["annotator"]: r for r in store.counts_by("annotator")}
     assert by_annotator["alice"]["b"] == 1 and by_annotator["alice"]["skip"] == 1 and by_annotator["(none)"]["a"] == 2
-    frame = store.export_frame()
-    assert len(frame) == 3 and list(frame["id"]) == sorted(frame["id"])
+    rows = store.export_rows()
+    assert [r.verdict for r in rows].count("skip") == 1 and len(rows) == 4
+    assert [r.id for r in rows] == sorted(r.id for r in rows)
     assert store.verdict_histogram() == {"a": 2, "b": 1, "tie": 0, "both_bad": 0, "skip": 1, "pending": 0,
                                          "deleted": 1}
-    assert len(store.export_frame(sources=("app",))) == 1
+    assert len(store.export_rows(sources=("app",))) == 2

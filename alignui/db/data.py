@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from alignui.db.core import from_json, new_id, to_json
 from alignui.db.records import KINDS, VERDICTS
@@ -78,6 +78,26 @@ class BrowseFilter:
                          "OR contains(lower(gb.text), ?))")
             params += [needle, needle, needle]
         return (" AND ".join(conds) or "TRUE"), params
+
+
+class ExportRow(NamedTuple):
+    """A decided comparison as an export reads it (messages and meta still JSON text)."""
+
+    id: str
+    kind: str
+    source: str
+    annotator: str | None
+    verdict: str
+    edited_chosen: str | None
+    decided_at: datetime | None
+    meta: str | None
+    messages: str
+    text_a: str
+    text_b: str
+    model_a: str
+    model_b: str
+    gen_a: str
+    gen_b: str
 
 
 @dataclass(frozen=True)
@@ -209,19 +229,20 @@ class DataMixin:
                     [new_id(), comparison_id, action, old_verdict, new_verdict, old_edit, actor, note])
 
     # -- export ------------------------------------------------------------------------------
-    def export_frame(self, kinds: tuple[str, ...] = ("annotate",), sources: tuple[str, ...] | None = None):
-        """Decided a/b comparisons of `kinds` (not deleted) as a DataFrame, ordered by id (stable)."""
+    def export_rows(self, kinds: tuple[str, ...] = ("annotate",), sources: tuple[str, ...] | None = None
+                    ) -> list[ExportRow]:
+        """Decided, not deleted comparisons of `kinds` (every verdict: a policy may need the ties), ordered by id."""
         params: list[Any] = [list(kinds)]
         source_cond = ""
         if sources:
             source_cond = " AND list_contains(?, c.source)"
             params.append(list(sources))
-        return self.query_df(
+        rows = self.query(
             f"""SELECT c.id, c.kind, c.source, c.annotator, c.verdict, c.edited_chosen, c.decided_at, c.meta,
-                       p.messages, ga.text AS text_a, gb.text AS text_b, ga.model_ref AS model_a,
-                       gb.model_ref AS model_b {_FROM}
-                WHERE c.deleted_at IS NULL AND c.verdict IN ('a', 'b') AND list_contains(?, c.kind){source_cond}
+                       p.messages, ga.text, gb.text, ga.model_ref, gb.model_ref, c.gen_a, c.gen_b {_FROM}
+                WHERE c.deleted_at IS NULL AND c.verdict IS NOT NULL AND list_contains(?, c.kind){source_cond}
                 ORDER BY c.id""", params)
+        return [ExportRow(*r) for r in rows]
 
     def verdict_histogram(self, kinds: tuple[str, ...] = ("annotate",),
                           sources: tuple[str, ...] | None = None) -> dict[str, int]:
