@@ -137,8 +137,9 @@ class AgreementReport:
 
     def describe(self) -> str:
         if self.value is None:
-            return (f"{self.ratings} votes by {self.annotators} annotators; {self.shared_pairs} pairs judged by "
-                    "several people: too few for an agreement figure (raise the overlap k in the Admin tab)")
+            return (f"{self.ratings} votes by {self.annotators} annotators; {self.shared_pairs} "
+                    f"pair{'s' if self.shared_pairs != 1 else ''} judged by several people: too few (or too "
+                    "uniform) for an agreement figure; raise the overlap k to have more pairs judged twice")
         names = {"cohen": "Cohen's kappa", "fleiss": "Fleiss' kappa", "krippendorff": "Krippendorff's alpha"}
         return (f"{names[self.method]} = {self.value:.3f} over {self.shared_pairs} shared pairs "
                 f"({self.ratings} votes by {self.annotators} annotators)")

@@ -78,6 +78,10 @@ def people(store: Store, configured_admins: frozenset[str]) -> list[list]:
             for n, role, votes, last in sorted(rows.values())]
 
 
+def _clip(text: str, limit: int = 600) -> str:
+    return text if len(text) <= limit else text[:limit] + " …"
+
+
 def _pct(x: float | None) -> str:
     return "" if x is None else f"{x:.0%}"
 
@@ -97,5 +101,5 @@ def agreement_tables(store: Store, min_agreement: float = 0.6) -> tuple[str, lis
         first = pair.comparisons[0]
         votes = ", ".join(f"{v} x{n}" for v, n in sorted(pair.counts.items()))
         prompt = next((m["content"] for m in reversed(first.messages) if m["role"] == "user"), "")
-        disputed.append([first.id, prompt, first.text_a, first.text_b, votes, _pct(pair.share)])
+        disputed.append([first.id, _clip(prompt), _clip(first.text_a), _clip(first.text_b), votes, _pct(pair.share)])
     return "\n\n".join(lines), annotators, disputed

@@ -113,7 +113,8 @@ def _agreement_section(ctx: AppContext) -> None:
     headline = gr.Markdown(elem_id="admin-agreement")
     annotators = gr.Dataframe(headers=team.ANNOTATOR_COLUMNS, interactive=False, elem_id="admin-annotators")
     disputed = gr.Dataframe(headers=team.DISPUTED_COLUMNS, interactive=False, wrap=True, elem_id="admin-disputed",
-                            label="Disputed pairs (prompt and responses shown as plain text)")
+                            label="Disputed pairs (prompt and responses shown as plain text)",
+                            column_widths=["10%", "24%", "27%", "27%", "7%", "5%"])
 
     @user_errors
     def ui_agreement(min_agreement: float):

@@ -1,0 +1,76 @@
+"""HTML/JS in prompts and responses is shown as text in Chromium: no script runs, no element is injected,
+no tracking image is fetched (script tags, event handlers, javascript: links, markdown image tricks)."""
+
+import pytest
+
+from alignui.db import NewGeneration
+from conftest import screenshot
+
+pytestmark = pytest.mark.e2e
+
+LEAK = "127.0.0.1:9"  # a closed port: a markdown/HTML image pointing here must never be requested
+PAYLOADS = [
+    '<script>window.__xss = "script"</script>',
+    '<img src=x onerror="window.__xss=\'img\'">',
+    '<svg onload="window.__xss=\'svg\'"></svg>',
+    '<a id="evil-link" href="javascript:window.__xss=\'href\'">click me</a>',
+    "[md link](javascript:window.__xss='mdlink')",
+    f"![tracker](http://{LEAK}/leak.png)",
+    '<iframe srcdoc="<script>parent.__xss=\'iframe\'</script>"></iframe>',
+    '<details open ontoggle="window.__xss=\'toggle\'">x</details>',
+]
+HOSTILE = "\n".join(PAYLOADS)
+INJECTED = "img[src='x'], svg[onload], iframe[srcdoc], details[ontoggle], #evil-link, img[src*='127.0.0.1:9']"
+
+
+def watch(page) -> dict:
+    """Record dialogs (alert/confirm) and requests to the leak address."""
+    seen = {"dialogs": [], "leaks": []}
+    page.on("dialog", lambda d: (seen["dialogs"].append(d.message), d.dismiss()))
+    page.on("request", lambda r: seen["leaks"].append(r.url) if LEAK in r.url else None)
+    return seen
+
+
+def assert_inert(page, seen):
+    page.wait_for_timeout(500)  # give onerror/onload handlers their chance to fire
+    assert page.evaluate("window.__xss") is None
+    assert page.locator(INJECTED).count() == 0
+    assert seen == {"dialogs": [], "leaks": []}
+
+
+def test_hostile_prompt_and_responses_are_plain_text_in_the_admin_review(server, page):
+    store = server.ctx.store
+    store.set_overlap_k(2)
+    messages = [{"role": "user", "content": "Prompt: " + HOSTILE}]
+    first = store.save_pair(messages, NewGeneration("base", "Response A: " + HOSTILE),
+                            NewGeneration("base", "Response B: " + HOSTILE), annotator="ann")
+    copy = store.claim_shared_pair("bob", 2)
+    store.decide(first.id, "a")
+    store.decide(copy.id, "b")  # a split vote: the pair is listed with its texts under "Disputed pairs"
+
+    seen = watch(page)
+    page.goto(server.url)
+    page.get_by_role("tab", name="Admin").click()
+    page.locator("#admin-compute-agreement").click()
+    table = page.locator("#admin-disputed")
+    page.wait_for_function("() => document.querySelector('#admin-disputed').innerText.includes('Response B')")
+    text = table.inner_text()
+    for payload in ('<script>window.__xss = "script"</script>', "onerror=", f"![tracker](http://{LEAK}/leak.png)",
+                    "javascript:window.__xss='mdlink'"):
+        assert payload in text, payload
+    assert_inert(page, seen)
+    screenshot(page, "security-admin-review")
+
+
+def test_a_hostile_prompt_typed_into_annotate_stays_text(server, page):
+    seen = watch(page)
+    page.goto(server.url)
+    box = page.locator("#prompt textarea")
+    box.wait_for()
+    box.fill(HOSTILE)
+    box.press("Enter")
+    page.wait_for_function("() => document.querySelector('#response-a textarea').value.length > 0 && "
+                           "document.querySelector('#response-b textarea').value.length > 0")
+    assert box.input_value() == HOSTILE
+    assert_inert(page, seen)
+    screenshot(page, "security-annotate")
