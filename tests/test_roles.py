@@ -42,6 +42,25 @@ def test_the_core_refuses_every_admin_action_of_an_annotator(ctx):
     assert ctx.store.get_comparison(pair.id).verdict == "a" and ctx.store.gold_items() == []
 
 
+def test_training_export_and_push_refuse_an_annotator_before_doing_anything(ctx):
+    """The other tabs' core functions (train: #5's JobRunner, export/push: #4's export) check the role first."""
+    from alignui.export import ExportOptions, export_snapshot, push_export
+    from alignui.snapshot_format import SnapshotRef
+    from alignui.training.dpo import DPOTrainConfig
+    from alignui.training.runner import JobRunner
+
+    ann = resolve(login_name="ann", admins=ADMINS)
+    seed_pair(ctx.store)
+    with pytest.raises(PermissionDenied, match=REFUSED.format("train")):
+        JobRunner(ctx.layout, ctx.store).start("dpo", None, DPOTrainConfig(), ann)
+    with pytest.raises(PermissionDenied, match=REFUSED.format("export")):
+        export_snapshot(ctx.store, ctx.layout, ExportOptions(), ann)
+    ref = SnapshotRef("snap", ctx.layout.snapshots_dir / "snap", {})
+    with pytest.raises(PermissionDenied, match=REFUSED.format("push")):
+        push_export(ref, "me/data", ann, token="hf_x")
+    assert list(ctx.layout.runs_dir.iterdir()) == [] and list(ctx.layout.snapshots_dir.iterdir()) == []
+
+
 @pytest.fixture
 def team_server(config):
     """The app with Gradio's login page: boss is the admin, ann and bob annotate."""
