@@ -180,3 +180,23 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def reward_storage(tmp_path_factory, demo_model_dir):
+    """RLHF stage 1, once per session: a data root holding a closer-pairs snapshot 'closer' (chosen = the answer
+    ending with demo_corpus.POLITE_CLOSER, rejected = the same answer without it; 110 held-out questions never
+    trained on) and a reward model trained on it by `python -m alignui train reward --preset cpu-demo`.
+    Returns (storage, the command's JSON summary)."""
+    import json
+
+    from alignui.training.synthetic import closer_snapshot
+
+    storage = tmp_path_factory.mktemp("rlhf") / "storage"
+    shutil.copytree(demo_model_dir, storage / "models" / "demo")
+    closer_snapshot(storage, "closer", train_rows=200, test_rows=40, held_out=110, seed=0)
+    cmd = [sys.executable, "-m", "alignui", "train", "reward", "--storage", str(storage), "--snapshot", "closer",
+           "--preset", "cpu-demo"]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:] + out.stdout[-3000:]
+    return storage, json.loads(out.stdout.strip().splitlines()[-1])
