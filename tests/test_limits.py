@@ -71,3 +71,29 @@ def test_every_model_endpoint_shares_the_one_gpu_queue_one_at_a_time(ctx):
     gpu = {fn.api_name: fn for fn in demo.fns.values() if fn.concurrency_id == GPU_QUEUE}
     assert "generate_pair" in gpu
     assert all(fn.concurrency_limit == 1 for fn in gpu.values()), {n: f.concurrency_limit for n, f in gpu.items()}
+
+
+def test_admit_generation_reads_who_and_where_from_the_request(config):
+    """The UI helper the generating callbacks call: signed-in users by name, others by address."""
+    from types import SimpleNamespace
+
+    import gradio as gr
+    from starlette.requests import Request
+
+    from alignui.ui.identity import admit_generation
+
+    def request(host, username=None):
+        scope = {"type": "http", "method": "POST", "path": "/", "query_string": b"", "client": (host, 1234),
+                 "headers": [(b"x-forwarded-for", b"6.6.6.6")]}
+        return gr.Request(request=Request(scope), username=username)
+
+    ctx = SimpleNamespace(config=config, store=None, config_admins=frozenset(),
+                          limits=Limits(max_prompt_chars=50, generation=RateLimiter(1)))
+    ctx.store = SimpleNamespace(admin_names=lambda: frozenset())
+    admit_generation(ctx, request("10.0.0.1"), "hi")
+    with pytest.raises(RateLimited):
+        admit_generation(ctx, request("10.0.0.1"), "hi")  # same address, forged header ignored off a Space
+    admit_generation(ctx, request("10.0.0.2"), "hi")
+    admit_generation(ctx, request("10.0.0.1", username="ann"), "hi")  # signed in: counted by name
+    with pytest.raises(UserError, match="the limit is 50"):
+        admit_generation(ctx, request("10.0.0.3"), "x" * 51)

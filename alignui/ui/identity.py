@@ -70,3 +70,17 @@ def sign_in_widgets(ctx: AppContext) -> None:
             gr.LoginButton(elem_id="login-button", size="sm", scale=0, min_width=220)
         else:
             gr.Button("Log out", link="/logout", size="sm", elem_id="logout-button", scale=0, min_width=120)
+
+
+def admit_generation(ctx: AppContext, request: gr.Request | None, prompt: str | None,
+                     identity: Identity | None = None) -> None:
+    """Apply the prompt-length and per-user rate limits (ctx.limits, an alignui.limits.Limits) to one generation
+    request; raises a UserError (shown by user_errors) when refused. Call it first in every callback or API
+    function that runs the model for a user (Annotate, Arena)."""
+    from alignui.limits import client_key
+
+    identity = identity or identity_of(ctx, request)
+    client = getattr(getattr(request, "client", None), "host", None)
+    headers = dict(getattr(request, "headers", None) or {})
+    key = client_key(identity, client, headers, behind_proxy=bool(ctx.config.space_id))
+    ctx.limits.check_generation(key, prompt)
