@@ -1,76 +1,221 @@
-"""Annotate tab: a prompt, two responses streaming side by side, verdict buttons.
+"""Annotate tab: a prompt, two responses streaming side by side, verdicts by button or key.
 
-Thin callbacks only: unpack widgets, call alignui.annotation, format the answer.
+Thin callbacks only: unpack widgets, call one alignui.annotation_flow step,
+map the View it returns onto the widgets. The annotator's name and generation
+settings are remembered in the browser (gr.BrowserState); the workspace
+(pair on screen, undo stack, conversation) is per session (gr.State).
 Also registers the named API endpoints /generate_pair and /submit_vote with
-exactly the signatures of the design's contract.
+exactly the signatures of the design's contract, plus /draw_prompt.
 """
 
 from __future__ import annotations
 
-import functools
-
 import gradio as gr
+from gradio.context import Context
 
+from alignui import annotation_flow as flow
 from alignui.annotation import stream_annotation_pair, submit_vote, user_turn
+from alignui.annotation_prefs import AnnotationPrefs, browser_secret
 from alignui.context import AppContext
 from alignui.generation import PairSettings
+from alignui.prompt_pool import draw
+from alignui.ui import annotate_panels as panels
+from alignui.ui.annotate_keys import ACTION_KEYS, FOCUS_EDITOR, FOCUS_EMPTY_PROMPT, VOTE_KEYS, key_hint
+from alignui.ui.annotate_keys import HEAD as KEYS_HEAD
 from alignui.ui.common import GPU_QUEUE, user_errors
+from alignui.ui.identity import identity_of
+
+__all__ = ["build", "HEAD"]
 
 BUTTONS = (("a", "A is better"), ("b", "B is better"), ("tie", "Tie"), ("both_bad", "Both bad"), ("skip", "Skip"))
+CSS = """
+#vote-row button {font-size: 16px; min-height: 44px;}
+#action-row button {font-size: 14px;}
+#status {min-height: 1.6em;}
+@media (max-width: 900px) { #vote-row button {font-size: 14px; padding-left: 4px; padding-right: 4px;} }
+"""
+#: Passed to launch(head=...) by alignui.ui.app: the keyboard shortcuts and this tab's CSS.
+HEAD = KEYS_HEAD + "<style>" + CSS + "</style>"
+GPU = dict(concurrency_id=GPU_QUEUE, concurrency_limit=1, api_visibility="private")
 
 
-def _generate(ctx: AppContext, prompt: str, annotator: str | None):
-    for step in stream_annotation_pair(ctx.store, ctx.model, user_turn(prompt), PairSettings(), ctx.rng,
-                                       annotator=annotator or None):
-        yield step.text_a, step.text_b, (step.pair.id if step.pair else "")
+def _show(view: flow.View) -> tuple:
+    """A View as the values of VIEW outputs: ws, text_a, text_b, prompt, status, conversation, truncate."""
+    return (view.ws, view.text_a, view.text_b, view.prompt, view.status,
+            gr.update(value=view.conversation, visible=bool(view.conversation)), gr.update(visible=view.too_long))
+
+
+def _layout(ctx: AppContext, name: gr.Textbox) -> dict:
+    panels.guidelines_panel(ctx, name)
+    w: dict = {}
+    with gr.Row(equal_height=True):
+        w["prompt"] = gr.Textbox(label="Prompt", lines=1, max_lines=8, scale=6, autofocus=True, elem_id="prompt",
+                                 placeholder="Type a prompt and press Enter · N draws one from the pool · "
+                                             "/ jumps here · Esc leaves")
+        w["generate"] = gr.Button("Generate ↵", variant="primary", scale=1, min_width=110, elem_id="generate")
+        name.render()
+    w["conversation"] = gr.Chatbot(label="Conversation so far (the next turn is compared below)", visible=False,
+                                   height=240, render_markdown=False, elem_id="conversation")
+    with gr.Row(equal_height=True):
+        w["text_a"] = gr.Textbox(label="Response A", lines=8, max_lines=24, interactive=False, elem_id="response-a",
+                                 elem_classes="alignui-response")
+        w["text_b"] = gr.Textbox(label="Response B", lines=8, max_lines=24, interactive=False, elem_id="response-b",
+                                 elem_classes="alignui-response")
+    with gr.Row(elem_id="vote-row"):
+        w["votes"] = [gr.Button(f"{label}  {key_hint(VOTE_KEYS[verdict][0])}", elem_id=f"vote-{verdict}",
+                                variant="primary" if verdict in ("a", "b") else "secondary", min_width=100)
+                      for verdict, label in BUTTONS]
+    with gr.Row(elem_id="action-row", equal_height=True):
+        w["edit_on"] = gr.Checkbox(False, label=f"✎ Edit the winner before saving {key_hint(ACTION_KEYS['edit-winner'])}",
+                                   elem_id="edit-winner", scale=2)
+        w["continue_on"] = gr.Checkbox(False, label="↪ Continue the conversation with the winner "
+                                                    f"{key_hint(ACTION_KEYS['continue-conv'])}",
+                                       elem_id="continue-conv", scale=2)
+        w["undo"] = gr.Button(f"↶ Undo {key_hint(ACTION_KEYS['undo'])}", size="sm", elem_id="undo", scale=1)
+        w["next"] = gr.Button(f"Next prompt {key_hint(ACTION_KEYS['next-prompt'])}", size="sm",
+                              elem_id="next-prompt", scale=1)
+    w["status"] = gr.Markdown(elem_id="status")
+    w["truncate"] = gr.Button("Truncate and generate (keeps the end of the conversation)", visible=False,
+                              size="sm", elem_id="truncate")
+    with gr.Group(visible=False, elem_id="editor") as w["editor"]:
+        w["edit_box"] = gr.Textbox(label="Edit the chosen response · Ctrl+Enter saves · Esc cancels", lines=6,
+                                   max_lines=24, elem_id="edit-chosen")
+        with gr.Row():
+            w["save_edit"] = gr.Button("Save with edit  [Ctrl+Enter]", variant="primary", size="sm",
+                                       elem_id="save-edit")
+            w["cancel_edit"] = gr.Button("Cancel  [Esc]", size="sm", elem_id="cancel-edit")
+    return w
+
+
+class _AnnotateTab:
+    """The tab's widgets and its thin callbacks (one object per built app, no global state)."""
+
+    def __init__(self, ctx: AppContext):
+        self.ctx = ctx
+        secret = browser_secret(ctx.store)
+        self.name_state = gr.BrowserState("", storage_key="alignui-annotator", secret=secret)
+        self.prefs_state = gr.BrowserState(AnnotationPrefs().to_dict(), storage_key="alignui-generation", secret=secret)
+        self.ws = gr.State(flow.Workspace())
+        self.verdict = gr.State("")
+        self.name = gr.Textbox(label="Your name", placeholder="remembered in this browser", scale=2, min_width=140,
+                               elem_id="annotator", render=False)
+        self.w = w = _layout(ctx, self.name)
+        self.settings = panels.settings_panel(ctx, self.prefs_state)
+        self.progress = panels.progress_panel(ctx, self.name, panels.pool_panel(ctx, self.name))
+        self.view_out = [self.ws, w["text_a"], w["text_b"], w["prompt"], w["status"], w["conversation"], w["truncate"]]
+        self.editor_out = [w["editor"], w["edit_box"], self.verdict, w["edit_on"], w["continue_on"]]
+        self.closed_editor = (gr.update(visible=False), "", "", False, False)
+
+    def who(self, typed: str, request: gr.Request | None) -> str:
+        return identity_of(self.ctx, request, typed).name
+
+    # -- callbacks -------------------------------------------------------------------------------
+    def generating(self, truncate: bool):
+        @user_errors
+        def ui_generate(state, text, prefs, typed, request: gr.Request):
+            for view in flow.generate(self.ctx.store, self.ctx.model, state, text, AnnotationPrefs.from_dict(prefs),
+                                      self.ctx.rng, annotator=self.who(typed, request), truncate=truncate):
+                yield _show(view)
+        return ui_generate
+
+    @user_errors
+    def ui_next(self, state, prefs, typed, request: gr.Request):
+        for view in flow.next_prompt(self.ctx.store, self.ctx.model, state, AnnotationPrefs.from_dict(prefs),
+                                     self.ctx.rng, annotator=self.who(typed, request)):
+            yield _show(view)
+
+    @user_errors
+    def ui_after_vote(self, state, prefs, typed, request: gr.Request):
+        if state.pair_id:  # the editor is open (no verdict yet): nothing to advance
+            yield tuple(gr.skip() for _ in self.view_out)
+            return
+        for view in flow.after_vote(self.ctx.store, self.ctx.model, state, AnnotationPrefs.from_dict(prefs),
+                                    self.ctx.rng, annotator=self.who(typed, request)):
+            yield _show(view)
+
+    def voting(self, verdict: str):
+        @user_errors
+        def ui_vote(state, typed, edit_on, continue_on, text_a, text_b, request: gr.Request):
+            if edit_on and verdict in ("a", "b") and state.pair_id:  # open the editor; save on Ctrl+Enter
+                opened = (gr.update(visible=True), text_a if verdict == "a" else text_b, verdict, edit_on, continue_on)
+                return (*(gr.skip() for _ in self.view_out), *opened)
+            view = flow.vote(self.ctx.store, state, verdict, annotator=self.who(typed, request),
+                             continue_after=continue_on)
+            return (*_show(view), *self.closed_editor)
+        return ui_vote
+
+    @user_errors
+    def ui_save_edit(self, state, typed, edited, verdict, continue_on, request: gr.Request):
+        view = flow.vote(self.ctx.store, state, verdict, annotator=self.who(typed, request), edited=edited,
+                         continue_after=continue_on)
+        return (*_show(view), *self.closed_editor)
+
+    @user_errors
+    def ui_undo(self, state, typed, request: gr.Request):
+        return (*_show(flow.undo(self.ctx.store, state, annotator=self.who(typed, request))), *self.closed_editor)
+
+    def ui_load(self, remembered_name, remembered_prefs):
+        return (remembered_name or "", flow.welcome(self.ctx.store), *panels.restore_settings(remembered_prefs))
+
+    # -- wiring ----------------------------------------------------------------------------------
+    def refresh_after(self, event) -> None:
+        event.success(self.progress.refresh, [self.name], self.progress.outputs, api_visibility="private",
+                      show_progress="hidden")
+
+    def advance_after(self, event) -> None:
+        """After a saved verdict: refresh the counters and make the next pair ready without a click."""
+        self.refresh_after(event)
+        event.success(self.ui_after_vote, [self.ws, self.prefs_state, self.name], self.view_out, **GPU).then(
+            None, js=FOCUS_EMPTY_PROMPT)
+
+    def wire(self) -> None:
+        w, ws, name, prefs = self.w, self.ws, self.name, self.prefs_state
+        gen_inputs = [ws, w["prompt"], prefs, name]
+        gr.on([w["prompt"].submit, w["generate"].click], self.generating(False), gen_inputs, self.view_out, **GPU)
+        w["truncate"].click(self.generating(True), gen_inputs, self.view_out, **GPU)
+        w["next"].click(self.ui_next, [ws, prefs, name], self.view_out, **GPU).then(None, js=FOCUS_EMPTY_PROMPT)
+        vote_inputs = [ws, name, w["edit_on"], w["continue_on"], w["text_a"], w["text_b"]]
+        for (verdict, _), button in zip(BUTTONS, w["votes"]):
+            clicked = button.click(self.voting(verdict), vote_inputs, self.view_out + self.editor_out,
+                                   api_visibility="private")
+            clicked.then(None, js=FOCUS_EDITOR)
+            self.advance_after(clicked)
+        self.advance_after(w["save_edit"].click(self.ui_save_edit, [ws, name, w["edit_box"], self.verdict,
+                                                                    w["continue_on"]],
+                                                self.view_out + self.editor_out, api_visibility="private"))
+        w["cancel_edit"].click(lambda: self.closed_editor, None, self.editor_out, api_visibility="private")
+        self.refresh_after(w["undo"].click(self.ui_undo, [ws, name], self.view_out + self.editor_out,
+                                           api_visibility="private"))
+        name.change(lambda typed: typed, [name], [self.name_state], api_visibility="private")
+        loaded = Context.root_block.load(self.ui_load, [self.name_state, prefs], [name, w["status"], *self.settings],
+                                         api_visibility="private")
+        self.refresh_after(loaded)
 
 
 def build(ctx: AppContext) -> None:
-    with gr.Row():
-        prompt = gr.Textbox(label="Prompt", placeholder="Ask the model something, then press Enter",
-                            scale=5, autofocus=True, elem_id="prompt")
-        annotator = gr.Textbox(label="Your name", placeholder="annotator", scale=1, elem_id="annotator")
-    generate = gr.Button("Generate pair", variant="primary", elem_id="generate")
-    with gr.Row(equal_height=True):
-        text_a = gr.Textbox(label="Response A", lines=8, interactive=False, elem_id="response-a",
-                            elem_classes="alignui-response")
-        text_b = gr.Textbox(label="Response B", lines=8, interactive=False, elem_id="response-b",
-                            elem_classes="alignui-response")
-    pair_id = gr.State("")
-    with gr.Row():
-        buttons = [gr.Button(label, elem_id=f"vote-{verdict}") for verdict, label in BUTTONS]
-    status = gr.Markdown(elem_id="status")
-
-    @user_errors
-    def ui_generate(text: str, who: str):
-        for a, b, pid in _generate(ctx, text, who):
-            yield a, b, pid, (f"Pair `{pid}` is ready: which response is better?" if pid else "Generating…")
-
-    for trigger in (generate.click, prompt.submit):
-        trigger(ui_generate, [prompt, annotator], [text_a, text_b, pair_id, status], api_visibility="private",
-                concurrency_id=GPU_QUEUE, concurrency_limit=1)
-
-    @user_errors
-    def ui_vote(verdict: str, pid: str, who: str) -> str:
-        if not pid:
-            return "Generate a pair first, then vote."
-        return submit_vote(ctx.store, pid, verdict, annotator=who or None)
-
-    for (verdict, _), button in zip(BUTTONS, buttons):
-        button.click(functools.partial(ui_vote, verdict), [pair_id, annotator], status, api_visibility="private")
+    _AnnotateTab(ctx).wire()
     _register_api(ctx)
 
 
 def _register_api(ctx: AppContext) -> None:
     @user_errors
-    def generate_pair(prompt: str) -> tuple[str, str, str]:
+    def generate_pair(prompt: str, request: gr.Request) -> tuple[str, str, str]:
         """Generate two responses to `prompt`; returns (text_a, text_b, pair_id)."""
-        yield from _generate(ctx, prompt, None)
+        annotator = identity_of(ctx, request).name
+        for step in stream_annotation_pair(ctx.store, ctx.model, user_turn(prompt), PairSettings(), ctx.rng,
+                                           annotator=annotator):
+            yield step.text_a, step.text_b, (step.pair.id if step.pair else "")
 
     @user_errors
-    def submit_vote_api(pair_id: str, verdict: str) -> str:
+    def submit_vote_api(pair_id: str, verdict: str, request: gr.Request) -> str:
         """Record a verdict (a, b, tie, both_bad or skip) on a pair; returns a status line."""
-        return submit_vote(ctx.store, pair_id, verdict)
+        return submit_vote(ctx.store, pair_id, verdict, annotator=identity_of(ctx, request).name)
+
+    def draw_prompt(request: gr.Request) -> str:
+        """The next prompt from the pool (unannotated first); empty when none is left for this caller."""
+        prompt = draw(ctx.store, identity_of(ctx, request).name, ctx.rng)
+        return prompt.messages[-1]["content"] if prompt else ""
 
     gr.api(generate_pair, api_name="generate_pair", concurrency_id=GPU_QUEUE, concurrency_limit=1)
     gr.api(submit_vote_api, api_name="submit_vote")
+    gr.api(draw_prompt, api_name="draw_prompt")

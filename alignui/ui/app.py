@@ -49,7 +49,7 @@ def launch(config: AppConfig, *, block: bool = True, quiet: bool = False, seed: 
     demo.queue(default_concurrency_limit=8)
     backups = start_periodic_backup(config, ctx.store)
     demo.launch(server_name=config.host, server_port=config.port, prevent_thread_lock=not block, quiet=quiet,
-                theme=theme(), css=CSS, show_error=True,
+                theme=theme(), css=CSS, head=annotate.HEAD, show_error=True,
                 auth=login_checker(config.users), auth_message="alignui: sign in with your annotator account",
                 max_file_size=int(config.max_upload_mb * 1024 * 1024))
     if block:

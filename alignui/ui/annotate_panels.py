@@ -1,0 +1,152 @@
+"""The side panels of the Annotate tab: guidelines, generation settings, prompt pool, progress.
+
+Owns: their widgets and thin callbacks. Each callback unpacks widgets, calls
+one core function (alignui.guidelines, alignui.annotation_prefs,
+alignui.prompt_pool, alignui.annotation_stats) and formats the answer.
+Generation settings live in the browser (gr.BrowserState), not on the server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from alignui import annotation_stats as stats
+from alignui import guidelines
+from alignui.annotation_prefs import AnnotationPrefs
+from alignui.context import AppContext
+from alignui.errors import UserError
+from alignui.identity import clean_name
+from alignui.prompt_pool import FORMATS, add_to_pool, describe_counts
+from alignui.ui.common import user_errors
+from alignui.ui.identity import identity_of
+
+PREF_FIELDS = ("temperature", "top_p", "max_new_tokens", "system_prompt", "split_b", "temperature_b", "auto_next")
+
+
+@dataclass
+class Progress:
+    """The progress widgets and how to refresh them for one annotator."""
+
+    outputs: list
+    refresh: object
+
+
+def guidelines_panel(ctx: AppContext, name: gr.Textbox) -> None:
+    with gr.Accordion("Guidelines", open=False, elem_id="guidelines"):
+        shown = gr.Markdown(lambda: guidelines.load(ctx.store), elem_id="guidelines-text")
+        with gr.Accordion("Edit the guidelines (operators)", open=False):
+            box = gr.Textbox(lambda: guidelines.load(ctx.store), lines=10, max_lines=30, show_label=False,
+                             elem_id="guidelines-editor")
+            save = gr.Button("Save guidelines", size="sm")
+
+    @user_errors
+    def ui_save(text: str, who: str, request: gr.Request):
+        saved = guidelines.save(ctx.store, identity_of(ctx, request, who), text)
+        gr.Info("Guidelines saved.")
+        return saved, saved
+
+    save.click(ui_save, [box, name], [shown, box], api_visibility="private")
+
+
+def _prefs_of(values: tuple) -> AnnotationPrefs:
+    temperature, top_p, max_new, system, split_b, temperature_b, auto_next = values
+    return AnnotationPrefs(temperature=temperature, top_p=top_p, max_new_tokens=max_new, system_prompt=system,
+                           temperature_b=temperature_b if split_b else None, auto_next=auto_next)
+
+
+def _widget_values(prefs: AnnotationPrefs) -> tuple:
+    split = prefs.temperature_b is not None
+    return (prefs.temperature, prefs.top_p, prefs.max_new_tokens, prefs.system_prompt, split,
+            gr.update(value=prefs.temperature_b if split else prefs.temperature, visible=split), prefs.auto_next)
+
+
+def settings_panel(ctx: AppContext, prefs_state: gr.BrowserState) -> list:
+    """Widgets for AnnotationPrefs; every change is validated and remembered in the browser."""
+    d = AnnotationPrefs()
+    longest = max(16, min(2048, ctx.model.context_length - 8))
+    with gr.Accordion("Generation settings", open=False, elem_id="generation-settings"):
+        with gr.Row():
+            temperature = gr.Slider(0, 2, value=d.temperature, step=0.05, label="Temperature",
+                                    info="0 = greedy", elem_id="temperature")
+            top_p = gr.Slider(0.05, 1, value=d.top_p, step=0.05, label="Top-p")
+            max_new = gr.Slider(1, longest, value=min(d.max_new_tokens, longest), step=1, label="Max new tokens",
+                                elem_id="max-new-tokens")
+        system = gr.Textbox(label="System prompt", placeholder="optional; sent before the first user turn",
+                            lines=1, max_lines=6, elem_id="system-prompt")
+        with gr.Row():
+            split_b = gr.Checkbox(False, label="Different temperature for B", elem_id="split-b")
+            temperature_b = gr.Slider(0, 2, value=d.temperature, step=0.05, label="Temperature of B", visible=False)
+            auto_next = gr.Checkbox(d.auto_next, label="After a verdict, draw and generate the next pool prompt",
+                                    elem_id="auto-next")
+        reset = gr.Button("Reset to defaults", size="sm")
+    widgets = [temperature, top_p, max_new, system, split_b, temperature_b, auto_next]
+
+    @user_errors
+    def ui_remember(*values):
+        prefs = _prefs_of(values)
+        return prefs.to_dict(), gr.update(visible=prefs.temperature_b is not None)
+
+    gr.on([w.input for w in widgets], ui_remember, widgets, [prefs_state, temperature_b], api_visibility="private",
+          trigger_mode="always_last")
+    reset.click(lambda: (AnnotationPrefs().to_dict(), *_widget_values(AnnotationPrefs())), None,
+                [prefs_state, *widgets], api_visibility="private")
+    return widgets
+
+
+def restore_settings(remembered: dict | None) -> tuple:
+    """Widget values from what the browser remembered (defaults when it holds nothing usable)."""
+    return _widget_values(AnnotationPrefs.from_dict(remembered))
+
+
+def pool_panel(ctx: AppContext, name: gr.Textbox) -> gr.Markdown:
+    with gr.Accordion("Prompt pool", open=False, elem_id="prompt-pool"):
+        counts = gr.Markdown(lambda: describe_counts(ctx.store), elem_id="pool-counts")
+        with gr.Row():
+            paste = gr.Textbox(label="Paste prompts, one per line", lines=4, max_lines=12, scale=3,
+                               elem_id="pool-paste")
+            files = gr.File(label="…or upload " + ", ".join(FORMATS), file_types=list(FORMATS),
+                            file_count="multiple", scale=2, elem_id="pool-upload")
+        add = gr.Button("Add to pool", size="sm", elem_id="pool-add")
+
+    @user_errors
+    def ui_add(text: str, paths: list | None, who: str, request: gr.Request):
+        result = add_to_pool(ctx.store, identity_of(ctx, request, who), text=text, files=paths or [])
+        gr.Info(result.describe())
+        return "", None, describe_counts(ctx.store)
+
+    add.click(ui_add, [paste, files, name], [paste, files, counts], api_visibility="private")
+    return counts
+
+
+def progress_panel(ctx: AppContext, name: gr.Textbox, pool_counts: gr.Markdown) -> Progress:
+    with gr.Accordion("Progress", open=True, elem_id="progress"):
+        summary = gr.Markdown(elem_id="counters")
+        with gr.Row():
+            plot = dict(height=220, y_lim=[0, None], min_width=240)
+            verdicts = gr.BarPlot(x="verdict", y="votes", title="By verdict", sort=list(stats.VERDICT_NAMES.values()),
+                                  elem_id="plot-verdicts", **plot)
+            people = gr.BarPlot(x="annotator", y="votes", title="By annotator", sort="-y", elem_id="plot-annotators",
+                                **plot)
+            timeline = gr.LinePlot(x="time", y="pairs", title="Pairs over time", x_axis_format="%H:%M:%S",
+                                   elem_id="plot-timeline", **plot)
+        history = gr.Dataframe(headers=stats.HISTORY_COLUMNS, label="Your last 20 verdicts", interactive=False,
+                               wrap=True, max_height=360, elem_id="history")
+
+    def refresh(who: str, request: gr.Request):
+        annotator = identity_of(ctx, request, _safe(who)).name
+        return (stats.summary_markdown(ctx.store), stats.by_verdict(ctx.store), stats.by_annotator(ctx.store),
+                stats.over_time(ctx.store), stats.history(ctx.store, annotator), describe_counts(ctx.store))
+
+    outputs = [summary, verdicts, people, timeline, history, pool_counts]
+    gr.Timer(15).tick(refresh, [name], outputs, api_visibility="private", show_progress="hidden")
+    return Progress(outputs=outputs, refresh=refresh)
+
+
+def _safe(who: str | None) -> str | None:
+    """A typed name that the identity check would refuse counts as no name for read-only views."""
+    try:
+        return clean_name(who)
+    except UserError:
+        return None
