@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from alignui.adapters import BASE, AdapterServer
+from alignui.annotation import user_turn
 from alignui.db import ARENA_VERDICTS, Store
 from alignui.db.records import Messages, Prompt
 from alignui.db.runs import Run
@@ -127,6 +128,30 @@ def stream_battle(store: Store, server: AdapterServer, messages: Messages, rng: 
         battle = store.save_pair(messages, gen_a, gen_b, kind="arena", annotator=annotator, prompt_id=prompt_id,
                                  meta={"mode": settings.mode})
         yield BattleProgress(gen_a.text, gen_b.text, battle.id)
+
+
+def battle_prompt(store: Store, text: str, rng: random.Random, drawn_id: str | None = None
+                  ) -> tuple[Messages, str | None]:
+    """(messages, stored prompt id): the drawn held-out prompt while the text is still its text, else the
+    typed text (a new prompt), else (nothing typed) a fresh held-out draw."""
+    text = (text or "").strip()
+    if drawn_id:
+        drawn = store.get_prompt(drawn_id)
+        if drawn.last_user_text.strip() == text:
+            return drawn.messages, drawn.id
+    if not text:
+        drawn = draw_heldout_prompt(store, rng)
+        return drawn.messages, drawn.id
+    return user_turn(text), None
+
+
+def play(store: Store, server: AdapterServer, text: str, rng: random.Random, *,
+         settings: ArenaSettings = ArenaSettings(), drawn_id: str | None = None,
+         annotator: str | None = None) -> Iterator[BattleProgress]:
+    """A battle for what the user typed (or drew, or nothing: a held-out draw), streamed."""
+    messages, prompt_id = battle_prompt(store, text, rng, drawn_id)
+    yield from stream_battle(store, server, messages, rng, settings=settings, prompt_id=prompt_id,
+                             annotator=annotator)
 
 
 @dataclass(frozen=True)

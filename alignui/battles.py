@@ -100,6 +100,11 @@ def stats_summary(battles: pd.DataFrame, *, bootstrap: int = 1000, seed: int = 0
     return summarize(battles, bootstrap=bootstrap, seed=seed)
 
 
+def arena_summary(store, *, bootstrap: int = 1000, seed: int = 0) -> dict:
+    """The stats summary of the arena votes in the database (what /leaderboard answers)."""
+    return stats_summary(store.arena_battles(), bootstrap=bootstrap, seed=seed)
+
+
 def cmd_stats(args) -> dict:
     """`python -m alignui stats [--battles FILE] [--bootstrap N]`: from a file, else the database's arena votes."""
     if args.battles:
@@ -108,5 +113,5 @@ def cmd_stats(args) -> dict:
         from alignui.cli import open_store
 
         with open_store(args) as store:
-            battles = store.arena_battles()
+            return arena_summary(store, bootstrap=args.bootstrap)
     return stats_summary(battles, bootstrap=args.bootstrap)

@@ -14,6 +14,7 @@ Invariants:
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from collections.abc import Callable
@@ -143,6 +144,47 @@ class OpenAIJudge:
         except (httpx.HTTPError, KeyError, IndexError, ValueError) as exc:
             raise UserError(f"the judge endpoint {url} failed ({type(exc).__name__}: {str(exc)[:200]}); check the "
                             "URL (it ends in /v1), the model name and the API key") from exc
+
+
+JUDGE_KINDS = {"endpoint": "an LLM endpoint (OpenAI-compatible)", "local": "the served model",
+               "reward": "the newest reward model"}
+
+
+@dataclass(frozen=True)
+class JudgeSpec:
+    """Which judge to use. Endpoint settings left empty come from ALIGNUI_JUDGE_URL, ALIGNUI_JUDGE_MODEL and
+    ALIGNUI_JUDGE_API_KEY (or OPENAI_API_KEY)."""
+
+    kind: str = "endpoint"
+    url: str = ""
+    model: str = ""
+    api_key: str = ""
+
+    def __post_init__(self):
+        if self.kind not in JUDGE_KINDS:
+            raise UserError(f"judge must be one of {', '.join(JUDGE_KINDS)}, got {self.kind!r}")
+
+    def build(self, handle, storage, env=os.environ) -> PairJudge:
+        if self.kind == "local":
+            return LocalLLMJudge(handle)
+        if self.kind == "reward":
+            return reward_model_judge(storage, device=getattr(handle, "device", "auto"))
+        url = self.url.strip() or env.get("ALIGNUI_JUDGE_URL", "")
+        model = self.model.strip() or env.get("ALIGNUI_JUDGE_MODEL", "")
+        if not url.startswith(("http://", "https://")) or not model:
+            raise UserError("the LLM judge needs an endpoint URL (http(s)://host/v1) and a model name: fill them "
+                            "in, or set ALIGNUI_JUDGE_URL and ALIGNUI_JUDGE_MODEL")
+        key = self.api_key.strip() or env.get("ALIGNUI_JUDGE_API_KEY") or env.get("OPENAI_API_KEY")
+        return OpenAIJudge(url, model, api_key=key or None)
+
+
+def judge_now(store: Store, server: AdapterServer, spec: JudgeSpec, n: int, rng: random.Random, *,
+              what: str = "heldout", progress: Progress | None = None) -> dict:
+    """Build the judge and judge `n` held-out prompts now (what='heldout') or the voted battles ('voted')."""
+    judge = spec.build(server.handle, getattr(store, "path", ".").parent)
+    if what == "voted":
+        return judge_voted_battles(store, server.handle, judge, n, progress)
+    return judge_heldout_batch(store, server, judge, n, rng, progress=progress)
 
 
 def judge_both_orders(judge: PairJudge, messages: Messages, text_a: str, text_b: str) -> NewJudgment:

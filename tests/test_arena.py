@@ -27,7 +27,7 @@ def make_adapter(store, storage: Path, run_id: str, *, seed: int = 0, method: st
 
     torch.manual_seed(seed)
     base = AutoModelForCausalLM.from_pretrained(storage / "models" / "demo")
-    peft = get_peft_model(base, LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"],
+    peft = get_peft_model(base, LoraConfig(r=4, lora_alpha=2, target_modules=["q_proj", "v_proj"],
                                            init_lora_weights=False))
     path = storage / "runs" / run_id / "adapter"
     peft.save_pretrained(path)

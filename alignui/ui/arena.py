@@ -1,0 +1,101 @@
+"""Arena tab: a prompt, two anonymous models streaming side by side, one vote, then the reveal.
+
+Thin callbacks: unpack widgets, call one alignui.arena function, format the answer. Blindness: no
+element id, label, choice or value on this tab names a model before the vote (the battle id in the
+session state is opaque); the reveal is written only by the vote callback. Registers the named API
+endpoints /arena_battle (prompt) -> (text_a, text_b, battle_id) and /arena_vote (battle_id, verdict)
+-> "model_a vs model_b".
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from alignui.adapters import adapter_server
+from alignui.arena import MODES, ArenaSettings, draw_heldout_prompt, play, vote
+from alignui.context import AppContext
+from alignui.ui.common import GPU_QUEUE, user_errors
+from alignui.ui.identity import identity_of
+
+BUTTONS = (("a", "A is better"), ("b", "B is better"), ("tie", "Tie"), ("both_bad", "Both bad"))
+INTRO = ("### Blind arena\nTwo models answer the same prompt; you do not know which is which. Vote for the better "
+         "answer and the names are revealed. Leave the prompt empty (or press *Draw*) to use a held-out prompt "
+         "that no training run has seen.")
+ASK = "Which answer is better? Your vote reveals the models."
+
+
+def _buttons(active: bool) -> list:
+    return [gr.update(interactive=active) for _ in BUTTONS]
+
+
+def build(ctx: AppContext) -> None:
+    server = adapter_server(ctx.model)
+    with gr.Column(elem_id="arena-tab"):
+        gr.Markdown(INTRO)
+        with gr.Row(equal_height=True):
+            prompt = gr.Textbox(label="Prompt", placeholder="Type a prompt, or leave empty for a held-out one",
+                                scale=6, lines=1, max_lines=6, elem_id="arena-prompt")
+            draw = gr.Button("Draw", scale=1, min_width=90, elem_id="arena-draw")
+            go = gr.Button("Battle", variant="primary", scale=1, min_width=110, elem_id="arena-go")
+        mode = gr.Dropdown([(label, key) for key, label in MODES.items()], value="base_vs_newest",
+                           label="Who meets whom", elem_id="arena-mode")
+        with gr.Column(elem_id="arena-battle"), gr.Row(equal_height=True):
+            text_a = gr.Textbox(label="Model A", lines=8, max_lines=24, interactive=False, elem_id="arena-a",
+                                elem_classes="alignui-response")
+            text_b = gr.Textbox(label="Model B", lines=8, max_lines=24, interactive=False, elem_id="arena-b",
+                                elem_classes="alignui-response")
+        with gr.Row(elem_id="arena-votes"):
+            buttons = [gr.Button(label, interactive=False, elem_id=f"arena-vote-{v}") for v, label in BUTTONS]
+        reveal = gr.Markdown(elem_id="arena-reveal")
+    battle_id = gr.State("")
+    drawn_id = gr.State("")
+
+    @user_errors
+    def ui_draw():
+        drawn = draw_heldout_prompt(ctx.store, ctx.rng)
+        return drawn.last_user_text, drawn.id
+
+    draw.click(ui_draw, None, [prompt, drawn_id], api_visibility="private")
+
+    @user_errors
+    def ui_battle(text: str, how: str, drawn: str, request: gr.Request):
+        yield ("", "", "", "Generating both answers…", *_buttons(False))
+        who = identity_of(ctx, request).name
+        for step in play(ctx.store, server, text, ctx.rng, settings=ArenaSettings(mode=how or "base_vs_newest"),
+                         drawn_id=drawn or None, annotator=who):
+            done = bool(step.battle_id)
+            yield (step.text_a, step.text_b, step.battle_id, ASK if done else "Generating both answers…",
+                   *_buttons(done))
+
+    for trigger in (go.click, prompt.submit):
+        trigger(ui_battle, [prompt, mode, drawn_id], [text_a, text_b, battle_id, reveal, *buttons],
+                api_visibility="private", concurrency_id=GPU_QUEUE, concurrency_limit=1)
+
+    def vote_for(verdict: str):
+        @user_errors
+        def ui_vote(bid: str, request: gr.Request):
+            if not bid:
+                return ("Start a battle first, then vote.", bid, *_buttons(False))
+            shown = vote(ctx.store, bid, verdict, annotator=identity_of(ctx, request).name)
+            return (shown.markdown, "", *_buttons(False))
+        return ui_vote
+
+    for (verdict, _), button in zip(BUTTONS, buttons):
+        button.click(vote_for(verdict), [battle_id], [reveal, battle_id, *buttons], api_visibility="private")
+    _register_api(ctx, server)
+
+
+def _register_api(ctx: AppContext, server) -> None:
+    @user_errors
+    def arena_battle(prompt: str) -> tuple[str, str, str]:
+        """A blind battle on `prompt` (empty: a held-out prompt); returns (text_a, text_b, battle_id)."""
+        for step in play(ctx.store, server, prompt, ctx.rng):
+            yield step.text_a, step.text_b, step.battle_id
+
+    @user_errors
+    def arena_vote(battle_id: str, verdict: str, request: gr.Request) -> str:
+        """Vote a, b, tie or both_bad on a battle, once; returns the revealed "model_a vs model_b"."""
+        return vote(ctx.store, battle_id, verdict, annotator=identity_of(ctx, request).name).text
+
+    gr.api(arena_battle, api_name="arena_battle", concurrency_id=GPU_QUEUE, concurrency_limit=1)
+    gr.api(arena_vote, api_name="arena_vote")
