@@ -1,8 +1,11 @@
 """Roles: an annotator without the admin role is refused every privileged action, with a clear message,
 in the core, through the named API (gradio_client logged in with Gradio auth) and in the browser."""
 
+import json
+import uuid
 from dataclasses import replace
 
+import httpx
 import pytest
 from gradio_client import Client
 
@@ -147,3 +150,42 @@ def test_an_admin_removes_a_spammers_votes_in_the_browser(team_server, page):
     page.get_by_text("Removed 1 comparison by spammer").wait_for()
     screenshot(page, "admin-after-removal")
     assert team_server.ctx.store.vote_counts()["total"] == 0
+
+
+# -- raw HTTP: what a browser (or anyone with curl) sends, bypassing gradio_client and hidden-endpoint rules --
+def logged_in_http(server, name) -> httpx.Client:
+    http = httpx.Client(base_url=server.url, timeout=120)
+    answer = http.post("login", data={"username": name, "password": dict(ACCOUNTS)[name]})
+    assert answer.status_code == 200, answer.text
+    return http
+
+
+def fn_index(server, name: str) -> int:
+    return next(i for i, fn in server.demo.fns.items() if fn.api_name == name or fn.name == name)
+
+
+def call_event(http: httpx.Client, index: int, data: list) -> dict:
+    """queue/join + the SSE stream, exactly as the browser does; returns the process_completed message."""
+    session = uuid.uuid4().hex[:10]
+    joined = http.post("gradio_api/queue/join", json={"data": data, "fn_index": index, "session_hash": session,
+                                                       "event_data": None, "trigger_id": None})
+    assert joined.status_code == 200, joined.text
+    with http.stream("GET", "gradio_api/queue/data", params={"session_hash": session}) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                message = json.loads(line[5:])
+                if message.get("msg") == "process_completed":
+                    return message
+    raise AssertionError("the event never completed")
+
+
+def test_raw_event_calls_are_checked_on_the_server(team_server):
+    store = team_server.ctx.store
+    seed_pair(store)
+    ann = logged_in_http(team_server, "ann")
+    refused = call_event(ann, fn_index(team_server, "admin_remove_votes"), ["bob"])
+    assert refused["success"] is False and "ann may not delete: only admins can" in refused["output"]["error"]
+    assert store.vote_counts()["total"] == 1
+    boss = logged_in_http(team_server, "boss")
+    done = call_event(boss, fn_index(team_server, "admin_remove_votes"), ["bob"])
+    assert done["success"] is True and store.vote_counts()["total"] == 0
