@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import duckdb
+
 from alignui.db.core import from_json, to_json
 from alignui.errors import NotFoundError
 
@@ -63,14 +65,20 @@ class RunsMixin:
                   snapshot_sha256, base_model, parent_run, error, finished_at]
 
         def work(cur):
-            old = cur.execute("SELECT created_at FROM runs WHERE id = ?", [run_id]).fetchone()
-            cur.execute("DELETE FROM runs WHERE id = ?", [run_id])
             cur.execute("INSERT INTO runs (id, method, status, config, metrics, adapter_path, snapshot_id, "
                         "snapshot_sha256, base_model, parent_run, error, finished_at, created_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, coalesce(?, ?, current_timestamp))",
-                        values + [created_at, old[0] if old else None])
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, coalesce(?, current_timestamp)) "
+                        "ON CONFLICT (id) DO UPDATE SET method = excluded.method, status = excluded.status, "
+                        "config = excluded.config, metrics = excluded.metrics, adapter_path = excluded.adapter_path, "
+                        "snapshot_id = excluded.snapshot_id, snapshot_sha256 = excluded.snapshot_sha256, "
+                        "base_model = excluded.base_model, parent_run = excluded.parent_run, error = excluded.error, "
+                        "finished_at = excluded.finished_at, created_at = coalesce(?, runs.created_at)",
+                        values + [created_at, created_at])
 
-        self.tx(work)
+        try:
+            self.tx(work)
+        except duckdb.ConstraintException:  # another thread inserted the same new id first: now it is an update
+            self.tx(work)
         return self.get_run(run_id)
 
     def get_run(self, run_id: str) -> Run:

@@ -109,7 +109,7 @@ class TrainConfig:
         _require(self.lora_alpha > 0, f"lora_alpha must be positive, got {self.lora_alpha}; usually 2 x lora_r")
         _require(0 <= self.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
         _require(0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        _require(self.max_length >= 16, f"max_length must be at least 16 tokens, got {self.max_length}")
+        _require(self.max_length >= 8, f"max_length must be at least 8 tokens, got {self.max_length}")
         if self.max_prompt_length is not None:
             _require(1 <= self.max_prompt_length < self.max_length,
                      f"max_prompt_length ({self.max_prompt_length}) must be at least 1 and below max_length "

@@ -38,11 +38,19 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
+class _Pending:
+    run: RunDir
+    method: str
+    extra: list[str]
+
+
+@dataclass
 class _Active:
     run: RunDir
     pid: int
     proc: subprocess.Popen | None  # None for a job adopted after an app restart (not our child)
     cancel_requested: bool = False
+    monitor: threading.Thread | None = None
 
 
 def pid_alive(pid: int, run_id: str) -> bool:
@@ -78,7 +86,9 @@ class JobRunner:
         self.python, self.poll_s, self.kill_grace_s = python, poll_s, kill_grace_s
         self._lock = threading.RLock()
         self._active: dict[str, _Active] = {}
+        self._pending: list[_Pending] = []
         self._synced: dict[str, int] = {}
+        self._sync_lock = threading.Lock()  # one index write at a time from this runner's threads
         self.reconcile()
 
     # -- queries ------------------------------------------------------------------------------------------
@@ -92,45 +102,48 @@ class JobRunner:
 
     # -- start / resume / cancel ----------------------------------------------------------------------------
     def start(self, method_name: str, snapshot_id: str | None, config: TrainConfig, identity: Identity) -> RunDir:
-        """Pre-flight, create the run directory and launch the job; refuses while another job runs."""
+        """Pre-flight, create the run directory and launch the job (or queue it behind the running one)."""
         from alignui.training.preflight import check
 
         require(identity, "train")
         method = get_method(method_name)
         if not config.base_model and self.default_base_model:
             config = type(config).from_mapping({"base_model": self.default_base_model}, base=config)
-        with self._lock:
-            self._refuse_if_busy()
-            snap = resolve_snapshot(self.layout.root, snapshot_id, allow_paths=False)
-            report, _, _ = check(config, self.layout.root, snap, log=lambda line: None)
-            report.raise_if_refused()
-            run = RunDir.create(self.layout.ensure(), new_run_id(method.name))
-            run.write_config(method.name, config.to_dict())
-            run.update_status(state="queued", method=method.name, phase="starting", started_by=identity.name,
-                              created_at=now_iso())
-            self._launch(run, method.name, ["--snapshot", snap.id, "--config", str(run.config_path)])
-        self.sync(run)
+        snap = resolve_snapshot(self.layout.root, snapshot_id, allow_paths=False)
+        report, _, _ = check(config, self.layout.root, snap, log=lambda line: None)
+        report.raise_if_refused()
+        run = RunDir.create(self.layout.ensure(), new_run_id(method.name))
+        run.write_config(method.name, config.to_dict())
+        run.update_status(state="queued", method=method.name, phase="waiting", started_by=identity.name,
+                          created_at=now_iso())
+        self._submit(_Pending(run, method.name, ["--snapshot", snap.id, "--config", str(run.config_path)]))
         return run
 
     def resume(self, run_id: str, identity: Identity) -> RunDir:
         """Continue a failed or cancelled run from its last checkpoint (same run id, same directory)."""
         require(identity, "train")
+        run = RunDir.open(self.layout, run_id)
+        method, _ = run.read_config()
         with self._lock:
-            self._refuse_if_busy()
-            run = RunDir.open(self.layout, run_id)
-            method, _ = run.read_config()
             state = run.state
-            if state not in ("failed", "cancelled"):
+            if state not in ("failed", "cancelled") or any(p.run.id == run_id for p in self._pending):
                 raise ConflictError(f"run {run_id} is {state}: only failed or cancelled runs can be resumed")
-            run.update_status(state="queued", phase="resuming", error=None, finished_at=None)
-            self._launch(run, method or "dpo", ["--resume"])
-        self.sync(run)
+            # pid None: the attempt that just ended (maybe still exiting) no longer owns this status
+            run.update_status(state="queued", phase="waiting", error=None, finished_at=None, pid=None)
+            self._submit(_Pending(run, method or "dpo", ["--resume"]))
         return run
 
     def cancel(self, run_id: str, identity: Identity) -> str:
-        """Ask the job to checkpoint and stop (SIGTERM); kill it if it has not stopped after the grace time."""
+        """A queued run is dropped; a running one checkpoints and stops (SIGTERM), or is killed after a grace time."""
         require(identity, "train")
         with self._lock:
+            for waiting in self._pending:
+                if waiting.run.id == run_id:
+                    self._pending.remove(waiting)
+                    waiting.run.update_status(state="cancelled", phase="stopped", finished_at=now_iso(),
+                                              error="cancelled before it started")
+                    self._safe_sync(waiting.run)
+                    return f"Cancelled {run_id} before it started."
             active = self._active.get(run_id)
             if active is None:
                 raise ConflictError(f"run {run_id} is not running, so there is nothing to cancel")
@@ -141,27 +154,48 @@ class JobRunner:
         timer.start()
         return f"Cancelling {run_id}: it saves a checkpoint and stops (Resume continues from there)."
 
-    def shutdown(self, *, cancel: bool = False, wait_s: float = 60.0) -> None:
-        """Stop watching; with `cancel`, stop running jobs first (tests use this; the app leaves jobs running)."""
+    def queued(self) -> list[str]:
         with self._lock:
-            active = list(self._active.values())
-        for a in active if cancel else []:
+            return [p.run.id for p in self._pending]
+
+    def shutdown(self, *, cancel: bool = False, wait_s: float = 60.0) -> None:
+        """Stop watching; with `cancel`, drop the queue and stop running jobs (tests; the app leaves jobs running)."""
+        with self._lock:
+            if cancel:
+                self._pending.clear()
+            active = list(self._active.values()) if cancel else []
+        for a in active:
             a.cancel_requested = True
             _signal_group(a.pid, signal.SIGTERM)
         deadline = time.monotonic() + wait_s
-        for a in active if cancel else []:
+        for a in active:
             while pid_alive(a.pid, a.run.id) and time.monotonic() < deadline:
                 if a.proc is not None and a.proc.poll() is not None:
                     break
                 time.sleep(0.2)
             if a.proc is not None and a.proc.poll() is None:
                 _signal_group(a.pid, signal.SIGKILL)
+        for a in active:
+            if a.monitor is not None:
+                a.monitor.join(timeout=10)  # its last index write happens before the caller closes the store
 
-    def _refuse_if_busy(self) -> None:
-        busy = self.active_run()
-        if busy:
-            raise ConflictError(f"run {busy} is still running (one training job at a time on this machine): "
-                                "wait for it to finish or cancel it")
+    def _submit(self, pending: "_Pending") -> None:
+        """Launch now when no job runs, else queue (one training job at a time on this machine)."""
+        with self._lock:
+            if self._active:
+                self._pending.append(pending)
+                pending.run.update_status(phase=f"queued behind {next(iter(self._active))}")
+            else:
+                self._launch(pending.run, pending.method, pending.extra)
+        self._safe_sync(pending.run)
+
+    def _launch_next(self) -> None:
+        with self._lock:
+            if self._active or not self._pending:
+                return
+            nxt = self._pending.pop(0)
+            self._launch(nxt.run, nxt.method, nxt.extra)
+        self._safe_sync(nxt.run)
 
     def _launch(self, run: RunDir, method: str, extra: list[str]) -> None:
         cmd = [self.python, "-m", "alignui", "train", method, "--storage", str(self.layout.root.resolve()),
@@ -173,12 +207,14 @@ class JobRunner:
             log.flush()
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     cwd=PACKAGE_ROOT, env=env, start_new_session=True)
+        run.update_status(pid=proc.pid, phase="starting")
         self._watch(_Active(run=run, pid=proc.pid, proc=proc))
 
     def _watch(self, active: _Active) -> None:
         self._active[active.run.id] = active
-        threading.Thread(target=self._monitor, args=(active,), daemon=True,
-                         name=f"alignui-run-{active.run.id}").start()
+        active.monitor = threading.Thread(target=self._monitor, args=(active,), daemon=True,
+                                          name=f"alignui-run-{active.run.id}")
+        active.monitor.start()
 
     def _kill_if_alive(self, run_id: str) -> None:
         with self._lock:
@@ -205,7 +241,8 @@ class JobRunner:
     def _finish(self, active: _Active, code: int | None) -> None:
         run = active.run
         status = run.read_status()
-        if status.get("state") in ACTIVE_STATES:  # the job could not write its own ending
+        # the job could not write its own ending (and no newer attempt has taken the run over since)
+        if status.get("state") in ACTIVE_STATES and status.get("pid") == active.pid:
             tail = run.log_tail(12)
             if active.cancel_requested:
                 run.update_status(state="cancelled", phase="stopped", finished_at=now_iso(),
@@ -213,9 +250,10 @@ class JobRunner:
             else:
                 run.update_status(state="failed", phase="stopped", finished_at=now_iso(), log_tail=tail,
                                   error=f"{exit_reason(code)}; last log lines:\n{tail}")
+        self._safe_sync(run)  # indexed before the run stops counting as active
         with self._lock:
             self._active.pop(run.id, None)
-        self._safe_sync(run)
+        self._launch_next()
 
     def reconcile(self) -> None:
         """At start: re-attach to jobs still running, fail the ones that died with the old app, index all."""
@@ -226,9 +264,13 @@ class JobRunner:
                 if isinstance(pid, int) and pid_alive(pid, run.id):
                     self._watch(_Active(run=run, pid=pid, proc=None))
                     continue
-                run.update_status(state="failed", phase="stopped", finished_at=now_iso(), log_tail=run.log_tail(12),
-                                  error="the job stopped while the app was not running (no final status); "
-                                        "Resume continues from the last checkpoint")
+                if status.get("state") == "queued":
+                    run.update_status(state="cancelled", phase="stopped", finished_at=now_iso(),
+                                      error="the app restarted before this queued run started; Resume starts it")
+                else:
+                    run.update_status(state="failed", phase="stopped", finished_at=now_iso(),
+                                      log_tail=run.log_tail(12), error="the job stopped while the app was not "
+                                      "running (no final status); Resume continues from the last checkpoint")
             self._safe_sync(run)
 
     # -- the database index -------------------------------------------------------------------------------
@@ -255,8 +297,9 @@ class JobRunner:
             mtime = run.status_path.stat().st_mtime_ns
         except FileNotFoundError:
             mtime = 0
-        self.store.upsert_run(run.id, **index_row(run))
-        self._synced[run.id] = mtime
+        with self._sync_lock:
+            self.store.upsert_run(run.id, **index_row(run))
+            self._synced[run.id] = mtime
 
 
 def index_row(run: RunDir) -> dict[str, Any]:

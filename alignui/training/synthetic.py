@@ -10,7 +10,6 @@ prompts (`split_prompts`) never appear in the training rows.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from datetime import datetime, timezone
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from alignui import demo_corpus as corpus
-from alignui.snapshot_format import MANIFEST, SnapshotRef
+from alignui.snapshot_format import MANIFEST, SNAPSHOT_SCHEMA_VERSION, SnapshotRef, rows_sha256
 
 
 def all_prompts() -> list[tuple[str, corpus.Entity]]:
@@ -58,11 +57,12 @@ def write_snapshot(storage: Path, snapshot_id: str, train: list[dict], test: lis
     path = Path(storage) / "snapshots" / snapshot_id
     data = DatasetDict({"train": Dataset.from_list(train), "test": Dataset.from_list(test)})
     data.save_to_disk(str(path / "dataset"))
-    digest = hashlib.sha256(json.dumps([train, test], sort_keys=True).encode()).hexdigest()
+    digest = rows_sha256({"train": train, "test": test})
     plain = bool(train) and isinstance(train[0]["prompt"], str)
     manifest = {"id": snapshot_id, "rows": len(train), "test_rows": len(test), "sha256": digest,
                 "filters": filters or {"synthetic": "polite closer"}, "format": "plain" if plain else "conversational",
-                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "schema_version": None}
+                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "schema_version": SNAPSHOT_SCHEMA_VERSION}
     (path / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return SnapshotRef(snapshot_id, path, manifest)
 
