@@ -1,0 +1,104 @@
+"""The optional first stage of RLHF: supervised fine-tuning on the chosen responses (TRL's SFTTrainer).
+
+Owns: `SFTTrainConfig` and the job `run_sft`: the snapshot's (prompt, chosen) pairs as a prompt-completion
+dataset, a LoRA adapter trained with the loss on the completion only, held-out loss on the test split, and
+base-vs-adapter samples. Off by default: RLHF starts from the base model unless the RL stage is given
+`init_adapter=<this run>`, in which case the policy starts from this adapter and a frozen copy of it is the
+reference (TRL's behaviour for a pre-trained adapter).
+
+Invariants:
+- One copy of the base model; the adapter (run/adapter/) is a standard PEFT causal-LM adapter, so the arena
+  can serve it and the RL stage can continue it.
+- torch/trl are imported inside functions (the web process imports this module for the config).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from alignui.training.config import TrainConfig, knob
+
+
+@dataclass(frozen=True)
+class SFTTrainConfig(TrainConfig):
+    """TrainConfig with SFT defaults (responses are learned token by token, so a higher LR than DPO)."""
+
+    learning_rate: float = knob(2e-5, help="peak learning rate (AdamW)",
+                                guide="LoRA SFT ~2e-5 (TRL's default); warned outside 1e-6..5e-4")
+
+    def warnings(self) -> list[str]:
+        out = [w for w in super().warnings() if not w.startswith("learning rate")]
+        if not 1e-6 <= self.learning_rate <= 5e-4:
+            out.append(f"learning rate {self.learning_rate:g} is outside the usual LoRA SFT range 1e-6..5e-4 "
+                       "(fine for the tiny demo model)")
+        return out
+
+
+def sft_rows(split) -> list[dict[str, Any]]:
+    """(prompt, chosen) -> TRL's prompt-completion form; the rejected responses are not used."""
+    return [{"prompt": row["prompt"], "completion": row["chosen"]} for row in split]
+
+
+def build_trainer(job, data, callbacks: list):
+    """(trainer, tokenizer, has_test) for an SFT job: the base loaded once, LoRA from the shared config."""
+    from datasets import Dataset
+    from transformers import PrinterCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from alignui.training.common import check_dtypes, load_base, lora_config, training_arguments
+
+    config: SFTTrainConfig = job.config
+    model, tokenizer = load_base(config, job.base, job.setup)
+    test = Dataset.from_list(sft_rows(data["test"])) if "test" in data and len(data["test"]) else None
+    args = SFTConfig(**training_arguments(config, job.run, job.setup, has_eval=test is not None),
+                     max_length=config.max_length, completion_only_loss=True, packing=False)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(sft_rows(data["train"])),
+                         eval_dataset=test, processing_class=tokenizer, peft_config=lora_config(config),
+                         callbacks=callbacks)
+    trainer.remove_callback(PrinterCallback)  # RunCallback prints one readable line per log event instead
+    check_dtypes(trainer.model, job.setup, args)
+    return trainer, tokenizer
+
+
+def run_sft(job) -> dict[str, Any]:
+    """Fine-tune a LoRA adapter on the chosen responses of `job`'s snapshot; returns the run's summary."""
+    from alignui.snapshot_format import load_snapshot
+    from alignui.training.common import trainable_state
+    from alignui.training.dpo import _parameter_change
+    from alignui.training.evaluation import sample_pairs
+    from alignui.training.job import JobCancelled
+    from alignui.training.metrics import RunCallback
+
+    run, config = job.run, job.config
+    data = load_snapshot(job.snapshot)
+    callback = RunCallback(run, should_stop=job.stop.is_set, log=job.log)
+    run.update_status(phase="loading model")
+    trainer, tokenizer = build_trainer(job, data, [callback])
+    job.check_stop("while loading")
+    before = trainable_state(trainer.model)
+    run.update_status(phase="training")
+    result = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
+    if callback.stopped_at is not None or job.stop.is_set():
+        raise JobCancelled(f"run {run.id} cancelled at step {trainer.state.global_step} with a checkpoint saved: "
+                           "Resume continues from there")
+    moved = _parameter_change(before, trainable_state(trainer.model))
+    eval_metrics: dict[str, Any] = {}
+    if trainer.eval_dataset is not None:
+        run.update_status(phase="evaluating")
+        eval_metrics = trainer.evaluate()
+        job.log(f"held-out loss on the chosen responses: {eval_metrics.get('eval_loss', float('nan')):.4f}")
+    run.update_status(phase="saving adapter")
+    trainer.save_model(str(run.adapter_dir))
+    samples: list[dict[str, Any]] = []
+    if config.sample_prompts:
+        source = data["test"] if "test" in data and len(data["test"]) else data["train"]
+        prompts = [source[i]["prompt"] for i in range(min(config.sample_prompts, len(source)))]
+        samples = sample_pairs(trainer.model, tokenizer, prompts, max_new_tokens=config.sample_max_new_tokens,
+                               seed=config.seed)
+        run.samples_path.write_text("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
+    keep = ("train_loss", "train_runtime", "train_steps_per_second", "train_samples_per_second")
+    return {"adapter": str(run.adapter_dir), "steps": trainer.state.global_step, "params_moved": moved,
+            "train": {k: result.metrics[k] for k in keep if k in result.metrics}, "eval": eval_metrics,
+            "verdict": f"SFT adapter ready: use it as the RL stage's init_adapter={run.id}", "watchouts": []}
