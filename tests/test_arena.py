@@ -145,3 +145,21 @@ def test_a_missing_or_foreign_adapter_is_a_clear_error(ctx, storage):
     (bad / "adapter_config.json").write_text(cfg)
     with pytest.raises(UserError, match="does not fit the loaded base model"):
         battle(ctx)
+
+
+@pytest.mark.gpu
+def test_mixed_batch_battles_run_on_cuda_in_the_gpu_dtype(storage):
+    """On CUDA the base loads in bf16/fp16 while saved LoRA weights are fp32: a battle must still run."""
+    from alignui.config import AppConfig
+    from alignui.context import AppContext
+
+    ctx = AppContext.open(AppConfig(storage=storage, model="demo", device="cuda", offline=True), seed=0,
+                          log=lambda msg: None)
+    try:
+        make_adapter(ctx.store, storage, "dpo-gpu")
+        last = battle(ctx)
+        saved = ctx.store.get_comparison(last.battle_id)
+        assert {saved.model_a, saved.model_b} == {"base", "dpo-gpu"} and saved.text_a is not None
+        assert str(ctx.model.dtype) in ("torch.bfloat16", "torch.float16")
+    finally:
+        ctx.close()

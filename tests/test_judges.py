@@ -183,3 +183,21 @@ def test_judging_voted_battles_reports_agreement_with_humans(ctx, storage, endpo
     assert report["agreement"]["n"] == 4 and report["agreement"]["agreement"] == 0.75
     again = judge_voted_battles(ctx.store, ctx.model, judge)  # nothing new to judge
     assert again["judgments"] == 4
+
+
+def test_judge_spec_takes_the_endpoint_from_the_environment_and_says_what_is_missing(ctx, storage, endpoint):
+    from alignui.judges import JudgeSpec, judge_now
+
+    with pytest.raises(UserError, match="judge must be one of"):
+        JudgeSpec("oracle")
+    with pytest.raises(UserError, match="needs an endpoint URL"):
+        JudgeSpec("endpoint").build(ctx.model, storage, env={})
+    ep = endpoint("longer")
+    judge = JudgeSpec("endpoint").build(ctx.model, storage, env={"ALIGNUI_JUDGE_URL": ep.url,
+                                                                 "ALIGNUI_JUDGE_MODEL": "m", "OPENAI_API_KEY": "k"})
+    assert (judge.base_url, judge.model, judge.api_key, judge.name) == (ep.url, "m", "k", "llm:m")
+    assert isinstance(JudgeSpec("local").build(ctx.model, storage), LocalLLMJudge)
+    make_adapter(ctx.store, storage, "dpo-one")
+    ctx.store.add_prompt(user_turn("Held-out?"), split="heldout")
+    report = judge_now(ctx.store, adapter_server(ctx.model), JudgeSpec("local"), 1, random.Random(0))
+    assert report["judge"] == "llm:local:demo" and report["judgments"] == 1

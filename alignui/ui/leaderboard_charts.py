@@ -101,9 +101,9 @@ def judge_markdown(report: dict) -> str:
     s, agree, bias = report["summary"], report["agreement"], report["position_bias"]
     lines = [f"**Judge {report['judge']}**: {report['judgments']} judgments (each in both orders; a disagreement "
              "between the orders counts as a tie)."]
-    lines += [f"- judge's estimate, **{p['model_a']}** vs **{p['model_b']}**: {_pct(p['win_rate_a'])} "
-              f"{_interval(p['ci_low'], p['ci_high'], True)}, n={p['n']}" + (f" — {p['verdict']}" if "verdict" in p
-                                                                             else "") for p in s["pairs"]]
+    lines += [f"- judge's estimate, **{p['model_a']}** vs **{p['model_b']}**: " + (
+        p["verdict"] if "verdict" in p else f"{_pct(p['win_rate_a'])} {_interval(p['ci_low'], p['ci_high'], True)}, "
+                                            f"n={p['n']}") for p in s["pairs"]]
     if agree["n"]:
         lines.append(f"- agreement with human votes: {_pct(agree['agreement'])} on {agree['n']} battles, Cohen's "
                      f"kappa {agree['kappa']}")

@@ -53,3 +53,26 @@ def test_a_blind_battle_in_the_browser_then_the_reveal_and_the_leaderboard(serve
     page.locator("#lb-bars .js-plotly-plot").wait_for()
     page.locator("#lb-heatmap .js-plotly-plot").wait_for()
     screenshot(page, "leaderboard")
+
+
+def test_judging_held_out_prompts_from_the_leaderboard(server, page, storage, monkeypatch):
+    from test_judges import Endpoint
+
+    endpoint = Endpoint("longer")
+    monkeypatch.setenv("ALIGNUI_JUDGE_URL", endpoint.url)
+    monkeypatch.setenv("ALIGNUI_JUDGE_MODEL", "judge-model")
+    try:
+        make_adapter(server.ctx.store, storage, SECRET)
+        for k in range(3):
+            server.ctx.store.add_prompt([{"role": "user", "content": f"Held-out question {k}?"}], split="heldout")
+        page.goto(server.url)
+        page.get_by_role("tab", name="Leaderboard").click()
+        page.get_by_text("Automatic judge: a quick estimate before humans vote").click()
+        page.locator("#lb-judge-batch").click()
+        page.get_by_text("judge's estimate").wait_for(timeout=120_000)
+        report = page.locator("#lb-judge-report").inner_text()
+        assert "Judge llm:judge-model: 3 judgments" in report and f"{SECRET} vs base" in report
+        assert "position bias" in report and len(endpoint.requests) == 6  # both orders of 3 battles
+        screenshot(page, "leaderboard-judge")
+    finally:
+        endpoint.close()
