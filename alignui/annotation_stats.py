@@ -18,6 +18,8 @@ HISTORY_COLUMNS = ["when", "prompt", "verdict", "edited", "turn", "pair"]
 
 def summary_markdown(store: Store) -> str:
     counts = store.vote_counts()
+    if not counts["total"] and not counts["pending"]:
+        return "No pairs collected yet: the counters and charts fill in with the first verdict."
     parts = [f"**{counts['total']}** pair{'s' if counts['total'] != 1 else ''} collected"]
     parts += [f"{VERDICT_NAMES[v]} {counts[v]}" for v in VERDICTS]
     people = store.votes_by_annotator()

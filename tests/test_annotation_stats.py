@@ -23,7 +23,7 @@ def vote(store, verdict, annotator, edited=None, meta=None, messages=MSGS):
 
 
 def test_empty_counters_and_plots_are_well_formed(store):
-    assert stats.summary_markdown(store).startswith("**0** pairs collected · A better 0")
+    assert stats.summary_markdown(store).startswith("No pairs collected yet")
     assert list(stats.by_verdict(store)["votes"]) == [0, 0, 0, 0, 0]
     assert stats.by_annotator(store).empty and stats.over_time(store).empty
     assert list(stats.history(store, "ann").columns) == stats.HISTORY_COLUMNS

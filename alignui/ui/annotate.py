@@ -137,7 +137,9 @@ class _AnnotateTab:
         @user_errors
         def ui_vote(state, typed, edit_on, continue_on, text_a, text_b, request: gr.Request):
             if edit_on and verdict in ("a", "b") and state.pair_id:  # open the editor; save on Ctrl+Enter
-                opened = (gr.update(visible=True), text_a if verdict == "a" else text_b, verdict, edit_on, continue_on)
+                label = f"Edit response {verdict.upper()} before saving it as the winner · Ctrl+Enter saves · Esc cancels"
+                opened = (gr.update(visible=True), gr.update(value=text_a if verdict == "a" else text_b, label=label),
+                          verdict, edit_on, continue_on)
                 return (*(gr.skip() for _ in self.view_out), *opened)
             view = flow.vote(self.ctx.store, state, verdict, annotator=self.who(typed, request),
                              continue_after=continue_on)

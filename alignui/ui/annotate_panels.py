@@ -88,7 +88,7 @@ def settings_panel(ctx: AppContext, prefs_state: gr.BrowserState) -> list:
         prefs = _prefs_of(values)
         return prefs.to_dict(), gr.update(visible=prefs.temperature_b is not None)
 
-    gr.on([w.input for w in widgets], ui_remember, widgets, [prefs_state, temperature_b], api_visibility="private",
+    gr.on([w.change for w in widgets], ui_remember, widgets, [prefs_state, temperature_b], api_visibility="private",
           trigger_mode="always_last")
     reset.click(lambda: (AnnotationPrefs().to_dict(), *_widget_values(AnnotationPrefs())), None,
                 [prefs_state, *widgets], api_visibility="private")
@@ -126,18 +126,21 @@ def progress_panel(ctx: AppContext, name: gr.Textbox, pool_counts: gr.Markdown) 
         with gr.Row():
             plot = dict(height=220, y_lim=[0, None], min_width=240)
             verdicts = gr.BarPlot(x="verdict", y="votes", title="By verdict", sort=list(stats.VERDICT_NAMES.values()),
-                                  elem_id="plot-verdicts", **plot)
+                                  elem_id="plot-verdicts", visible=False, **plot)
             people = gr.BarPlot(x="annotator", y="votes", title="By annotator", sort="-y", elem_id="plot-annotators",
-                                **plot)
+                                visible=False, **plot)
             timeline = gr.LinePlot(x="time", y="pairs", title="Pairs over time", x_axis_format="%H:%M:%S",
-                                   elem_id="plot-timeline", **plot)
+                                   elem_id="plot-timeline", visible=False, **plot)
         history = gr.Dataframe(headers=stats.HISTORY_COLUMNS, label="Your last 20 verdicts", interactive=False,
                                wrap=True, max_height=360, elem_id="history")
 
     def refresh(who: str, request: gr.Request):
         annotator = identity_of(ctx, request, _safe(who)).name
-        return (stats.summary_markdown(ctx.store), stats.by_verdict(ctx.store), stats.by_annotator(ctx.store),
-                stats.over_time(ctx.store), stats.history(ctx.store, annotator), describe_counts(ctx.store))
+        timeline = stats.over_time(ctx.store)
+        shown = not timeline.empty  # empty plots only draw blank axes: hide them until the first verdict
+        plots = (stats.by_verdict(ctx.store), stats.by_annotator(ctx.store), timeline)
+        return (stats.summary_markdown(ctx.store), *(gr.update(value=p, visible=shown) for p in plots),
+                stats.history(ctx.store, annotator), describe_counts(ctx.store))
 
     outputs = [summary, verdicts, people, timeline, history, pool_counts]
     gr.Timer(15).tick(refresh, [name], outputs, api_visibility="private", show_progress="hidden")
