@@ -66,6 +66,7 @@ class AdapterServer:
         self.handle = handle
         self.peft_model: Any = None
         self.loaded: dict[str, str] = {}  # run id -> adapter path it was loaded from
+        self.failed: dict[str, tuple[str, UserError]] = {}  # run id -> (adapter path, why it cannot be served)
 
     def _load(self, run_id: str, path: str) -> None:
         from peft import PeftModel
@@ -83,17 +84,25 @@ class AdapterServer:
 
     def ensure(self, run: Run) -> str:
         """Load `run`'s adapter unless it already is; return its PEFT name. UserError when it cannot be served."""
-        if not run.adapter_path or not Path(run.adapter_path).is_dir():
-            raise UserError(f"the adapter of run {run.id} is missing (expected at {run.adapter_path}); "
-                            "retrain it or remove the run")
-        if self.loaded.get(run.id) != run.adapter_path:
-            try:
-                self.handle.submit(self._load, run.id, run.adapter_path).result()
-            except (ValueError, RuntimeError, KeyError, OSError) as exc:
-                raise UserError(f"the adapter of run {run.id} does not fit the loaded base model "
-                                f"{self.handle.ref} ({type(exc).__name__}: {str(exc)[:200]}); serve the base "
-                                "model it was trained on") from exc
-            self.loaded[run.id] = run.adapter_path
+        known = self.failed.get(run.id)
+        if known and known[0] == run.adapter_path:  # a failure is remembered until the run's adapter changes
+            raise known[1]
+        try:
+            if not run.adapter_path or not Path(run.adapter_path).is_dir():
+                raise UserError(f"the adapter of run {run.id} is missing (expected at {run.adapter_path}); "
+                                "retrain it or remove the run")
+            if self.loaded.get(run.id) != run.adapter_path:
+                try:
+                    self.handle.submit(self._load, run.id, run.adapter_path).result()
+                except (ValueError, RuntimeError, KeyError, OSError) as exc:
+                    raise UserError(f"the adapter of run {run.id} does not fit the loaded base model "
+                                    f"{self.handle.ref} ({type(exc).__name__}: {str(exc)[:200]}); serve the base "
+                                    "model it was trained on") from exc
+                self.loaded[run.id] = run.adapter_path
+        except UserError as err:
+            self.failed[run.id] = (run.adapter_path, err)
+            raise
+        self.failed.pop(run.id, None)
         return peft_name(run.id)
 
     def view(self, adapter_names: list[str]) -> ModelHandle:

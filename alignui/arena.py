@@ -82,6 +82,28 @@ def choose_pair(store: Store, models: list[str], mode: str, rng: random.Random) 
     return rng.choice([p for p in pairs if score[p] == best])
 
 
+def servable_pair(store: Store, server: AdapterServer, mode: str, rng: random.Random) -> tuple[str, str]:
+    """A pair by `mode` among the models that can be served; an adapter that cannot (missing, or made for
+    another base model) is left out, and its reason is the error when no pair is left."""
+    errors: list[UserError] = []
+    while True:
+        models = [m for m in arena_models(store) if m not in server.failed]
+        try:
+            pair = choose_pair(store, models, mode, rng)
+        except UserError:
+            known = [err for _, err in server.failed.values()]
+            if errors or known:
+                raise (errors or known)[-1] from None
+            raise
+        try:
+            for ref in pair:
+                if ref != BASE:
+                    server.ensure(store.get_run(ref))
+            return pair
+        except UserError as err:  # remembered in server.failed: the next round picks without it
+            errors.append(err)
+
+
 def assign_sides(store: Store, pair: tuple[str, str], rng: random.Random) -> tuple[str, str]:
     """(left, right): the model that sat left less often in this pairing goes left; a seeded coin if even."""
     served = store.arena_pairings()
@@ -117,7 +139,7 @@ def stream_battle(store: Store, server: AdapterServer, messages: Messages, rng: 
                   settings: ArenaSettings = ArenaSettings(), prompt_id: str | None = None,
                   annotator: str | None = None) -> Iterator[BattleProgress]:
     """Pick two models, seat them, stream both answers in one batched call, save a pending arena battle."""
-    pair = choose_pair(store, arena_models(store), settings.mode, rng)
+    pair = servable_pair(store, server, settings.mode, rng)
     left, right = assign_sides(store, pair, rng)
     sampling = with_seed(settings.sampling, rng.randrange(2**31))
     for update in server.stream_two(messages, run_of(store, left), run_of(store, right), sampling):

@@ -163,3 +163,14 @@ def test_mixed_batch_battles_run_on_cuda_in_the_gpu_dtype(storage):
         assert str(ctx.model.dtype) in ("torch.bfloat16", "torch.float16")
     finally:
         ctx.close()
+
+
+def test_an_adapter_that_cannot_be_served_is_left_out_of_the_arena(ctx, storage):
+    make_adapter(ctx.store, storage, "dpo-good")
+    make_adapter(ctx.store, storage, "dpo-broken")  # newest: the default pairing would pick it
+    cfg = storage / "runs" / "dpo-broken" / "adapter" / "adapter_config.json"
+    cfg.write_text(cfg.read_text().replace('"q_proj"', '"no_such_proj"').replace('"v_proj"', '"nor_this"'))
+    b = battle(ctx)
+    saved = ctx.store.get_comparison(b.battle_id)
+    assert {saved.model_a, saved.model_b} == {"base", "dpo-good"}
+    assert "dpo-broken" in adapter_server(ctx.model).failed
