@@ -190,3 +190,15 @@ def test_readme_front_matter_is_a_valid_spaces_config():
     assert len(meta.get("short_description", "")) <= 60
     assert all(unicodedata.category(ch) in ("So", "Sk", "Mn", "Cf") for ch in meta["emoji"]), "emoji only"
     assert meta.get("suggested_storage", "small") in {"small", "medium", "large"}
+
+
+def test_every_tab_warns_loudly_when_a_space_keeps_data_on_its_temporary_disk(ctx, monkeypatch):
+    from dataclasses import replace
+
+    from alignui.ui.app import header_markdown
+
+    assert "not persistent" not in header_markdown(ctx)  # a local install: no warning
+    ctx.config = replace(ctx.config, space_id="me/alignui")
+    monkeypatch.setattr("alignui.spaces.read_mounts", lambda text=None: [("/", "overlay")])
+    header = header_markdown(ctx)
+    assert "⚠️ **Data is not persistent.**" in header and "lost when the Space restarts" in header

@@ -48,8 +48,7 @@ def profile_username(profile: gr.OAuthProfile | None) -> str | None:
 
 def admins_of(ctx: AppContext) -> frozenset[str]:
     """Configured admins (ALIGNUI_ADMINS / the Space owner) plus names given the admin role in the Admin tab."""
-    granted = ctx.store.admin_names() if hasattr(ctx.store, "admin_names") else frozenset()
-    return frozenset(ctx.config_admins) | granted
+    return frozenset(ctx.config_admins) | ctx.store.admin_names()
 
 
 def identity_of(ctx: AppContext, request: gr.Request | None, typed_name: str | None = None) -> Identity:
