@@ -4,7 +4,8 @@ Owns: the `Workspace` record (what one annotator has on screen and may undo)
 and the steps of the annotation loop, each returning a `View` (everything the
 Annotate tab shows), so the UI only maps a View onto its widgets.
 
-The loop: a prompt is typed or drawn from the pool -> a pair streams in -> a
+The loop: a prompt is typed or drawn from the pool (or a pair others judged
+is handed out, for agreement: alignui.overlap) -> a pair streams in -> a
 verdict is saved (optionally with an edited winner) -> the next thing is ready
 without a click: a pair set aside by an undo, else the next turn of the
 conversation (when the annotator asked to continue), else the next pool
@@ -32,7 +33,9 @@ from alignui.db import Comparison, Store
 from alignui.db.pool import CONVERSATION_SOURCE, VARIANT_SOURCE
 from alignui.db.records import Messages
 from alignui.errors import UserError
+from alignui.identity import ANONYMOUS
 from alignui.models import ModelHandle
+from alignui.overlap import next_shared_pair
 from alignui.prompt_pool import draw
 
 UNDO_DEPTH = 20
@@ -116,10 +119,16 @@ def generate(store: Store, model: ModelHandle, ws: Workspace, text: str, prefs: 
 
 def next_prompt(store: Store, model: ModelHandle, ws: Workspace, prefs: AnnotationPrefs, rng: random.Random, *,
                 annotator: str | None) -> Iterator[View]:
-    """Draw the next pool prompt (a new conversation) and generate its pair at once."""
+    """The next thing to judge: a pair others judged (overlap k, gold items; named annotators only), else the
+    next pool prompt (a new conversation) with its pair generated at once."""
+    base = Workspace(decided=ws.decided, parked=ws.parked, saved=ws.saved)
+    shared = next_shared_pair(store, annotator, rng) if annotator and annotator != ANONYMOUS else None
+    if shared is not None:
+        ws = _resume(store, base, shared)
+        yield _view(ws, f"Pair `{shared.id}` {READY}", text_a=shared.text_a, text_b=shared.text_b)
+        return
     exclude = (ws.pool_prompt,) if ws.pool_prompt and ws.pair_id else ()
     prompt = draw(store, annotator, rng, exclude=exclude)
-    base = Workspace(decided=ws.decided, parked=ws.parked, saved=ws.saved)
     if prompt is None:
         yield _view(base, "No prompts left in the pool for you: type one (press / to focus the box), or add "
                           "prompts under Prompt pool.", waiting_for_prompt=True)
