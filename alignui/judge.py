@@ -158,6 +158,10 @@ def resolve_reward_model(storage: str | Path, ref: str | None) -> Path:
     if not path.is_dir():
         known = ", ".join(p.name for p in find_reward_models(storage)[:5]) or "none yet"
         raise NotFoundError(f"no reward model {ref!r} under {path.parent} (finished reward runs: {known})")
+    state = _read_json(path / "status.json").get("state", "done")
+    if state != "done":
+        raise NotFoundError(f"reward model run {ref} is {state}, not finished: resume it (Train tab) or train "
+                            "a new one, then start the RL stage again")
     return path
 
 

@@ -239,6 +239,10 @@ def resolve_adapter(storage: Path, ref: str) -> Path:
             path = StorageLayout(Path(storage)).run_dir(ref)
         except UnsafeNameError as exc:
             raise UserError(f"init_adapter {ref!r}: {exc}") from exc
+    state = (json.loads((path / "status.json").read_text()) if (path / "status.json").is_file() else {}).get("state")
+    if state not in (None, "done"):
+        raise UserError(f"init_adapter run {ref} is {state}, not finished: resume it (Train tab), then start the RL "
+                        "stage again")
     adapter = path / "adapter" if (path / "adapter" / "adapter_config.json").is_file() else path
     if not (adapter / "adapter_config.json").is_file():
         raise UserError(f"init_adapter {ref!r} holds no adapter (no adapter_config.json); give a finished SFT or "
@@ -302,6 +306,8 @@ def run_rlhf(job) -> dict[str, Any]:
     job.run.update_status(phase="loading policy")
     trainer, tokenizer = build_trainer(job, prompts, judges, [callback])
     resident = residency(trainer.model, judges, job.base)
+    job.run.write_lineage({**job.run.read_lineage(), "reward_models": [j.run_id for j in judges],
+                           "init_adapter": config.init_adapter or None})
     job.log(f"resident: {resident}")
     job.run.update_status(phase="training", resident=resident)
     job.log(f"{config.algorithm.upper()} on {len(prompts)} prompts, {config.num_generations} samples each")
