@@ -76,3 +76,28 @@ def test_judging_held_out_prompts_from_the_leaderboard(server, page, storage, mo
         screenshot(page, "leaderboard-judge")
     finally:
         endpoint.close()
+
+
+def test_the_leaderboard_shows_ratings_intervals_and_verdicts_for_many_votes(server, page):
+    import random
+
+    from alignui.db import NewGeneration
+
+    rng = random.Random(0)
+    store = server.ctx.store
+    strength = {"base": 0.5, "dpo-strong": 0.7, "dpo-weak": 0.35}  # P(beats base), roughly
+    for k in range(160):
+        other = "dpo-strong" if k % 2 else "dpo-weak"
+        left, right = (other, "base") if k % 4 < 2 else ("base", other)
+        gens = [NewGeneration(m, f"answer {k}", n_tokens=40 + 20 * (m == "dpo-strong")) for m in (left, right)]
+        pair = store.save_pair([{"role": "user", "content": f"q{k}"}], *gens, kind="arena")
+        other_wins = rng.random() < strength[other]
+        verdict = "tie" if rng.random() < 0.1 else ("a" if (left == other) == other_wins else "b")
+        store.decide(pair.id, verdict, allowed=("a", "b", "tie", "both_bad"))
+    page.goto(server.url)
+    page.get_by_role("tab", name="Leaderboard").click()
+    page.get_by_text("160 votes").wait_for()
+    verdicts = page.locator("#lb-verdicts").inner_text()
+    assert "dpo-strong vs base: working" in verdicts and "dpo-weak vs base: made it worse" in verdicts
+    page.locator("#lb-heatmap .js-plotly-plot").wait_for()
+    screenshot(page, "leaderboard-many-votes")
