@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from alignui.agreement import EXPORT_POLICIES, apply_export_policy
@@ -34,12 +35,13 @@ from alignui.errors import UserError
 from alignui.identity import Identity, require
 from alignui.paths import StorageLayout
 from alignui.snapshot_format import (DATASET_DIR, MANIFEST, README, SNAPSHOT_SCHEMA_VERSION, SnapshotRef,
-                                     rows_sha256)
+                                     tables_sha256)
 
 EXPORT_FORMATS = ("hf", "parquet", "jsonl")
 PAIR_VERDICTS = ("a", "b")
 _SPEAKER = {"system": "System", "user": "Human", "assistant": "Assistant"}
 TokenCounter = Callable[[list, list, list, int], dict]
+META_COLUMNS = ("id", "source", "kind", "annotator", "chosen_model", "rejected_model", "edited", "decided_at", "meta")
 
 
 @dataclass(frozen=True)
@@ -99,69 +101,90 @@ def plain_prompt(messages: list[dict[str, str]]) -> str:
     return "".join(f"\n\n{_SPEAKER[m['role']]}: {m['content']}" for m in messages) + "\n\nAssistant:"
 
 
-def _row(c, plain: bool) -> dict[str, Any]:
-    messages = json.loads(c.messages)
-    won_a = c.verdict == "a"
-    chosen = c.edited_chosen or (c.text_a if won_a else c.text_b)
-    rejected = c.text_b if won_a else c.text_a
-    decided = c.decided_at.isoformat() if c.decided_at else None
-    shaped = ((plain_prompt(messages), chosen, rejected) if plain else
-              (messages, [{"role": "assistant", "content": chosen}], [{"role": "assistant", "content": rejected}]))
-    return {"prompt": shaped[0], "chosen": shaped[1], "rejected": shaped[2], "id": c.id, "source": c.source,
-            "kind": c.kind, "annotator": c.annotator, "chosen_model": c.model_a if won_a else c.model_b,
-            "rejected_model": c.model_b if won_a else c.model_a, "edited": bool(c.edited_chosen),
-            "decided_at": decided, "meta": c.meta}
+def _take(table, indices: list[int]):
+    import pyarrow as pa
+
+    return table.take(pa.array(indices, pa.int64()))  # typed: an empty list would be Arrow's null type
 
 
-def select_rows(store, options: ExportOptions) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """The pair rows (ordered by comparison id) and the counts of what was left out."""
-    decided = store.export_rows(options.kinds, options.sources or None)
-    kept = decided if options.policy == "keep_all" else apply_export_policy(decided, options.policy,
-                                                                            options.min_agreement)
-    verdicts = Counter(c.verdict for c in kept)
+def _replies(texts) -> Any:
+    """One-message assistant conversations, built column-wise in Arrow: [{"role": "assistant", "content": t}]."""
+    import pyarrow as pa
+
+    n = len(texts)
+    messages = pa.StructArray.from_arrays([pa.array(["assistant"] * n, pa.string()), texts.combine_chunks()],
+                                          names=["role", "content"])
+    return pa.ListArray.from_arrays(pa.array(range(n + 1), pa.int32()), messages)
+
+
+def shape(table, plain: bool):
+    """The snapshot's columns, in order: prompt, chosen, rejected, then the metadata columns."""
+    import pyarrow as pa
+
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    if plain:
+        prompt = pa.array([plain_prompt(m) for m in table.column("prompt").to_pylist()], pa.string())
+        chosen, rejected = table.column("chosen"), table.column("rejected")
+    else:
+        prompt = table.column("prompt").cast(pa.list_(message))
+        chosen, rejected = _replies(table.column("chosen")), _replies(table.column("rejected"))
+    meta = [table.column(name) for name in META_COLUMNS]
+    return pa.table([prompt, chosen, rejected, *meta], names=["prompt", "chosen", "rejected", *META_COLUMNS])
+
+
+def select_rows(store, options: ExportOptions):
+    """The pair rows as an Arrow table (ordered by comparison id) and the counts of what was left out."""
+    table = store.export_table(options.kinds, options.sources or None)
+    verdicts = table.column("verdict").to_pylist()
+    kept = range(len(verdicts))
+    if options.policy != "keep_all":
+        light = [SimpleNamespace(i=i, verdict=v, gen_a=a, gen_b=b) for i, (v, a, b) in enumerate(
+            zip(verdicts, table.column("gen_a").to_pylist(), table.column("gen_b").to_pylist()))]
+        kept = sorted(c.i for c in apply_export_policy(light, options.policy, options.min_agreement))
+    counts = Counter(verdicts[i] for i in kept)
     histogram = store.verdict_histogram(options.kinds, options.sources or None)
-    excluded = {v: verdicts.get(v, 0) for v in ("tie", "both_bad", "skip")}
-    excluded.update(pending=histogram["pending"], deleted=histogram["deleted"],
-                    by_policy=len(decided) - len(kept))
+    excluded = {v: counts.get(v, 0) for v in ("tie", "both_bad", "skip")}
+    excluded.update(pending=histogram["pending"], deleted=histogram["deleted"], by_policy=len(verdicts) - len(kept))
     if not options.include_arena:
         excluded["arena"] = store.count_kind("arena")
-    rows = [_row(c, options.plain) for c in sorted(kept, key=lambda c: c.id) if c.verdict in PAIR_VERDICTS]
-    return rows, excluded
+    pairs = [i for i in kept if verdicts[i] in PAIR_VERDICTS]
+    return shape(_take(table, pairs), options.plain), excluded
 
 
 def split_indices(n: int, test_size: float, seed: int) -> tuple[list[int], list[int]]:
-    """Seeded shuffle into train/test (scikit-learn); everything goes to train when a split is impossible."""
+    """Seeded shuffle into train/test; everything goes to train when a split is impossible.
+
+    A numpy permutation rather than sklearn's train_test_split (same result shape): importing
+    scikit-learn alone took 2-5 s of a 100k-pair export here."""
     if n < 2 or test_size <= 0:
         return list(range(n)), []
-    from sklearn.model_selection import train_test_split
+    import numpy as np
 
     n_test = max(1, min(n - 1, round(n * test_size)))
-    train, test = train_test_split(list(range(n)), test_size=n_test, random_state=seed, shuffle=True)
-    return list(train), list(test)
+    order = np.random.default_rng(seed).permutation(n).tolist()
+    return order[n_test:], order[:n_test]
 
 
-def _write_files(tmp: Path, splits: dict[str, list[dict]], options: ExportOptions) -> None:
-    """dataset/ (save_to_disk) plus data.parquet or data.jsonl, from Arrow tables built once."""
+def _write_files(tmp: Path, splits: dict[str, Any], options: ExportOptions) -> None:
+    """dataset/ (save_to_disk) plus data.parquet or data.jsonl, all from the same Arrow tables."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from datasets import Dataset, DatasetDict
     from datasets.utils.logging import disable_progress_bar
 
     disable_progress_bar()  # a progress bar per split would flood the CLI's stdout
-    schema = pa.Table.from_pylist(splits["train"] or splits["test"]).schema
-    tables = {name: pa.Table.from_pylist(rows, schema=schema) for name, rows in splits.items()}
+    empty = {name: 1 for name, t in splits.items() if t.num_rows == 0}  # 0 shards would not load back
     # Datasets wrap the Arrow tables as they are: train_test_split's indices mapping made saving 25x slower.
-    empty = {name: 1 for name, t in tables.items() if t.num_rows == 0}  # 0 shards would not load back
-    DatasetDict({name: Dataset(t) for name, t in tables.items()}).save_to_disk(str(tmp / DATASET_DIR),
+    DatasetDict({name: Dataset(t) for name, t in splits.items()}).save_to_disk(str(tmp / DATASET_DIR),
                                                                                num_shards=empty or None)
     if options.format == "parquet":
         both = pa.concat_tables([t.append_column("split", pa.array([name] * t.num_rows, pa.string()))
-                                 for name, t in tables.items()])
+                                 for name, t in splits.items()])
         pq.write_table(both, tmp / "data.parquet")
     elif options.format == "jsonl":
         with (tmp / "data.jsonl").open("w", encoding="utf-8") as f:
-            for name, rows in splits.items():
-                for row in rows:
+            for name, table in splits.items():
+                for row in table.to_pylist():
                     f.write(json.dumps({**row, "split": name}, ensure_ascii=False) + "\n")
 
 
@@ -187,20 +210,19 @@ def export_snapshot(store, layout: StorageLayout, options: ExportOptions, identi
                     now: datetime | None = None) -> ExportResult:
     """Write a new snapshot of the current data; see the module invariants."""
     require(identity, "export")
-    rows, excluded = select_rows(store, options)
-    if not rows:
+    table, excluded = select_rows(store, options)
+    if not table.num_rows:
         left = ", ".join(f"{v} {k}" for k, v in excluded.items() if v) or "no votes at all"
         raise UserError(f"nothing to export: no comparison has an a/b verdict yet ({left}); vote on some pairs or "
                         "import data first")
-    train_idx, test_idx = split_indices(len(rows), options.test_size, options.seed)
-    splits = {"train": [rows[i] for i in train_idx], "test": [rows[i] for i in test_idx]}
-    sha = rows_sha256(splits)
+    train_idx, test_idx = split_indices(table.num_rows, options.test_size, options.seed)
+    splits = {"train": _take(table, train_idx), "test": _take(table, test_idx)}
+    sha = tables_sha256(splits)
     created = (now or datetime.now(timezone.utc)).replace(microsecond=0)
     path = _target(layout, options, f"{created:%Y%m%d-%H%M%S}-{sha[:8]}")
     manifest = _manifest(store, path.name, created, sha, splits, excluded, options)
     if options.max_length and count_tokens:
-        manifest["truncation"] = count_tokens([_messages(r) for r in rows], [_reply(r["chosen"]) for r in rows],
-                                              [_reply(r["rejected"]) for r in rows], options.max_length)
+        manifest["truncation"] = count_tokens(*_token_inputs(table), options.max_length)
     elif options.max_length:
         manifest["truncation"] = {"max_length": options.max_length,
                                   "skipped": tokenizer_note or "no tokenizer was available"}
@@ -217,33 +239,34 @@ def export_snapshot(store, layout: StorageLayout, options: ExportOptions, identi
     return ExportResult(SnapshotRef(path.name, path, manifest))
 
 
-def _messages(row: dict[str, Any]) -> list[dict[str, str]]:
-    prompt = row["prompt"]
-    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-
-
-def _reply(value: Any) -> str:
-    return value if isinstance(value, str) else value[0]["content"]
+def _token_inputs(table) -> tuple[list, list, list]:
+    """(prompt conversations, chosen texts, rejected texts) for the truncation report."""
+    prompts = [[{"role": "user", "content": p}] if isinstance(p, str) else p
+               for p in table.column("prompt").to_pylist()]
+    replies = [[r if isinstance(r, str) else r[0]["content"] for r in table.column(name).to_pylist()]
+               for name in ("chosen", "rejected")]
+    return prompts, replies[0], replies[1]
 
 
 def _manifest(store, snapshot_id: str, created: datetime, sha: str, splits: dict, excluded: dict,
               options: ExportOptions) -> dict[str, Any]:
-    rows = splits["train"] + splits["test"]
+    n_train, n_test = splits["train"].num_rows, splits["test"].num_rows
+    sources = Counter(splits["train"].column("source").to_pylist() + splits["test"].column("source").to_pylist())
     histogram = store.verdict_histogram(options.kinds, options.sources or None)
     return {
         "id": snapshot_id, "created_at": created.isoformat(), "schema_version": SNAPSHOT_SCHEMA_VERSION,
         "db_schema_version": store.version, "format": "plain" if options.plain else "conversational",
-        "rows": len(rows), "train_rows": len(splits["train"]), "test_rows": len(splits["test"]),
+        "rows": n_train + n_test, "train_rows": n_train, "test_rows": n_test,
         "test_size": options.test_size, "seed": options.seed, "sha256": sha,
         "filters": {"kinds": list(options.kinds), "include_arena": options.include_arena,
                     "sources": list(options.sources) or None, "verdicts": list(PAIR_VERDICTS),
                     "deleted": "excluded", "policy": options.policy,
                     "min_agreement": options.min_agreement if options.policy == "drop_low_agreement" else None},
         "excluded": excluded, "verdicts": {k: v for k, v in histogram.items() if k != "deleted"},
-        "sources": dict(Counter(r["source"] for r in rows).most_common()),
+        "sources": dict(sources.most_common()),
         "files": [DATASET_DIR, MANIFEST, README] + ({"parquet": ["data.parquet"], "jsonl": ["data.jsonl"]}
                                                     .get(options.format, [])),
-        "columns": list(rows[0]), "options": {k: str(v) if isinstance(v, Path) else v
+        "columns": splits["train"].column_names, "options": {k: str(v) if isinstance(v, Path) else v
                                                for k, v in asdict(options).items()},
     }
 

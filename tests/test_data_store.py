@@ -3,7 +3,6 @@
 import datetime as dt
 import json
 
-import pandas as pd
 import pytest
 
 from alignui.db import BrowseFilter, ImportBatch, NewGeneration, Store
@@ -11,14 +10,15 @@ from alignui.db.records import messages_hash
 from alignui.errors import NotFoundError, UserError
 
 
-def pairs_frame(n, prefix="q"):
-    rows = []
+def pair_columns(n, prefix="q"):
+    cols = {k: [] for k in ("messages", "content_hash", "chosen", "rejected", "pair_hash", "meta")}
     for i in range(n):
         messages = [{"role": "user", "content": f"{prefix} {i}?"}]
-        rows.append({"messages": json.dumps(messages), "content_hash": messages_hash(messages),
-                     "chosen": f"good {i}", "rejected": f"bad {i}", "pair_hash": f"{prefix}-h{i}",
-                     "meta": json.dumps({"score": i})})
-    return pd.DataFrame(rows)
+        for key, value in (("messages", json.dumps(messages)), ("content_hash", messages_hash(messages)),
+                           ("chosen", f"good {i}"), ("rejected", f"bad {i}"), ("pair_hash", f"{prefix}-h{i}"),
+                           ("meta", json.dumps({"score": i}))):
+            cols[key].append(value)
+    return cols
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def annotated(store, verdict, annotator="ann", text="Why is the sea salty?"):
 
 
 def test_import_batch_writes_pairs_once_and_skips_known_hashes(store):
-    batch = ImportBatch(source="import:x.jsonl", format="trl", kind="pairs", frame=pairs_frame(3), actor="me")
+    batch = ImportBatch(source="import:x.jsonl", format="trl", kind="pairs", columns=pair_columns(3), actor="me")
     first = store.import_batch(batch, {"duplicate within the source": 1})
     assert (first.imported, first.already_stored) == (3, 0)
     again = store.import_batch(batch)
@@ -50,15 +50,16 @@ def test_import_batch_writes_pairs_once_and_skips_known_hashes(store):
 
 
 def test_import_batch_of_prompts_dedupes_by_content(store):
-    frame = pairs_frame(2)[["messages", "content_hash"]].assign(meta=None)
-    batch = ImportBatch(source="import:p.txt", format="prompts", kind="prompts", frame=frame, split="heldout")
+    cols = pair_columns(2)
+    columns = {"messages": cols["messages"], "content_hash": cols["content_hash"], "meta": [None, None]}
+    batch = ImportBatch(source="import:p.txt", format="prompts", kind="prompts", columns=columns, split="heldout")
     assert store.import_batch(batch).imported == 2
     assert store.import_batch(batch).already_stored == 2
     assert store.query("SELECT DISTINCT split FROM prompts") == [("heldout",)]
 
 
 def test_browse_filters(store):
-    store.import_batch(ImportBatch(source="import:x", format="trl", kind="pairs", frame=pairs_frame(2)))
+    store.import_batch(ImportBatch(source="import:x", format="trl", kind="pairs", columns=pair_columns(2)))
     annotated(store, "b", "alice")
     annotated(store, "tie", "bob", text="Where do penguins live?")
     store.save_pair([{"role": "user", "content": "pending one"}], NewGeneration("base", "x"), NewGeneration("base", "y"))
@@ -103,7 +104,7 @@ def test_fix_verdict_and_soft_delete_keep_an_audit_trail(store):
 
 
 def test_counts_and_export_rows(store):
-    store.import_batch(ImportBatch(source="import:x", format="trl", kind="pairs", frame=pairs_frame(2)))
+    store.import_batch(ImportBatch(source="import:x", format="trl", kind="pairs", columns=pair_columns(2)))
     annotated(store, "b", "alice")
     annotated(store, "skip", "alice")
     gone = annotated(store, "a", "bob")

@@ -104,7 +104,7 @@ def test_include_arena_plain_and_extra_files(store, layout):
     result = export_snapshot(store, layout, ExportOptions(include_arena=True, plain=True, format="parquet",
                                                           test_size=0), ADMIN)
     data = load_snapshot(result.ref)
-    assert data["train"].num_rows == 8 and data["test"].num_rows == 0
+    assert data["train"].num_rows == 8 and data["test"].num_rows == 0 and verify_snapshot(result.ref)
     row = next(r for r in data["train"] if r["kind"] == "arena")
     assert (row["prompt"], row["chosen"], row["rejected"]) == ("arena prompt", "A for arena prompt",
                                                               "B for arena prompt")

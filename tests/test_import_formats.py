@@ -8,6 +8,7 @@ import pytest
 
 from alignui.datasets_io import ImportOptions, import_source, preview_source
 from alignui.db import Store
+from alignui.db.records import messages_hash
 from alignui.identity import Identity, PermissionDenied
 from conftest import REPO
 
@@ -61,6 +62,8 @@ def test_trl_plain_strings(store):
                                    ([u("Name a prime number:")], " 7", " 8"))
     got = pairs(store)
     assert {p[5] for p in got} == {"import:trl"} and {p[4] for p in got} == {"import:trl_plain.jsonl"}
+    for messages, content_hash in store.query("SELECT messages, content_hash FROM prompts"):
+        assert content_hash == messages_hash(json.loads(messages))  # the Annotate tab's prompt identity
     assert [p[3] for p in got if p[3]] == [{"margin": 2.5}]
 
 

@@ -27,7 +27,6 @@ from alignui.datasets_io.mapping import apply_map, parse_map
 from alignui.datasets_io.readers import POOL_SPLITS, SourceData, read_source
 from alignui.datasets_io.records import MAX_FIELD_CHARS, Checker, Converted, SourceError
 from alignui.db.imports import ImportBatch
-from alignui.db.records import messages_hash
 from alignui.identity import Identity, require
 
 
@@ -83,42 +82,49 @@ def _nonzero(counter: Counter) -> dict[str, int]:
     return {k: v for k, v in sorted(counter.items()) if v}
 
 
-def _pairs_frame(converted: Converted):
-    """The batch frame of a pairs import, minus duplicates inside the source (counted in converted.skipped)."""
-    import pandas as pd
+def _encoder():
+    """The stored JSON form of prompts and metadata: the arguments of db.records.messages_hash, so the sha256
+    of a stored prompt is its messages_hash. One encoder per import: json.dumps builds one per call."""
+    return json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
+
+def _pairs_columns(converted: Converted) -> dict[str, list]:
+    """The batch columns of a pairs import, minus duplicates inside the source (counted in converted.skipped)."""
     seen: set[str] = set()
+    encode, sha256 = _encoder(), hashlib.sha256
     cols: dict[str, list] = {k: [] for k in ("messages", "content_hash", "chosen", "rejected", "pair_hash", "meta")}
     for p in converted.pairs:
-        content = messages_hash(p.prompt)
-        digest = hashlib.sha256("\x00".join((content, p.chosen, p.rejected)).encode()).hexdigest()
+        messages = encode(p.prompt)
+        content = sha256(messages.encode()).hexdigest()  # == messages_hash(p.prompt)
+        digest = sha256("\x00".join((content, p.chosen, p.rejected)).encode()).hexdigest()
         if digest in seen:
             converted.skipped["duplicate within the source"] += 1
             continue
         seen.add(digest)
-        for key, value in (("messages", json.dumps(p.prompt, ensure_ascii=False, sort_keys=True)),
-                           ("content_hash", content), ("chosen", p.chosen), ("rejected", p.rejected),
-                           ("pair_hash", digest), ("meta", json.dumps(p.meta, ensure_ascii=False, sort_keys=True)
-                                                   if p.meta else None)):
-            cols[key].append(value)
-    return pd.DataFrame(cols)
+        cols["messages"].append(messages)
+        cols["content_hash"].append(content)
+        cols["chosen"].append(p.chosen)
+        cols["rejected"].append(p.rejected)
+        cols["pair_hash"].append(digest)
+        cols["meta"].append(encode(p.meta) if p.meta else None)
+    return cols
 
 
-def _prompts_frame(converted: Converted):
-    import pandas as pd
-
+def _prompts_columns(converted: Converted) -> dict[str, list]:
     seen: set[str] = set()
+    encode = _encoder()
     cols: dict[str, list] = {"messages": [], "content_hash": [], "meta": []}
     for item in converted.prompts:
-        content = messages_hash(item.messages)
+        messages = encode(item.messages)
+        content = hashlib.sha256(messages.encode()).hexdigest()
         if content in seen:
             converted.skipped["duplicate within the source"] += 1
             continue
         seen.add(content)
-        cols["messages"].append(json.dumps(item.messages, ensure_ascii=False, sort_keys=True))
+        cols["messages"].append(messages)
         cols["content_hash"].append(content)
-        cols["meta"].append(json.dumps(item.meta, ensure_ascii=False, sort_keys=True) if item.meta else None)
-    return pd.DataFrame(cols)
+        cols["meta"].append(encode(item.meta) if item.meta else None)
+    return cols
 
 
 def load(source: str, options: ImportOptions) -> tuple[SourceData, Any, Converted]:
@@ -137,8 +143,8 @@ def import_source(store, source: str, options: ImportOptions, identity: Identity
     if kind == "pairs" and options.split == "heldout" and data.split != "heldout":
         raise SourceError("held-out prompts are for the arena, and pairs are training data: import pairs without "
                           "--split heldout (nothing was imported)")
-    frame = _prompts_frame(converted) if kind == "prompts" else _pairs_frame(converted)
-    batch = ImportBatch(source=f"import:{data.label}", format=fmt.NAME, kind=kind, frame=frame,
+    columns = _prompts_columns(converted) if kind == "prompts" else _pairs_columns(converted)
+    batch = ImportBatch(source=f"import:{data.label}", format=fmt.NAME, kind=kind, columns=columns,
                         split=options.pool if kind == "prompts" else "train", actor=identity.name,
                         options={"format": options.format, "split": options.split, "map": options.mapping})
     written = store.import_batch(batch, _nonzero(converted.skipped))

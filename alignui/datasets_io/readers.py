@@ -112,8 +112,7 @@ def _bad_json(label: str, where: str, exc: json.JSONDecodeError) -> SourceError:
 def _jsonl(text: str, label: str) -> list[Row]:
     rows = []
     for n, line in enumerate(text.split("\n"), 1):  # not splitlines(): JSON strings may hold U+2028
-        line = line.rstrip("\r")
-        if not line.strip():
+        if not line or line.isspace():
             continue
         try:
             value = json.loads(line)

@@ -244,6 +244,24 @@ class DataMixin:
                 ORDER BY c.id""", params)
         return [ExportRow(*r) for r in rows]
 
+    def export_table(self, kinds: tuple[str, ...] = ("annotate",), sources: tuple[str, ...] | None = None):
+        """export_rows as one Arrow table, shaped in SQL (no Python object per row): prompt as a list of
+        {role, content} structs, chosen/rejected texts (the edit wins), models, edited, decided_at as text."""
+        params: list[Any] = [list(kinds)] + ([list(sources)] if sources else [])
+        source_cond = " AND list_contains(?, c.source)" if sources else ""
+        won_a = "c.verdict = 'a'"
+        return self.cursor().sql(
+            f"""SELECT c.id, c.kind, c.source, c.annotator, c.verdict, c.gen_a, c.gen_b,
+                       from_json(p.messages, '[{{"role": "VARCHAR", "content": "VARCHAR"}}]') AS prompt,
+                       coalesce(c.edited_chosen, CASE WHEN {won_a} THEN ga.text ELSE gb.text END) AS chosen,
+                       CASE WHEN {won_a} THEN gb.text ELSE ga.text END AS rejected,
+                       CASE WHEN {won_a} THEN ga.model_ref ELSE gb.model_ref END AS chosen_model,
+                       CASE WHEN {won_a} THEN gb.model_ref ELSE ga.model_ref END AS rejected_model,
+                       c.edited_chosen IS NOT NULL AS edited, CAST(c.decided_at AS VARCHAR) AS decided_at,
+                       CAST(c.meta AS VARCHAR) AS meta {_FROM}
+                WHERE c.deleted_at IS NULL AND c.verdict IS NOT NULL AND list_contains(?, c.kind){source_cond}
+                ORDER BY c.id""", params=params).to_arrow_table()
+
     def verdict_histogram(self, kinds: tuple[str, ...] = ("annotate",),
                           sources: tuple[str, ...] | None = None) -> dict[str, int]:
         """Counts of every verdict (and pending, and deleted) over the comparisons an export considers."""
