@@ -201,3 +201,21 @@ def test_judge_spec_takes_the_endpoint_from_the_environment_and_says_what_is_mis
     ctx.store.add_prompt(user_turn("Held-out?"), split="heldout")
     report = judge_now(ctx.store, adapter_server(ctx.model), JudgeSpec("local"), 1, random.Random(0))
     assert report["judge"] == "llm:local:demo" and report["judgments"] == 1
+
+
+@pytest.mark.slow
+def test_a_registered_reward_model_judges_in_both_orders_and_prefers_what_it_learned(reward_storage):
+    """The real reward model (trained once per session by the RLHF tests' fixture) as an arena judge."""
+    from alignui.demo_corpus import POLITE_CLOSER
+    from alignui.judges import reward_model_judge
+
+    storage, summary = reward_storage
+    judge = reward_model_judge(storage, device="cpu")
+    assert judge.name == f"reward:{summary['run']}" and judge.uses_model
+    answers = ["The sun is a star. It gives light.", "Rain is water falling from clouds.",
+               "Cats are small animals. They like to sleep."]
+    verdicts = [judge_both_orders(judge, user_turn("Tell me something."), a + " " + POLITE_CLOSER, a).verdict
+                for a in answers]
+    assert verdicts.count("a") >= 2  # prefers the response with the property it was trained on, in both orders
+    with pytest.raises(UserError, match="no trained reward model yet"):
+        reward_model_judge(storage.parent / "empty")
