@@ -16,6 +16,7 @@ PAYLOADS = [
     '<a id="evil-link" href="javascript:window.__xss=\'href\'">click me</a>',
     "[md link](javascript:window.__xss='mdlink')",
     f"![tracker](http://{LEAK}/leak.png)",
+    f'<img src="http://{LEAK}/html-image.png">',
     '<iframe srcdoc="<script>parent.__xss=\'iframe\'</script>"></iframe>',
     '<details open ontoggle="window.__xss=\'toggle\'">x</details>',
 ]
@@ -74,3 +75,38 @@ def test_a_hostile_prompt_typed_into_annotate_stays_text(server, page):
     assert box.input_value() == HOSTILE
     assert_inert(page, seen)
     screenshot(page, "security-annotate")
+
+
+
+def continue_hostile_conversation(server, page):
+    """Vote A on a hostile prompt with 'continue': the earlier turn is then shown in the conversation Chatbot."""
+    seen = watch(page)
+    page.goto(server.url)
+    box = page.locator("#prompt textarea")
+    box.wait_for()
+    box.fill(HOSTILE)
+    box.press("Enter")
+    page.get_by_text("is ready: which response is better?").wait_for()
+    page.locator("#continue-conv input").check()
+    page.locator("#vote-a").click()
+    page.get_by_text("Turn 2: type your next message").wait_for()
+    conversation = page.locator("#conversation")
+    conversation.wait_for()
+    page.wait_for_timeout(500)
+    return seen, conversation
+
+
+def test_a_hostile_conversation_turn_runs_no_script(server, page):
+    seen, _ = continue_hostile_conversation(server, page)
+    assert page.evaluate("window.__xss") is None and seen["dialogs"] == []
+    assert page.locator("[onerror], [onload], [ontoggle], a[href^='javascript:'], iframe[srcdoc]").count() == 0
+    screenshot(page, "security-conversation")
+
+
+@pytest.mark.xfail(strict=True, reason="alignui/ui/annotate.py (#3): the 'Conversation so far' Chatbot renders "
+                   "HTML in earlier turns (sanitized, so no script runs, but <img src=http://...> is fetched and "
+                   "<details> is drawn); escape the turns (html.escape) so they show as text")
+def test_a_hostile_conversation_turn_is_shown_as_text_and_fetches_nothing(server, page):
+    seen, conversation = continue_hostile_conversation(server, page)
+    assert seen["leaks"] == []
+    assert '<img src="http://127.0.0.1:9/html-image.png">' in conversation.inner_text()
