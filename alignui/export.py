@@ -278,3 +278,20 @@ def push_export(ref: SnapshotRef, repo: str, identity: Identity, *, token: str |
 
     require(identity, "push")
     return push_snapshot(ref, repo, card=render_card(ref.manifest, hub_repo=repo), token=token, private=private)
+
+
+def export_and_push(store, layout: StorageLayout, options: ExportOptions, identity: Identity, *,
+                    count_tokens: TokenCounter | None = None, push_to: str | None = None, token: str | None = None,
+                    private: bool = True) -> dict[str, Any]:
+    """Export, then push when `push_to` names a repo; for the UI, a failed push is reported in the summary
+    ("push_error") next to the snapshot that stands, instead of hiding the export behind an error."""
+    from alignui.datasets_io.hub import PushError
+
+    result = export_snapshot(store, layout, options, identity, count_tokens=count_tokens)
+    summary = result.summary()
+    if push_to and push_to.strip():
+        try:
+            summary["pushed"] = push_export(result.ref, push_to.strip(), identity, token=token, private=private)
+        except PushError as exc:
+            summary["push_error"] = str(exc)
+    return summary

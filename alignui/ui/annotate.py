@@ -49,7 +49,7 @@ def _layout(ctx: AppContext, name: gr.Textbox) -> dict:
     panels.guidelines_panel(ctx, name)
     w: dict = {}
     with gr.Row(equal_height=True):
-        w["prompt"] = gr.Textbox(label="Prompt", lines=1, max_lines=8, scale=6, autofocus=True, elem_id="prompt",
+        w["prompt"] = gr.Textbox(label="Prompt", lines=1, max_lines=8, scale=6, elem_id="prompt",
                                  placeholder="Type a prompt and press Enter · N draws one from the pool · "
                                              "/ jumps here · Esc leaves")
         w["generate"] = gr.Button("Generate ↵", variant="primary", scale=1, min_width=110, elem_id="generate")
@@ -156,8 +156,12 @@ class _AnnotateTab:
     def ui_undo(self, state, typed, request: gr.Request):
         return (*_show(flow.undo(self.ctx.store, state, annotator=self.who(typed, request))), *self.closed_editor)
 
-    def ui_load(self, remembered_name, remembered_prefs):
-        return (remembered_name or "", flow.welcome(self.ctx.store), *panels.restore_settings(remembered_prefs))
+    def ui_load(self, remembered_name, remembered_prefs, request: gr.Request):
+        """Fill in what the browser remembered; a signed-in user's name is shown, not typed."""
+        identity = identity_of(self.ctx, request, panels.safe_name(remembered_name))
+        name = (gr.update(value=identity.name, interactive=False, label="Signed in as") if identity.signed_in
+                else remembered_name or "")
+        return (name, flow.welcome(self.ctx.store), *panels.restore_settings(remembered_prefs))
 
     # -- wiring ----------------------------------------------------------------------------------
     def refresh_after(self, event) -> None:

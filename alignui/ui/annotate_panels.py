@@ -135,7 +135,7 @@ def progress_panel(ctx: AppContext, name: gr.Textbox, pool_counts: gr.Markdown) 
                                wrap=True, max_height=360, elem_id="history")
 
     def refresh(who: str, request: gr.Request):
-        annotator = identity_of(ctx, request, _safe(who)).name
+        annotator = identity_of(ctx, request, safe_name(who)).name
         timeline = stats.over_time(ctx.store)
         shown = not timeline.empty  # empty plots only draw blank axes: hide them until the first verdict
         plots = (stats.by_verdict(ctx.store), stats.by_annotator(ctx.store), timeline)
@@ -147,7 +147,7 @@ def progress_panel(ctx: AppContext, name: gr.Textbox, pool_counts: gr.Markdown) 
     return Progress(outputs=outputs, refresh=refresh)
 
 
-def _safe(who: str | None) -> str | None:
+def safe_name(who: str | None) -> str | None:
     """A typed name that the identity check would refuse counts as no name for read-only views."""
     try:
         return clean_name(who)

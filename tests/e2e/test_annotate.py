@@ -205,3 +205,40 @@ def test_pool_paste_and_guidelines_edit_in_the_browser(server, page):
     page.wait_for_function("() => document.querySelector('#guidelines-text').innerText.includes('Our rules')")
     assert server.ctx.store.get_setting("guidelines") == "## Our rules\nPrefer the **shorter** answer."
     screenshot(page, "annotate-pool-guidelines-1280")
+
+
+@pytest.fixture
+def team_server(config):
+    """The app behind Gradio's login page: boss is the admin, ann annotates."""
+    from dataclasses import replace
+
+    from alignui.ui.app import launch
+    from conftest import Served
+
+    secured = replace(config, users=(("boss", "pw-boss"), ("ann", "pw-ann")), admins=frozenset({"boss"}))
+    demo, context = launch(secured, block=False, quiet=True, seed=0)
+    yield Served(url=f"http://127.0.0.1:{secured.port}/", ctx=context, demo=demo)
+    demo.close()
+    context.close()
+
+
+def test_a_signed_in_annotator_is_named_by_the_login_and_cannot_change_the_pool(team_server, page):
+    team_server.ctx.store.add_prompts_bulk(parse_lines("What is a cat?"))
+    page.goto(team_server.url)
+    page.get_by_label("username").fill("ann")
+    page.get_by_label("password").fill("pw-ann")
+    page.get_by_role("button", name="Login").click()
+    wait_status(page, "press N")
+    name = page.locator("#annotator textarea")
+    page.wait_for_function("() => document.querySelector('#annotator textarea').value === 'ann'")
+    assert name.is_disabled()
+    page.keyboard.press("n")
+    pair_id = ready_pair(page)
+    page.keyboard.press("b")
+    wait_status(page, f"Saved: B is better for pair {pair_id}")
+    assert team_server.ctx.store.get_comparison(pair_id).annotator == "ann"
+    page.locator("#prompt-pool").get_by_text("Prompt pool").click()
+    page.locator("#pool-paste textarea").fill("A prompt from an annotator")
+    page.locator("#pool-add").click()
+    page.get_by_text("ann may not import").first.wait_for()
+    assert team_server.ctx.store.pool_counts()["prompts"] == 1

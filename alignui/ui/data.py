@@ -1,0 +1,227 @@
+"""Data tab: import (with column-mapping dropdowns), browse/filter, open one comparison, fix or delete it,
+per-source and per-annotator counts, and export (with push to the hub).
+
+Thin callbacks only: unpack widgets, call one function of alignui.datasets_io / alignui.curation /
+alignui.export, format the answer. Privileged actions (import, export, push, fix_verdict, delete) are
+checked on the server by those functions with the identity from `identity_of`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gradio as gr
+
+from alignui import curation
+from alignui.context import AppContext
+from alignui.datasets_io import FORMAT_CHOICES, ImportOptions, import_source, preview_source
+from alignui.db.records import VERDICTS
+from alignui.export import EXPORT_FORMATS, ExportOptions, export_and_push
+from alignui.truncation import truncation_report
+from alignui.ui.common import user_errors
+from alignui.ui.identity import identity_of
+
+MAPPED = ("prompt", "chosen", "rejected")
+
+
+def build(ctx: AppContext) -> None:
+    who = gr.Textbox(label="Your name", placeholder="who is curating (recorded on fixes and deletes)",
+                     elem_id="data-user", max_lines=1)
+    with gr.Accordion("Import", open=True):
+        _import_panel(ctx, who)
+    with gr.Accordion("Browse and fix", open=True):
+        refresh = _browse_panel(ctx, who)
+    with gr.Accordion("Counts", open=False):
+        _counts_panel(ctx, refresh)
+    with gr.Accordion("Export", open=True):
+        _export_panel(ctx, who)
+
+
+def _source_of(upload: str | None, typed: str | None) -> str:
+    source = upload or (typed or "").strip()
+    if not source:
+        raise gr.Error("Upload a file, or type a path on the server or a hub dataset id, first.")
+    return source
+
+
+def _import_panel(ctx: AppContext, who: gr.Textbox) -> None:
+    with gr.Row():
+        upload = gr.File(label="File (.jsonl, .json, .csv, .parquet, .txt, .gz)", type="filepath",
+                         elem_id="import-file", scale=2)
+        with gr.Column(scale=2):
+            typed = gr.Textbox(label="…or a path on the server / a hub dataset id", elem_id="import-path",
+                               max_lines=1)
+            with gr.Row():
+                fmt = gr.Dropdown(list(FORMAT_CHOICES), value="auto", label="Format", elem_id="import-format")
+                split = gr.Textbox(label="Split", placeholder="dataset split, or 'heldout' for prompts",
+                                   elem_id="import-split", max_lines=1)
+    with gr.Row():
+        maps = [gr.Dropdown([], value=None, label=f"{name} column", allow_custom_value=True,
+                            elem_id=f"map-{name}") for name in MAPPED]
+    with gr.Row():
+        read = gr.Button("Read columns", elem_id="import-preview")
+        go = gr.Button("Import", variant="primary", elem_id="import-run")
+    status = gr.Markdown(elem_id="import-status")
+    summary = gr.JSON(label="Import summary", elem_id="import-summary")
+
+    @user_errors
+    def ui_preview(path, text, split_name):
+        p = preview_source(_source_of(path, text), split_name or None)
+        found = f"detected format **{p.detected}**" if p.detected else "format not recognised: map the columns below"
+        note = f"`{p.label}`: {p.rows} rows, columns {', '.join(p.columns)}; {found}."
+        guess = [name if name in p.columns else None for name in MAPPED]
+        return [note] + [gr.Dropdown(choices=[""] + p.columns, value=g) for g in guess]
+
+    read.click(ui_preview, [upload, typed, split], [status, *maps], api_visibility="private")
+
+    @user_errors
+    def ui_import(path, text, fmt_name, split_name, prompt_col, chosen_col, rejected_col, name,
+                  request: gr.Request):
+        mapping = {k: v for k, v in zip(MAPPED, (prompt_col, chosen_col, rejected_col)) if v and v != k}
+        source = _source_of(path, text)
+        options = ImportOptions(format=fmt_name, split=split_name or None, mapping=mapping,
+                                label=Path(source).name if path else None)
+        result = import_source(ctx.store, source, options, identity_of(ctx, request, name)).as_dict()
+        return f"Imported **{result['imported']}** {result['kind']}, skipped {result['skipped']}.", result
+
+    go.click(ui_import, [upload, typed, fmt, split, *maps, who], [status, summary], api_visibility="private")
+
+
+def _browse_panel(ctx: AppContext, who: gr.Textbox):
+    choices = ctx.store.filter_choices()
+    with gr.Row():
+        verdict = gr.Dropdown([curation.ANY, *VERDICTS, "pending"], value=curation.ANY, label="Verdict",
+                              elem_id="filter-verdict")
+        annotator = gr.Dropdown([curation.ANY, *choices["annotator"]], value=curation.ANY, label="Annotator",
+                                elem_id="filter-annotator", allow_custom_value=True)
+        source = gr.Dropdown([curation.ANY, *choices["source"]], value=curation.ANY, label="Source",
+                             elem_id="filter-source", allow_custom_value=True)
+        date_from = gr.Textbox(label="From (YYYY-MM-DD)", elem_id="filter-from", max_lines=1)
+        date_to = gr.Textbox(label="To (YYYY-MM-DD)", elem_id="filter-to", max_lines=1)
+    with gr.Row():
+        text = gr.Textbox(label="Text contains", elem_id="filter-text", max_lines=1, scale=3)
+        deleted = gr.Checkbox(label="Show deleted", elem_id="filter-deleted")
+        page = gr.Number(value=1, precision=0, minimum=1, label="Page", elem_id="browse-page")
+        search = gr.Button("Search", variant="primary", elem_id="browse-search")
+    caption = gr.Markdown(elem_id="browse-caption")
+    table = gr.Dataframe(headers=list(curation.COLUMNS), interactive=False, wrap=True, elem_id="browse-table")
+    filters = [verdict, annotator, source, date_from, date_to, text, deleted]
+
+    @user_errors
+    def ui_browse(v, a, s, d1, d2, t, dl, p):
+        found = curation.browse_page(ctx.store, curation.make_filter(v, a, s, d1, d2, t, dl), p or 1)
+        fresh = ctx.store.filter_choices()
+        return (found.rows, found.caption, found.page,
+                gr.Dropdown(choices=[curation.ANY, *fresh["annotator"]]),
+                gr.Dropdown(choices=[curation.ANY, *fresh["source"]]))
+
+    outputs = [table, caption, page, annotator, source]
+    search.click(ui_browse, [*filters, page], outputs, api_visibility="private")
+    text.submit(ui_browse, [*filters, page], outputs, api_visibility="private")
+    _detail_panel(ctx, who, table, search)
+    return search
+
+
+def _detail_markdown(d: dict) -> str:
+    turns = "\n\n".join(f"**{m['role']}:** {m['content']}" for m in d["messages"])
+    lines = [f"### Comparison `{d['id']}`",
+             f"{d['kind']} · source `{d['source']}` · annotator {d['annotator'] or '(none)'} · verdict "
+             f"**{d['verdict'] or 'pending'}**" + (f" · deleted by {d['deleted_by']}" if d["deleted_at"] else ""),
+             turns, f"**A** (`{d['model_a']}`): {d['text_a']}", f"**B** (`{d['model_b']}`): {d['text_b']}"]
+    if d["edited_chosen"]:
+        lines.append(f"**Edited winner:** {d['edited_chosen']}")
+    if d["meta"]:
+        lines.append(f"Metadata: `{json.dumps(d['meta'], ensure_ascii=False)}`")
+    lines += [f"- {a['created_at']:%Y-%m-%d %H:%M} {a['action']} by {a['actor']}: {a['old_verdict']} → "
+              f"{a['new_verdict'] or '—'}" for a in d["audit"]]
+    return "\n\n".join(lines)
+
+
+def _detail_panel(ctx: AppContext, who: gr.Textbox, table: gr.Dataframe, search: gr.Button) -> None:
+    with gr.Row():
+        picked = gr.Textbox(label="Comparison id", elem_id="detail-id", max_lines=1, scale=2)
+        new_verdict = gr.Dropdown(list(VERDICTS), value="a", label="Fix verdict to", elem_id="fix-verdict")
+        fix = gr.Button("Fix verdict", elem_id="fix-run")
+        delete = gr.Button("Delete", variant="stop", elem_id="delete-run")
+    detail = gr.Markdown(elem_id="detail")
+    action = gr.Markdown(elem_id="detail-status")
+
+    def ui_select(evt: gr.SelectData):
+        return (evt.row_value or [""])[0]
+
+    table.select(ui_select, None, picked, api_visibility="private")
+
+    @user_errors
+    def ui_open(cid):
+        return _detail_markdown(curation.open_comparison(ctx.store, cid)) if cid else ""
+
+    picked.change(ui_open, picked, detail, api_visibility="private")
+
+    @user_errors
+    def ui_fix(cid, verdict, name, request: gr.Request):
+        status = curation.fix_verdict(ctx.store, cid, verdict, identity_of(ctx, request, name))
+        return status, _detail_markdown(curation.open_comparison(ctx.store, cid))
+
+    @user_errors
+    def ui_delete(cid, name, request: gr.Request):
+        status = curation.delete_comparison(ctx.store, cid, identity_of(ctx, request, name))
+        return status, _detail_markdown(curation.open_comparison(ctx.store, cid))
+
+    fix.click(ui_fix, [picked, new_verdict, who], [action, detail], api_visibility="private")
+    delete.click(ui_delete, [picked, who], [action, detail], api_visibility="private")
+
+
+def _counts_panel(ctx: AppContext, refresh: gr.Button) -> None:
+    head = ["total", "a", "b", "tie", "both_bad", "skip", "pending", "deleted"]
+    by_source = gr.Dataframe(headers=["source", *head], interactive=False, elem_id="counts-source")
+    by_annotator = gr.Dataframe(headers=["annotator", *head], interactive=False, elem_id="counts-annotator")
+    button = gr.Button("Refresh counts", elem_id="counts-refresh")
+
+    def ui_counts():
+        found = curation.counts(ctx.store)
+        return found["source"], found["annotator"]
+
+    for trigger in (button.click, refresh.click):
+        trigger(ui_counts, None, [by_source, by_annotator], api_visibility="private")
+
+
+def _export_panel(ctx: AppContext, who: gr.Textbox) -> None:
+    with gr.Row():
+        fmt = gr.Radio(list(EXPORT_FORMATS), value="hf", label="Also write", elem_id="export-format")
+        plain = gr.Checkbox(label="Plain strings (not messages)", elem_id="export-plain")
+        arena = gr.Checkbox(label="Include arena votes", elem_id="export-arena")
+        test_size = gr.Slider(0, 0.5, value=0.1, step=0.05, label="Test split", elem_id="export-test-size")
+        max_length = gr.Number(value=1024, precision=0, minimum=0, label="Warn above max_length tokens",
+                               elem_id="export-max-length")
+        policy = gr.Dropdown(["keep_all", "majority", "drop_low_agreement"], value="keep_all",
+                             label="Several votes on one pair", elem_id="export-policy")
+    with gr.Row():
+        repo = gr.Textbox(label="Push to hub repo (optional)", placeholder="owner/name", elem_id="export-repo")
+        token = gr.Textbox(label="Hugging Face token (else HF_TOKEN)", type="password", elem_id="export-token")
+        public = gr.Checkbox(label="Public repo", elem_id="export-public")
+        go = gr.Button("Export snapshot", variant="primary", elem_id="export-run")
+    status = gr.Markdown(elem_id="export-status")
+    summary = gr.JSON(label="Export summary", elem_id="export-summary")
+    snapshots = gr.Dataframe(headers=["id", "path", "rows", "test_rows", "sha256", "created_at"],
+                             interactive=False, elem_id="snapshots")
+
+    def count_tokens(*args):  # tokenizer work runs on the model's worker thread, like all model work
+        return ctx.model.submit(truncation_report, ctx.model.tokenizer, *args, name=ctx.model.ref).result()
+
+    @user_errors
+    def ui_export(f, pl, ar, ts, ml, pol, repo_id, tok, pub, name, request: gr.Request):
+        options = ExportOptions(format=f, plain=pl, include_arena=ar, test_size=float(ts),
+                                max_length=int(ml) if ml else None, policy=pol)
+        result = export_and_push(ctx.store, ctx.layout, options, identity_of(ctx, request, name),
+                                 count_tokens=count_tokens, push_to=repo_id, token=tok or None, private=not pub)
+        over = f" · {result['over_max_length']} over max_length" if "over_max_length" in result else ""
+        note = (f"Snapshot **{result['snapshot']}**: {result['rows']} pairs ({result['test_rows']} in test){over}"
+                + (f"\n\n⚠️ {result['push_error']}" if "push_error" in result else "")
+                + (f"\n\nPushed to {result['pushed']}" if "pushed" in result else ""))
+        rows = [[r[k] for k in ("id", "path", "rows", "test_rows", "sha256", "created_at")]
+                for r in ctx.store.list_snapshot_records()]
+        return note, result, rows
+
+    go.click(ui_export, [fmt, plain, arena, test_size, max_length, policy, repo, token, public, who],
+             [status, summary, snapshots], api_visibility="private")
