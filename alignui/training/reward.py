@@ -208,6 +208,7 @@ def finish(job, trainer, tokenizer, data, *, train_metrics: dict, moved: float) 
     job.log(line)
     keep = ("train_loss", "train_runtime", "train_steps_per_second", "train_samples_per_second")
     summary_eval = {k: v for k, v in report.items() if k != "margins"}
+    summary_eval.update(eval_as_dpo or {})  # the same names as DPO's, so the Runs table shows them too
     return {"adapter": str(run.adapter_dir), "reward_model": str(run.path), "steps": trainer.state.global_step,
             "params_moved": moved, "train": {k: train_metrics[k] for k in keep if k in train_metrics},
             "eval": summary_eval, "verdict": line, "watchouts": []}

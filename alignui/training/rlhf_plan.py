@@ -86,3 +86,29 @@ def cancel_rlhf(runner, plan: RLHFPlan, identity: Identity) -> list[str]:
             except ConflictError as exc:
                 messages.append(str(exc))
     return messages
+
+
+def start_rlhf_from_form(runner, snapshot_id: str | None, base_model: str, values: dict, identity: Identity, *,
+                         reward_source: str = "new", reward_preset: str | None = None, sft_first: bool = False,
+                         sft_preset: str | None = None) -> tuple[RLHFPlan, str]:
+    """The Train tab's RLHF start: the RL settings from the form, the earlier stages from their presets (on the
+    same base model); `reward_source` is 'new' (train one first) or a finished reward run id."""
+    from alignui.training.config import build_config
+    from alignui.training.methods import get_method
+    from alignui.training.panel import config_from_form
+
+    base = (base_model or "").strip()
+
+    def from_preset(method: str, preset: str | None):
+        m = get_method(method)
+        return build_config(m.config_class(), config_file=m.presets_path if preset else None, preset=preset or None,
+                            overrides={"base_model": base} if base else {})
+
+    rl_config = config_from_form("rlhf", {**values, "base_model": base})
+    reuse = "" if reward_source in ("", "new") else reward_source
+    plan = start_rlhf(runner, snapshot_id or None, rl_config, identity, reward_model=reuse,
+                      reward_config=None if reuse else from_preset("reward", reward_preset),
+                      sft_config=from_preset("sft", sft_preset) if sft_first else None)
+    chain = " → ".join(f"{label} `{rid}`" for label, rid in plan.stages)
+    advice = "".join(f"\n- ⚠️ {w}" for w in rl_config.warnings())
+    return plan, f"RLHF queued, one stage after the other: {chain}.{advice}"
