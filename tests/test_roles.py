@@ -189,3 +189,52 @@ def test_raw_event_calls_are_checked_on_the_server(team_server):
     boss = logged_in_http(team_server, "boss")
     done = call_event(boss, fn_index(team_server, "admin_remove_votes"), ["bob"])
     assert done["success"] is True and store.vote_counts()["total"] == 0
+
+
+def fn_by_trigger(server, elem_id: str, event: str = "click") -> int:
+    """The event function a button (or other component) with `elem_id` triggers."""
+    ids = {bid for bid, block in server.demo.blocks.items() if getattr(block, "elem_id", None) == elem_id}
+    found = [i for i, fn in server.demo.fns.items() if any(t[0] in ids and t[1] == event for t in fn.targets)]
+    assert len(found) == 1, f"{elem_id}.{event}: {found}"
+    return found[0]
+
+
+def test_the_data_tabs_export_delete_fix_and_import_refuse_an_annotator(team_server):
+    """The Data tab's buttons are UI-only (hidden) events; a hand-made request is refused all the same."""
+    from conftest import REPO
+
+    store = team_server.ctx.store
+    pair = seed_pair(store)
+    ann = logged_in_http(team_server, "ann")
+    export = ["hf", False, False, 0.1, 1024, "keep_all", "", "", False, ""]
+    attempts = [
+        ("export-run", export, "export"),
+        ("export-run", export[:6] + ["me/data", "hf_x", False, ""], "export"),  # push goes through export first
+        ("delete-run", [pair.id, ""], "delete"),
+        ("fix-run", [pair.id, "b", "boss"], "fix verdict"),  # typing an admin's name changes nothing
+        ("import-run", [None, str(REPO / "tests" / "fixtures" / "trl_conversational.jsonl"), "auto", "", None, None,
+                        None, ""], "import"),
+    ]
+    for elem_id, data, action in attempts:
+        answer = call_event(ann, fn_by_trigger(team_server, elem_id), data)
+        assert answer["success"] is False, (elem_id, answer)
+        assert REFUSED.format(action) in answer["output"]["error"], answer["output"]["error"]
+    assert store.vote_counts()["total"] == 1 and store.get_comparison(pair.id).verdict == "a"
+    assert list(team_server.ctx.layout.snapshots_dir.iterdir()) == []
+
+    boss = logged_in_http(team_server, "boss")
+    assert call_event(boss, fn_by_trigger(team_server, "delete-run"), [pair.id, ""])["success"] is True
+    assert store.vote_counts()["total"] == 0
+
+
+@pytest.mark.e2e
+def test_an_annotator_clicking_export_in_the_data_tab_is_told_why_not(team_server, page):
+    from conftest import screenshot
+
+    seed_pair(team_server.ctx.store)
+    browser_login(page, team_server, "ann")
+    page.get_by_role("tab", name="Data").click()
+    page.locator("#export-run").click()
+    page.get_by_text("ann may not export: only admins can").first.wait_for()
+    screenshot(page, "data-export-refused")
+    assert list(team_server.ctx.layout.snapshots_dir.iterdir()) == []
