@@ -10,6 +10,8 @@ exactly the signatures of the design's contract, plus /draw_prompt.
 
 from __future__ import annotations
 
+import html
+
 import gradio as gr
 from gradio.context import Context
 
@@ -39,10 +41,16 @@ HEAD = KEYS_HEAD + "<style>" + CSS + "</style>"
 GPU = dict(concurrency_id=GPU_QUEUE, concurrency_limit=1, api_visibility="private")
 
 
+def _as_text(messages: list[dict]) -> list[dict]:
+    """Turns for the Chatbot, HTML-escaped: it renders HTML (sanitized, but an <img> would still be fetched)."""
+    return [{"role": m["role"], "content": html.escape(m["content"])} for m in messages]
+
+
 def _show(view: flow.View) -> tuple:
     """A View as the values of VIEW outputs: ws, text_a, text_b, prompt, status, conversation, truncate."""
     return (view.ws, view.text_a, view.text_b, view.prompt, view.status,
-            gr.update(value=view.conversation, visible=bool(view.conversation)), gr.update(visible=view.too_long))
+            gr.update(value=_as_text(view.conversation), visible=bool(view.conversation)),
+            gr.update(visible=view.too_long))
 
 
 def _layout(ctx: AppContext, name: gr.Textbox) -> dict:

@@ -103,9 +103,6 @@ def test_a_hostile_conversation_turn_runs_no_script(server, page):
     screenshot(page, "security-conversation")
 
 
-@pytest.mark.xfail(strict=True, reason="alignui/ui/annotate.py (#3): the 'Conversation so far' Chatbot renders "
-                   "HTML in earlier turns (sanitized, so no script runs, but <img src=http://...> is fetched and "
-                   "<details> is drawn); escape the turns (html.escape) so they show as text")
 def test_a_hostile_conversation_turn_is_shown_as_text_and_fetches_nothing(server, page):
     seen, conversation = continue_hostile_conversation(server, page)
     assert seen["leaks"] == []
