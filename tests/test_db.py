@@ -1,6 +1,7 @@
 import subprocess
 import sys
 import threading
+import time
 
 import duckdb
 import pytest
@@ -135,3 +136,28 @@ def test_file_held_by_another_process_gives_a_clear_error(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_close_waits_for_a_query_running_in_another_thread(tmp_path):
+    s = Store(tmp_path / "a.duckdb")
+    started = threading.Event()
+
+    outcome = []
+
+    def long_query():
+        cur = s.cursor()
+        started.set()
+        try:
+            outcome.append(cur.execute("SELECT count(*) FROM range(300000000)").fetchall()[0][0])
+        except duckdb.ConnectionException:  # close() won the race: the query is refused, nothing breaks
+            outcome.append("refused")
+
+    t = threading.Thread(target=long_query)
+    t.start()
+    started.wait()
+    time.sleep(0.1)
+    s.close()  # must not raise "connection is busy"
+    t.join()
+    assert outcome in ([300000000], ["refused"])
+    with pytest.raises(RuntimeError, match="closed"):
+        s.cursor()

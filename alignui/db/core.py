@@ -73,10 +73,21 @@ class Database:
             self._local.cur = cur
         return cur
 
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._con.close()
+    def close(self, wait_s: float = 10.0) -> None:
+        """Close the file. New cursors are refused at once; a query still running in another thread
+        (e.g. a UI timer during shutdown) makes DuckDB report the connection busy, so retry until it ends."""
+        if self._closed:
+            return
+        self._closed = True
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                self._con.close()
+                return
+            except duckdb.Error as exc:
+                if "busy" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def __enter__(self):
         return self
