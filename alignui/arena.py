@@ -203,5 +203,5 @@ def vote(store: Store, battle_id: str, verdict: str, *, annotator: str | None = 
         battle = None
     if battle is None or battle.kind != "arena":
         raise NotFoundError(f"no arena battle with id {battle_id!r}: start a battle first and vote on its id")
-    decided = store.decide(battle_id, verdict, annotator=annotator, allowed=ARENA_VERDICTS)
+    decided = store.decide(battle_id, verdict, annotator=annotator, allowed=ARENA_VERDICTS, kind="arena")
     return Reveal(decided.id, decided.model_a, decided.model_b, decided.verdict)

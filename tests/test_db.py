@@ -161,3 +161,15 @@ def test_close_waits_for_a_query_running_in_another_thread(tmp_path):
     assert outcome in ([300000000], ["refused"])
     with pytest.raises(RuntimeError, match="closed"):
         s.cursor()
+
+
+def test_an_arena_battle_cannot_be_voted_as_an_annotation_pair_nor_the_reverse(tmp_path):
+    with Store(tmp_path / "a.duckdb") as s:
+        battle = pair(s, kind="arena")
+        with pytest.raises(NotFoundError, match="is an arena battle.*/arena_vote"):
+            s.decide(battle.id, "skip")
+        annotated = pair(s)
+        with pytest.raises(NotFoundError, match="is an annotate pair.*/submit_vote"):
+            s.decide(annotated.id, "a", kind="arena")
+        assert s.decide(battle.id, "a", kind="arena").verdict == "a"
+        assert s.get_comparison(annotated.id).verdict is None

@@ -101,8 +101,9 @@ class VotesMixin:
 
     def decide(self, comparison_id: str, verdict: str, *, annotator: str | None = None,
                edited_chosen: str | None = None, duration_ms: float | None = None,
-               allowed: tuple[str, ...] = VERDICTS) -> Comparison:
-        """Record the verdict on a pending comparison; refuse unknown ids, bad verdicts and second votes."""
+               allowed: tuple[str, ...] = VERDICTS, kind: str = "annotate") -> Comparison:
+        """Record the verdict on a pending comparison of `kind`; refuse unknown ids, ids of the other kind
+        (an arena battle is not voted through annotation, nor the reverse), bad verdicts and second votes."""
         if verdict not in allowed:
             raise UserError(f"verdict must be one of {', '.join(allowed)}; got {verdict!r}")
         if edited_chosen is not None and verdict not in ("a", "b"):
@@ -113,27 +114,36 @@ class VotesMixin:
             hit = cur.execute(
                 """UPDATE comparisons SET verdict = ?, annotator = coalesce(?, annotator), edited_chosen = ?,
                    duration_ms = ?, decided_at = current_timestamp
-                   WHERE id = ? AND verdict IS NULL AND deleted_at IS NULL RETURNING id""",
-                [verdict, annotator, edited, duration_ms, comparison_id]).fetchall()
+                   WHERE id = ? AND kind = ? AND verdict IS NULL AND deleted_at IS NULL RETURNING id""",
+                [verdict, annotator, edited, duration_ms, comparison_id, kind]).fetchall()
             return bool(hit)
 
         if not self.tx(work):
-            current = self.get_comparison(comparison_id)  # raises NotFoundError for unknown ids
+            current = self._of_kind(comparison_id, kind)
             raise ConflictError(f"pair {comparison_id} was already decided ({current.verdict}); nothing changed")
         return self.get_comparison(comparison_id)
 
-    def undo(self, comparison_id: str, *, annotator: str | None = None) -> Comparison:
+    def _of_kind(self, comparison_id: str, kind: str) -> Comparison:
+        """The comparison, or NotFoundError when it is unknown or of the other kind."""
+        current = self.get_comparison(comparison_id)  # raises NotFoundError for unknown ids
+        if current.kind != kind:
+            where = "/arena_vote (the Arena tab)" if current.kind == "arena" else "/submit_vote (the Annotate tab)"
+            raise NotFoundError(f"{comparison_id} is an {current.kind} {'battle' if current.kind == 'arena' else 'pair'}"
+                                f", not an {kind} one: vote on it through {where}")
+        return current
+
+    def undo(self, comparison_id: str, *, annotator: str | None = None, kind: str = "annotate") -> Comparison:
         """Reopen a decided comparison (only the annotator who decided it, when one is given)."""
         def work(cur) -> bool:
             hit = cur.execute(
                 """UPDATE comparisons SET verdict = NULL, edited_chosen = NULL, decided_at = NULL, duration_ms = NULL
-                   WHERE id = ? AND verdict IS NOT NULL AND deleted_at IS NULL
+                   WHERE id = ? AND kind = ? AND verdict IS NOT NULL AND deleted_at IS NULL
                    AND (? IS NULL OR annotator = ?) RETURNING id""",
-                [comparison_id, annotator, annotator]).fetchall()
+                [comparison_id, kind, annotator, annotator]).fetchall()
             return bool(hit)
 
         if not self.tx(work):
-            current = self.get_comparison(comparison_id)
+            current = self._of_kind(comparison_id, kind)
             if current.verdict is None:
                 raise ConflictError(f"pair {comparison_id} has no verdict to undo")
             raise ConflictError(f"pair {comparison_id} was decided by {current.annotator}, not {annotator}")
