@@ -128,8 +128,6 @@ class AdapterServer:
 def adapter_server(handle: ModelHandle) -> AdapterServer:
     """The one AdapterServer of `handle` (kept on the handle: the adapters live in its model)."""
     with handle.lock:
-        server = handle.__dict__.get("_adapter_server")
-        if server is None:
-            server = AdapterServer(handle)
-            handle.__dict__["_adapter_server"] = server
-        return server
+        if handle.adapters is None:
+            handle.adapters = AdapterServer(handle)
+        return handle.adapters

@@ -45,6 +45,8 @@ class ModelHandle:
     quantized: bool = False
     notice: str | None = None
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    #: The AdapterServer (alignui.adapters) once the arena has loaded adapters into this model; None before.
+    adapters: Any = field(default=None, repr=False)
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="alignui-model"), repr=False)
 
