@@ -127,12 +127,20 @@ def run_dpo(job) -> dict[str, Any]:
     job.check_stop("while loading")
     before = trainable_state(trainer.model)
     job.run.update_status(phase="training")
+    cuda = job.setup.device == "cuda"
+    if cuda:
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
     result = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
+    train_metrics = dict(result.metrics)
+    if cuda:
+        train_metrics["peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2 ** 30
     if callback.stopped_at is not None or job.stop.is_set():
         raise JobCancelled(f"run {job.run.id} cancelled at step {trainer.state.global_step} with a checkpoint "
                            "saved: Resume continues from there")
     moved = _parameter_change(before, trainable_state(trainer.model))
-    return finish(job, trainer, tokenizer, data, train_metrics=result.metrics, moved=moved)
+    return finish(job, trainer, tokenizer, data, train_metrics=train_metrics, moved=moved)
 
 
 def _parameter_change(before: dict, after: dict) -> float:
@@ -175,7 +183,7 @@ def finish(job, trainer, tokenizer, data, *, train_metrics: dict, moved: float) 
                    train_accuracy=train_acc[-1] if train_acc else None)
     for text in [line, *notes]:
         job.log(text)
-    keep = ("train_loss", "train_runtime", "train_steps_per_second", "train_samples_per_second")
+    keep = ("train_loss", "train_runtime", "train_steps_per_second", "train_samples_per_second", "peak_gpu_memory_gb")
     return {"adapter": str(run.adapter_dir), "steps": trainer.state.global_step, "params_moved": moved,
             "train": {k: train_metrics[k] for k in keep if k in train_metrics}, "eval": eval_metrics,
             "verdict": line, "watchouts": notes}

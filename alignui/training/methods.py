@@ -64,7 +64,7 @@ class Method:
 
 
 METHODS: tuple[Method, ...] = (
-    Method("dpo", "DPO (direct preference optimisation)", "alignui.training.dpo:DPOTrainConfig",
+    Method("dpo", "DPO", "alignui.training.dpo:DPOTrainConfig",
            "alignui.training.dpo:run_dpo", "dpo.yaml"),
     Method("reward", "Reward model", "alignui.training.reward:RewardTrainConfig",
            "alignui.training.reward:run_reward", "reward.yaml", produces_adapter=False),

@@ -80,7 +80,8 @@ class JobRunner:
     """Owned by the web app (one per data root); `store` may be None (then nothing is indexed)."""
 
     def __init__(self, layout: StorageLayout, store=None, *, default_base_model: str = "",
-                 python: str = sys.executable, poll_s: float = 0.5, kill_grace_s: float = 30.0):
+                 python: str = sys.executable, poll_s: float = 0.5, kill_grace_s: float = 30.0,
+                 index_every_s: float = 5.0):
         self.layout, self.store = layout, store
         self.default_base_model = default_base_model
         self.python, self.poll_s, self.kill_grace_s = python, poll_s, kill_grace_s
@@ -89,7 +90,11 @@ class JobRunner:
         self._pending: list[_Pending] = []
         self._synced: dict[str, int] = {}
         self._sync_lock = threading.Lock()  # one index write at a time from this runner's threads
+        self._closing = threading.Event()
         self.reconcile()
+        if index_every_s:  # runs started from the command line while the app runs reach the index too
+            threading.Thread(target=self._index_loop, args=(index_every_s,), daemon=True,
+                             name="alignui-runs-index").start()
 
     # -- queries ------------------------------------------------------------------------------------------
     def active_run(self) -> str | None:
@@ -149,7 +154,7 @@ class JobRunner:
                 raise ConflictError(f"run {run_id} is not running, so there is nothing to cancel")
             active.cancel_requested = True
             _signal_group(active.pid, signal.SIGTERM)
-        timer = threading.Timer(self.kill_grace_s, self._kill_if_alive, args=(run_id,))
+        timer = threading.Timer(self.kill_grace_s, self._kill_if_alive, args=(run_id, active.pid))
         timer.daemon = True
         timer.start()
         return f"Cancelling {run_id}: it saves a checkpoint and stops (Resume continues from there)."
@@ -160,6 +165,7 @@ class JobRunner:
 
     def shutdown(self, *, cancel: bool = False, wait_s: float = 60.0) -> None:
         """Stop watching; with `cancel`, drop the queue and stop running jobs (tests; the app leaves jobs running)."""
+        self._closing.set()
         with self._lock:
             if cancel:
                 self._pending.clear()
@@ -216,11 +222,12 @@ class JobRunner:
                                           name=f"alignui-run-{active.run.id}")
         active.monitor.start()
 
-    def _kill_if_alive(self, run_id: str) -> None:
+    def _kill_if_alive(self, run_id: str, pid: int) -> None:
+        """The end of a cancel's grace time: kill that attempt if it still runs (never a later, resumed one)."""
         with self._lock:
             active = self._active.get(run_id)
-        if active is not None and pid_alive(active.pid, run_id):
-            _signal_group(active.pid, signal.SIGKILL)
+        if active is not None and active.pid == pid and pid_alive(pid, run_id):
+            _signal_group(pid, signal.SIGKILL)
 
     # -- watching -----------------------------------------------------------------------------------------
     def _monitor(self, active: _Active) -> None:
@@ -274,6 +281,15 @@ class JobRunner:
             self._safe_sync(run)
 
     # -- the database index -------------------------------------------------------------------------------
+    def _index_loop(self, every_s: float) -> None:
+        while not self._closing.wait(every_s):
+            try:
+                self.sync_all()
+            except Exception as exc:  # a closed store at shutdown, a vanished directory: try again later
+                if self._closing.is_set():
+                    return
+                print(f"alignui: runs index: {type(exc).__name__}: {exc}", file=sys.stderr)
+
     def sync_all(self) -> None:
         """Index every run directory whose status changed since the last sync (runs made by the CLI too)."""
         for run in list_run_dirs(self.layout):
@@ -335,3 +351,13 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)  # the job leads its own session/group (start_new_session=True)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def job_runner(ctx) -> JobRunner:
+    """The one JobRunner of an app context (made on first use and kept on it, like the adapter server)."""
+    with ctx.model.lock:
+        runner = ctx.__dict__.get("_job_runner")
+        if runner is None:
+            runner = JobRunner(ctx.layout, ctx.store, default_base_model=ctx.model.ref)
+            ctx.__dict__["_job_runner"] = runner
+        return runner

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from alignui import demo_corpus as corpus
-from alignui.snapshot_format import MANIFEST, SNAPSHOT_SCHEMA_VERSION, SnapshotRef, rows_sha256
+from alignui.snapshot_format import MANIFEST, SNAPSHOT_SCHEMA_VERSION, SnapshotRef, dataset_sha256
 
 
 def all_prompts() -> list[tuple[str, corpus.Entity]]:
@@ -57,7 +57,7 @@ def write_snapshot(storage: Path, snapshot_id: str, train: list[dict], test: lis
     path = Path(storage) / "snapshots" / snapshot_id
     data = DatasetDict({"train": Dataset.from_list(train), "test": Dataset.from_list(test)})
     data.save_to_disk(str(path / "dataset"))
-    digest = rows_sha256({"train": train, "test": test})
+    digest = dataset_sha256(data)  # the snapshot format's own content hash (verify_snapshot re-checks it)
     plain = bool(train) and isinstance(train[0]["prompt"], str)
     manifest = {"id": snapshot_id, "rows": len(train), "test_rows": len(test), "sha256": digest,
                 "filters": filters or {"synthetic": "polite closer"}, "format": "plain" if plain else "conversational",

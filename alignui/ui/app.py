@@ -12,11 +12,11 @@ from alignui.config import AppConfig
 from alignui.context import AppContext
 from alignui.identity import login_checker
 from alignui.spaces import start_periodic_backup, storage_status
-from alignui.ui import admin, annotate, arena, data, leaderboard
+from alignui.ui import admin, annotate, arena, data, leaderboard, train
 from alignui.ui.common import CSS, theme
 from alignui.ui.identity import sign_in_widgets
 
-TABS = (("Annotate", annotate.build), ("Data", data.build), ("Arena", arena.build),
+TABS = (("Annotate", annotate.build), ("Data", data.build), ("Train", train.build), ("Arena", arena.build),
         ("Leaderboard", leaderboard.build), ("Admin", admin.build),)
 
 
