@@ -37,8 +37,8 @@ _SCRIPT = """
   const KEYS = %s;
   const shown = (el) => el && el.offsetParent !== null;
   const NOT_TEXT = ['checkbox', 'radio', 'button', 'submit', 'range', 'file', 'color'];
-  const isTyping = (t) => t && (t.isContentEditable || t.tagName === 'TEXTAREA' || t.tagName === 'select'.toUpperCase() ||
-                                (t.tagName === 'INPUT' && !NOT_TEXT.includes((t.type || '').toLowerCase())));
+  const isTyping = (t) => t && t.matches && (t.isContentEditable || t.matches('textarea, select') ||
+                                            (t.matches('input') && !NOT_TEXT.includes((t.type || '').toLowerCase())));
   const press = (id) => {
     const el = document.getElementById(id);
     if (!shown(el)) return false;
