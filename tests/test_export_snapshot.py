@@ -34,7 +34,7 @@ def store(layout):
 def vote(store, verdict, *, prompt="What is the capital of Peru?", kind="annotate", edit=None, who="ann"):
     c = store.save_pair([{"role": "user", "content": prompt}], NewGeneration("base", f"A for {prompt}"),
                         NewGeneration("run-1", f"B for {prompt}"), kind=kind, annotator=who)
-    return store.decide(c.id, verdict, annotator=who, edited_chosen=edit)
+    return store.decide(c.id, verdict, annotator=who, edited_chosen=edit, kind=kind)
 
 
 def populate(store):
