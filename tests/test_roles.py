@@ -238,3 +238,30 @@ def test_an_annotator_clicking_export_in_the_data_tab_is_told_why_not(team_serve
     page.get_by_text("ann may not export: only admins can").first.wait_for()
     screenshot(page, "data-export-refused")
     assert list(team_server.ctx.layout.snapshots_dir.iterdir()) == []
+
+
+def initial_inputs(server, index: int) -> list:
+    """What the browser would send for an event with its inputs untouched: each component's first value."""
+    return [getattr(block, "value", None) for block in server.demo.fns[index].inputs]
+
+
+def test_the_train_tabs_start_and_export_refuse_an_annotator(team_server):
+    ann = logged_in_http(team_server, "ann")
+    start = fn_by_trigger(team_server, "train-start")
+    answer = call_event(ann, start, initial_inputs(team_server, start))
+    assert answer["success"] is False and REFUSED.format("train") in answer["output"]["error"], answer
+    answer = call_event(ann, fn_by_trigger(team_server, "train-export"), [])
+    assert answer["success"] is False and REFUSED.format("export") in answer["output"]["error"], answer
+    assert list(team_server.ctx.layout.runs_dir.iterdir()) == []
+
+
+@pytest.mark.e2e
+def test_an_annotator_clicking_start_training_is_told_why_not(team_server, page):
+    from conftest import screenshot
+
+    browser_login(page, team_server, "ann")
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-start").click()
+    page.get_by_text("ann may not train: only admins can").first.wait_for()
+    screenshot(page, "train-start-refused")
+    assert list(team_server.ctx.layout.runs_dir.iterdir()) == []
