@@ -245,7 +245,7 @@ def initial_inputs(server, index: int) -> list:
     return [getattr(block, "value", None) for block in server.demo.fns[index].inputs]
 
 
-def test_the_train_tabs_start_and_export_refuse_an_annotator(team_server):
+def test_the_train_tabs_start_export_and_push_refuse_an_annotator(team_server):
     ann = logged_in_http(team_server, "ann")
     start = fn_by_trigger(team_server, "train-start")
     answer = call_event(ann, start, initial_inputs(team_server, start))
@@ -253,6 +253,11 @@ def test_the_train_tabs_start_and_export_refuse_an_annotator(team_server):
     answer = call_event(ann, fn_by_trigger(team_server, "train-export"), [])
     assert answer["success"] is False and REFUSED.format("export") in answer["output"]["error"], answer
     assert list(team_server.ctx.layout.runs_dir.iterdir()) == []
+    from alignui.training.registry import RunDir
+
+    RunDir.create(team_server.ctx.layout, "dpo-finished")  # a run whose adapter someone might push
+    answer = call_event(ann, fn_by_trigger(team_server, "train-push"), ["dpo-finished", "me/adapter", "hf_x"])
+    assert answer["success"] is False and REFUSED.format("push") in answer["output"]["error"], answer
 
 
 @pytest.mark.e2e
