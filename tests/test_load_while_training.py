@@ -45,5 +45,6 @@ def test_generation_keeps_answering_while_a_training_job_runs(server, client):
         print(f"\n3 pairs generated while the job went from step {step_before} to {step_after}")
         assert runner.cancel(run.id, LOCAL_OPERATOR).startswith("Cancelling")
         wait_for(lambda: run.state == "cancelled", "the cancel")
+        wait_for(lambda: runner.active_run() is None and store.get_run(run.id).status == "cancelled", "the index")
     finally:
         runner.shutdown(cancel=True)
