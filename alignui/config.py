@@ -61,7 +61,7 @@ class AppConfig:
         "help": "sign in with Hugging Face (on a Space whose README says hf_oauth: true)"})
     max_prompt_chars: int = field(default=4000, metadata={
         "help": "longest prompt accepted, in characters (ALIGNUI_MAX_PROMPT_CHARS)"})
-    rate_limit_per_minute: int = field(default=20, metadata={
+    rate_limit_per_minute: int = field(default=60, metadata={
         "help": "generations one user may start per minute (ALIGNUI_RATE_LIMIT); 0 turns the limit off"})
     max_upload_mb: float = field(default=50.0, metadata={
         "help": "largest file the web app accepts, in MB (ALIGNUI_MAX_UPLOAD_MB)"})
@@ -158,7 +158,7 @@ def _identity_settings(env: Mapping[str, str], space_id: str | None) -> dict:
     return dict(
         users=users, admins=admins, oauth=bool(space_id and env.get("OAUTH_CLIENT_ID")),
         max_prompt_chars=number("ALIGNUI_MAX_PROMPT_CHARS", 4000),
-        rate_limit_per_minute=number("ALIGNUI_RATE_LIMIT", 20),
+        rate_limit_per_minute=number("ALIGNUI_RATE_LIMIT", 60),
         max_upload_mb=number("ALIGNUI_MAX_UPLOAD_MB", 50.0, float),
         backup_repo=env.get("ALIGNUI_BACKUP_REPO") or None,
         backup_every_minutes=number("ALIGNUI_BACKUP_EVERY", 0),

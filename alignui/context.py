@@ -13,6 +13,7 @@ from typing import Callable
 
 from alignui.config import AppConfig
 from alignui.db import Store
+from alignui.limits import Limits
 from alignui.models import ModelHandle, load_model
 from alignui.paths import StorageLayout
 
@@ -24,6 +25,7 @@ class AppContext:
     store: Store
     model: ModelHandle
     rng: random.Random = field(default_factory=random.Random)
+    limits: Limits = field(default_factory=Limits)
 
     @classmethod
     def open(cls, config: AppConfig, *, seed: int | None = None, log: Callable[[str], None] = print) -> "AppContext":
@@ -34,7 +36,8 @@ class AppContext:
         except BaseException:
             store.close()
             raise
-        return cls(config=config, layout=layout, store=store, model=model, rng=random.Random(seed))
+        return cls(config=config, layout=layout, store=store, model=model, rng=random.Random(seed),
+                   limits=Limits.from_config(config))
 
     @property
     def config_admins(self) -> frozenset[str]:

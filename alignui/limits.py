@@ -75,7 +75,7 @@ class RateLimiter:
 @dataclass
 class Limits:
     max_prompt_chars: int = 4000
-    generation: RateLimiter = field(default_factory=lambda: RateLimiter(20))
+    generation: RateLimiter = field(default_factory=lambda: RateLimiter(60))
 
     @classmethod
     def from_config(cls, config) -> "Limits":

@@ -25,7 +25,7 @@ from alignui.ui import annotate_panels as panels
 from alignui.ui.annotate_keys import ACTION_KEYS, FOCUS_EDITOR, FOCUS_EMPTY_PROMPT, VOTE_KEYS, key_hint
 from alignui.ui.annotate_keys import HEAD as KEYS_HEAD
 from alignui.ui.common import GPU_QUEUE, user_errors
-from alignui.ui.identity import identity_of
+from alignui.ui.identity import admit_generation, identity_of
 
 __all__ = ["build", "HEAD"]
 
@@ -121,6 +121,7 @@ class _AnnotateTab:
     def generating(self, truncate: bool):
         @user_errors
         def ui_generate(state, text, prefs, typed, request: gr.Request):
+            admit_generation(self.ctx, request, text)
             for view in flow.generate(self.ctx.store, self.ctx.model, state, text, AnnotationPrefs.from_dict(prefs),
                                       self.ctx.rng, annotator=self.who(typed, request), truncate=truncate):
                 yield _show(view)
@@ -128,6 +129,7 @@ class _AnnotateTab:
 
     @user_errors
     def ui_next(self, state, prefs, typed, request: gr.Request):
+        admit_generation(self.ctx, request, None)
         for view in flow.next_prompt(self.ctx.store, self.ctx.model, state, AnnotationPrefs.from_dict(prefs),
                                      self.ctx.rng, annotator=self.who(typed, request)):
             yield _show(view)
@@ -137,6 +139,7 @@ class _AnnotateTab:
         if state.pair_id:  # the editor is open (no verdict yet): nothing to advance
             yield tuple(gr.skip() for _ in self.view_out)
             return
+        admit_generation(self.ctx, request, None)
         for view in flow.after_vote(self.ctx.store, self.ctx.model, state, AnnotationPrefs.from_dict(prefs),
                                     self.ctx.rng, annotator=self.who(typed, request)):
             yield _show(view)
@@ -215,7 +218,9 @@ def _register_api(ctx: AppContext) -> None:
     @user_errors
     def generate_pair(prompt: str, request: gr.Request) -> tuple[str, str, str]:
         """Generate two responses to `prompt`; returns (text_a, text_b, pair_id)."""
-        annotator = identity_of(ctx, request).name
+        identity = identity_of(ctx, request)
+        admit_generation(ctx, request, prompt, identity)
+        annotator = identity.name
         for step in stream_annotation_pair(ctx.store, ctx.model, user_turn(prompt), PairSettings(), ctx.rng,
                                            annotator=annotator):
             yield step.text_a, step.text_b, (step.pair.id if step.pair else "")

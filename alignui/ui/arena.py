@@ -15,7 +15,7 @@ from alignui.adapters import adapter_server
 from alignui.arena import MODES, ArenaSettings, draw_heldout_prompt, play, vote
 from alignui.context import AppContext
 from alignui.ui.common import GPU_QUEUE, user_errors
-from alignui.ui.identity import identity_of
+from alignui.ui.identity import admit_generation, identity_of
 
 BUTTONS = (("a", "A is better"), ("b", "B is better"), ("tie", "Tie"), ("both_bad", "Both bad"))
 INTRO = ("### Blind arena\nTwo models answer the same prompt; you do not know which is which. Vote for the better "
@@ -59,8 +59,10 @@ def build(ctx: AppContext) -> None:
 
     @user_errors
     def ui_battle(text: str, how: str, drawn: str, request: gr.Request):
+        identity = identity_of(ctx, request)
+        admit_generation(ctx, request, text, identity)
         yield ("", "", "", "Generating both answers…", *_buttons(False))
-        who = identity_of(ctx, request).name
+        who = identity.name
         for step in play(ctx.store, server, text, ctx.rng, settings=ArenaSettings(mode=how or "base_vs_newest"),
                          drawn_id=drawn or None, annotator=who):
             done = bool(step.battle_id)
@@ -87,8 +89,9 @@ def build(ctx: AppContext) -> None:
 
 def _register_api(ctx: AppContext, server) -> None:
     @user_errors
-    def arena_battle(prompt: str) -> tuple[str, str, str]:
+    def arena_battle(prompt: str, request: gr.Request) -> tuple[str, str, str]:
         """A blind battle on `prompt` (empty: a held-out prompt); returns (text_a, text_b, battle_id)."""
+        admit_generation(ctx, request, prompt)
         for step in play(ctx.store, server, prompt, ctx.rng):
             yield step.text_a, step.text_b, step.battle_id
 

@@ -153,11 +153,15 @@ def test_settings_are_remembered_in_the_browser_and_reach_generation(server, pag
     start_session(page, server.url)
     page.locator("#generation-settings").get_by_text("Generation settings").click()
     tokens = page.locator("#max-new-tokens input[type=number]")
+    remembered = "() => window.localStorage.getItem('alignui-generation')"
+    before = page.evaluate(remembered)
     tokens.fill("12")
     tokens.press("Enter")
+    page.wait_for_function(f"(v) => ({remembered})() !== v", arg=before)  # saved in the browser
+    before = page.evaluate(remembered)
     page.locator("#system-prompt textarea").fill("Answer in one line.")
     page.locator("#system-prompt textarea").press("Tab")
-    page.wait_for_timeout(1000)  # the remembering event runs after the input
+    page.wait_for_function(f"(v) => ({remembered})() !== v", arg=before)
     page.reload()
     wait_status(page, "press N")
     page.locator("#generation-settings").get_by_text("Generation settings").click()
