@@ -297,6 +297,11 @@ def run_rlhf(job) -> dict[str, Any]:
     from alignui.training.rlhf_eval import finish, residency
 
     config: RLHFTrainConfig = job.config
+    if job.setup.device == "cpu" and config.cpu_threads:
+        import torch
+
+        # before the reward model's first op: a 2-thread OpenMP team made earlier keeps spinning (measured 10-25%)
+        torch.set_num_threads(config.cpu_threads)
     data = load_snapshot(job.snapshot)
     prompts = collect_prompts(config, data, load_tokenizer(job.base), log=job.log)
     job.run.update_status(phase="loading reward model")

@@ -20,7 +20,7 @@ from alignui.training.methods import available_methods, get_method
 from alignui.training.panel import (KEY_FIELDS, FieldSpec, form_fields, preflight_from_form, preset_values,
                                     start_from_form)
 from alignui.training.runner import job_runner
-from alignui.ui import train_view
+from alignui.ui import train_rlhf, train_view
 from alignui.ui.common import user_errors
 from alignui.ui.identity import identity_of
 
@@ -114,11 +114,13 @@ def build(ctx: AppContext) -> None:
         preset = gr.Dropdown(presets, value=chosen, label="Preset", info="fills the settings below", scale=2,
                              elem_id="train-preset")
     widgets, columns = build_form(specs, first)
+    rlhf = train_rlhf.build_options(ctx, first)  # RLHF's own choices, shown while the method is RLHF
     with gr.Row():
         check = gr.Button("Pre-flight check", elem_id="train-preflight")
         start = gr.Button("Start training", variant="primary", elem_id="train-start")
     message = gr.Markdown(elem_id="train-message")
     selected = gr.State("")
+    train_rlhf.build_live(ctx, runner, rlhf, snapshot, base, method, widgets, start, selected, message)
     train_view.build(ctx, runner, selected, message)
     _wire_setup(ctx, specs, widgets, columns, snapshot, refresh, export, method, preset)
     _wire_start(ctx, runner, specs, widgets, snapshot, base, method, check, start, message, selected)
@@ -148,8 +150,12 @@ def _wire_setup(ctx, specs, widgets, columns, snapshot, refresh, export, method,
     @user_errors
     def ui_method(name: str):
         presets = preset_names(get_method(name).presets_path)
-        return (gr.update(choices=presets, value=default_preset(presets, ctx.model.device)),
-                *[gr.update(visible=name in by_name[n].methods) for n in names],
+        chosen = default_preset(presets, ctx.model.device)
+        # fill the values here too: the preset name may stay the same (cpu-demo), and then preset.change never fires
+        values = preset_values(name, chosen) if chosen else {}
+        return (gr.update(choices=presets, value=chosen),
+                *[gr.update(visible=name in by_name[n].methods,
+                            **({"value": widget_value(by_name[n], values[n])} if n in values else {})) for n in names],
                 *[gr.update(visible=any(name in s.methods for s in members)) for members in groups.values()])
 
     method.change(ui_method, method, [preset, *[widgets[n] for n in names], *[columns[g] for g in groups]],
