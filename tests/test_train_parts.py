@@ -170,3 +170,24 @@ def test_model_card_states_lineage_and_metrics_and_push_uses_the_hub(storage, mo
     with pytest.raises(PermissionDenied):
         hub.push_adapter(run, "me/adapter", Identity("bob", "annotator"), token="hf_x")
     json.loads(run.status_path.read_text())
+
+
+def test_one_copy_of_the_base_the_reference_is_the_adapter_disabled(storage, demo_model_dir):
+    from types import SimpleNamespace
+
+    from peft import PeftModel
+
+    from alignui.snapshot_format import load_snapshot
+    from alignui.training.dpo import build_trainer
+
+    ref = closer_snapshot(storage, "s", train_rows=8, test_rows=2)
+    config = DPOTrainConfig.from_mapping({"base_model": "demo", "device": "cpu", "lora_r": 4, "max_length": 64,
+                                          "max_prompt_length": 32})
+    run = RunDir.create(StorageLayout(storage).ensure(), "dpo-parts")
+    job = SimpleNamespace(config=config, base=str(demo_model_dir), setup=resolve_setup(config), run=run)
+    trainer, _ = build_trainer(job, load_snapshot(ref), [])
+    assert trainer.ref_model is None and isinstance(trainer.model, PeftModel)
+    assert {p.dtype for p in trainer.model.parameters()} == {torch.float32}
+    assert not trainer.args.bf16 and not trainer.args.fp16
+    trainable = [n for n, p in trainer.model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)

@@ -116,10 +116,22 @@ def stop_on_signals(stop: StopFlag) -> Iterator[None]:
             signal.signal(s, handler)
 
 
+@dataclass
+class _Plan:
+    run: RunDir
+    config: TrainConfig
+    snapshot: SnapshotRef
+    checked: tuple | None = None  # (report, setup, base) when the pre-flight already ran
+
+
 def _prepare_run(method: Method, layout: StorageLayout, *, run_id: str | None, resume: bool,
                  config_file: Path | None, preset: str | None, overrides: dict[str, Any],
-                 snapshot: str | None) -> tuple[RunDir, TrainConfig, str | None]:
-    """(run directory, config, snapshot id-or-path) for a new run, a pre-created one, or a resumed one."""
+                 snapshot: str | None) -> _Plan:
+    """The run directory, config and snapshot for a new run, one the app pre-created, or a resumed one.
+
+    A new command-line run is checked (config, snapshot, pre-flight) before its directory is created, so a
+    refused or mistyped command leaves nothing behind.
+    """
     cls = method.config_class()
     if resume:
         if not run_id:
@@ -128,14 +140,21 @@ def _prepare_run(method: Method, layout: StorageLayout, *, run_id: str | None, r
         saved_method, settings = run.read_config()
         if saved_method not in (None, method.name):
             raise UserError(f"run {run_id} is a {saved_method} run, not {method.name}")
-        config = cls.from_mapping({**settings, **overrides})
-        return run, config, snapshot or run.read_lineage().get("snapshot_path") or run.read_lineage().get("snapshot")
+        lineage = run.read_lineage()
+        snap = resolve_snapshot(layout.root, snapshot or lineage.get("snapshot_path") or lineage.get("snapshot"))
+        return _Plan(run, cls.from_mapping({**settings, **overrides}), snap)
     if preset and config_file is None:
         config_file = method.presets_path  # --preset alone names a preset of configs/<method>.yaml
     config = build_config(cls, config_file=config_file, preset=preset, overrides=overrides)
+    snap = resolve_snapshot(layout.root, snapshot)
     if run_id and layout.run_dir(run_id).is_dir():
-        return RunDir.open(layout, run_id), config, snapshot  # pre-created by the app's runner
-    return RunDir.create(layout, run_id or new_run_id(method.name)), config, snapshot
+        return _Plan(RunDir.open(layout, run_id), config, snap)  # pre-created (and pre-flighted) by the app
+    from alignui.training import preflight as pf
+
+    quiet_libraries()
+    checked = pf.check(config, layout.root, snap, log=lambda line: None)
+    checked[0].raise_if_refused()
+    return _Plan(RunDir.create(layout, run_id or new_run_id(method.name)), config, snap, checked)
 
 
 def execute(method_name: str, *, storage: Path, snapshot: str | None = None, config_file: Path | None = None,
@@ -144,8 +163,9 @@ def execute(method_name: str, *, storage: Path, snapshot: str | None = None, con
     """Run one training job in this process (the CLI's foreground contract); returns its summary."""
     method = get_method(method_name)
     layout = StorageLayout(Path(storage)).ensure()
-    run, config, snapshot_arg = _prepare_run(method, layout, run_id=run_id, resume=resume, config_file=config_file,
-                                             preset=preset, overrides=dict(overrides or {}), snapshot=snapshot)
+    plan = _prepare_run(method, layout, run_id=run_id, resume=resume, config_file=config_file, preset=preset,
+                        overrides=dict(overrides or {}), snapshot=snapshot)
+    run = plan.run
     stop = stop or StopFlag()
     log = Tee(run)
     created = run.read_status().get("created_at") or now_iso()
@@ -153,7 +173,7 @@ def execute(method_name: str, *, storage: Path, snapshot: str | None = None, con
                       started_at=now_iso(), finished_at=None, created_at=created)
     try:
         with stop_on_signals(stop):
-            summary = _run(method, layout, run, config, snapshot_arg, resume, stop, log)
+            summary = _run(method, layout, plan, resume, stop, log)
     except JobCancelled as exc:
         run.update_status(state="cancelled", phase="stopped", error=str(exc), finished_at=now_iso())
         log(f"cancelled: {exc}")
@@ -174,19 +194,19 @@ def execute(method_name: str, *, storage: Path, snapshot: str | None = None, con
     return {"run": run.id, "status": "done", "path": str(run.path), **summary}
 
 
-def _run(method: Method, layout: StorageLayout, run: RunDir, config: TrainConfig, snapshot_arg: str | None,
-         resume: bool, stop: StopFlag, log: Callable[[str], None]) -> dict[str, Any]:
+def _run(method: Method, layout: StorageLayout, plan: _Plan, resume: bool, stop: StopFlag,
+         log: Callable[[str], None]) -> dict[str, Any]:
     from alignui.training import preflight as pf
 
     quiet_libraries()
-    snap = resolve_snapshot(layout.root, snapshot_arg)
+    run, config, snap = plan.run, plan.config, plan.snapshot
     resume_from = run.last_checkpoint() if resume else None
     log(f"alignui: {method.name} run {run.id} on snapshot {snap.id}" + (f", resuming from {resume_from.name}"
                                                                         if resume_from else ""))
     for warning in config.warnings():
         log(f"warning: {warning}")
     run.update_status(phase="pre-flight")
-    report, setup, base = pf.check(config, layout.root, snap, log=log)
+    report, setup, base = plan.checked or pf.check(config, layout.root, snap, log=log)
     run.preflight_path.write_text(json.dumps(report.to_dict(), indent=2, default=str))
     log(report.markdown().replace("**", ""))
     report.raise_if_refused()
@@ -197,7 +217,7 @@ def _run(method: Method, layout: StorageLayout, run: RunDir, config: TrainConfig
                            "snapshot_path": str(snap.path.resolve()), "snapshot_sha256": snap.sha256,
                            "base_model": config.base_model or base, "base_model_path": base,
                            "parent_run": config.parent_run, "created_at": now_iso()})
-    if resume:
+    else:
         step = int(resume_from.name.rsplit("-", 1)[-1]) if resume_from else 0
         run.truncate_metrics(after_step=step)  # steps after the checkpoint are trained (and logged) again
         if resume_from is None:

@@ -49,7 +49,7 @@ def build(ctx: AppContext, runner, selected: gr.State, message: gr.Markdown) -> 
         notes = gr.Markdown(elem_id="train-watchouts")
         verdict = gr.Markdown(elem_id="train-verdict")
         samples = gr.Dataframe(headers=SAMPLE_COLUMNS, label="Held-out samples: base vs adapter", wrap=True,
-                               visible=False, elem_id="train-samples")
+                               visible=False, column_widths=["20%", "40%", "40%"], elem_id="train-samples")
         log = gr.Textbox(label="Log (last lines)", lines=12, max_lines=12, interactive=False, elem_id="train-log")
     gr.Markdown("### Runs")
     runs = gr.Dataframe(headers=list(RUN_COLUMNS), value=runs_rows(ctx.store.list_runs()), interactive=False,
