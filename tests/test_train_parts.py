@@ -11,7 +11,7 @@ from alignui.errors import UserError
 from alignui.identity import Identity, PermissionDenied
 from alignui.paths import StorageLayout
 from alignui.training import evaluation, hub, panel
-from alignui.training.common import Setup, check_dtypes, keep_prompt_end, resolve_setup
+from alignui.training.common import Setup, check_dtypes, fix_trainable_dtype, keep_prompt_end, resolve_setup
 from alignui.training.dpo import DPOTrainConfig
 from alignui.training.methods import get_method
 from alignui.training.preflight import check
@@ -83,6 +83,13 @@ def test_dtype_follows_the_device_and_mismatches_are_refused():
     check_dtypes(model, bf16_setup, Args())
     with pytest.raises(RuntimeError, match="computes in torch.float32"):
         check_dtypes(model, setup, Args())
+    # QLoRA on an fp16-only GPU: TRL's bf16 LoRA weights become fp32 master weights under fp16 autocast
+    fp16_qlora = Setup(device="cuda", dtype=torch.float16, quantized=True, gradient_checkpointing=True)
+    lora = torch.nn.Linear(2, 2).to(torch.bfloat16)
+    fix_trainable_dtype(lora, fp16_qlora)
+    Args.bf16, Args.fp16 = False, True
+    assert lora.weight.dtype == torch.float32
+    check_dtypes(torch.nn.Sequential(lora, torch.nn.Linear(2, 2).half().requires_grad_(False)), fp16_qlora, Args())
 
 
 def test_verdict_and_watchouts():

@@ -140,6 +140,17 @@ def training_arguments(config: TrainConfig, run: RunDir, setup: Setup, *, has_ev
     )
 
 
+def fix_trainable_dtype(model, setup: Setup) -> None:
+    """QLoRA on an fp16-only GPU: TRL casts LoRA weights to bf16 (the QLoRA paper's choice), which such a GPU
+    cannot autocast with; keep them as fp32 master weights under fp16 autocast instead."""
+    import torch
+
+    if setup.quantized and setup.dtype == torch.float16:
+        for p in model.parameters():
+            if p.requires_grad and p.dtype == torch.bfloat16:
+                p.data = p.data.float()
+
+
 def check_dtypes(model, setup: Setup, args) -> None:
     """Refuse to start when weights and autocast disagree (the seed's BFloat16-vs-Float crash, caught early).
 

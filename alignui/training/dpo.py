@@ -99,7 +99,7 @@ def build_trainer(job, data, callbacks: list):
     """(trainer, model) for a job: the base loaded once, LoRA from our config, our callbacks attached."""
     from transformers import PrinterCallback
 
-    from alignui.training.common import check_dtypes, load_base, lora_config, training_arguments
+    from alignui.training.common import check_dtypes, fix_trainable_dtype, load_base, lora_config, training_arguments
 
     config: DPOTrainConfig = job.config
     model, tokenizer = load_base(config, job.base, job.setup)
@@ -109,6 +109,7 @@ def build_trainer(job, data, callbacks: list):
                               processing_class=tokenizer, peft_config=lora_config(config), callbacks=callbacks,
                               max_prompt_length=config.max_prompt_length)
     trainer.remove_callback(PrinterCallback)  # RunCallback prints a readable line per log event instead
+    fix_trainable_dtype(trainer.model, job.setup)
     check_dtypes(trainer.model, job.setup, args)
     return trainer, tokenizer
 
