@@ -5,8 +5,8 @@ CPU with the session's reward model (conftest.reward_storage, trained to prefer 
 demo_corpus.POLITE_CLOSER):
 - the effect test: RLOO raises the policy's mean reward AND how often its answers end with the phrase, on 110
   held-out questions never trained on, versus the base model (measured here, numbers printed);
-- GRPO is selectable, and an RL run cancelled with SIGTERM (what the app's Cancel sends) keeps a checkpoint
-  and resumes to the end.
+- GRPO is selectable, reward models can be ensembled (summed), and an RL run cancelled with SIGTERM (what the
+  app's Cancel sends) keeps a checkpoint and resumes to the end.
 """
 
 import json
@@ -206,12 +206,12 @@ def test_live_metrics_rollouts_samples_and_residency(rl_run):
 
 
 @pytest.mark.slow
-def test_grpo_is_selectable_and_a_cancelled_run_resumes_to_the_end(reward_storage):
+def test_grpo_with_an_ensemble_and_a_cancelled_run_resumes_to_the_end(reward_storage):
     storage, reward = reward_storage
     run_id = "rlhf-grpo-resume"
     common = ["--storage", str(storage), "--snapshot", "closer", "--preset", "cpu-demo", "--run-id", run_id]
     sets = ["--set", "algorithm=grpo", "--set", "max_steps=6", "--set", "save_steps=2", "--set", "logging_steps=1",
-            "--set", f"reward_model={reward['run']}", "--set", "eval_prompts=4"]
+            "--set", f"reward_model={reward['run']},{reward['run']}", "--set", "eval_prompts=4"]  # an ensemble
     proc = subprocess.Popen([sys.executable, "-m", "alignui", "train", "rlhf", *common, *sets], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     status_path = storage / "runs" / run_id / "status.json"
@@ -233,5 +233,8 @@ def test_grpo_is_selectable_and_a_cancelled_run_resumes_to_the_end(reward_storag
     steps = [m["step"] for m in metrics if "reward" in m]
     assert steps == sorted(set(steps)) and steps[-1] == 6  # no step logged twice after the resume
     assert all("kl" in m for m in metrics if "reward" in m)  # GRPO with beta > 0 logs its KL too
+    for m in (m for m in metrics if "reward" in m):  # the ensemble: each reward model's mean, summed into reward
+        assert m["reward"] == pytest.approx(m["rewards/reward_1/mean"] + m["rewards/reward_2/mean"], rel=1e-4)
+    assert summary["reward_models"] == [reward["run"], reward["run"]]
     config = (Path(summary["path"]) / "config.yaml").read_text()
     assert "algorithm: grpo" in config
