@@ -100,7 +100,7 @@ def test_stats_cli_reads_arena_votes_from_the_database(tmp_path):
             pair = store.save_pair([{"role": "user", "content": f"question {k}"}],
                                    NewGeneration("run-7", "long answer " * 3, n_tokens=12),
                                    NewGeneration("base", "short", n_tokens=3), kind="arena")
-            store.decide(pair.id, verdict, allowed=("a", "b", "tie", "both_bad"))
+            store.decide(pair.id, verdict, allowed=("a", "b", "tie", "both_bad"), kind="arena")
         store.save_pair([{"role": "user", "content": "pending"}], NewGeneration("run-7", "x"),
                         NewGeneration("base", "y"), kind="arena")  # not voted: not a battle
         store.save_pair([{"role": "user", "content": "annotation"}], NewGeneration("base", "x"),

@@ -28,7 +28,7 @@ def test_migration_merged_out_of_order_is_still_applied(tmp_path, monkeypatch):
 
     path = tmp_path / "a.duckdb"
     Store(path).close()
-    late = (2, "a late migration with a lower number", ["CREATE TABLE late_table (x INTEGER)"])
+    late = (50, "a late migration with a lower number than one already applied", ["CREATE TABLE late_table (x INTEGER)"])
     monkeypatch.setattr(core, "MIGRATIONS", [*schema.MIGRATIONS, (99, "later", ["CREATE TABLE t99 (x INTEGER)"])])
     monkeypatch.setattr(core, "LATEST_VERSION", 99)
     Store(path).close()

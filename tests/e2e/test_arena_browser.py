@@ -93,7 +93,7 @@ def test_the_leaderboard_shows_ratings_intervals_and_verdicts_for_many_votes(ser
         pair = store.save_pair([{"role": "user", "content": f"q{k}"}], *gens, kind="arena")
         other_wins = rng.random() < strength[other]
         verdict = "tie" if rng.random() < 0.1 else ("a" if (left == other) == other_wins else "b")
-        store.decide(pair.id, verdict, allowed=("a", "b", "tie", "both_bad"))
+        store.decide(pair.id, verdict, allowed=("a", "b", "tie", "both_bad"), kind="arena")
     page.goto(server.url)
     page.get_by_role("tab", name="Leaderboard").click()
     page.get_by_text("160 votes").wait_for()
