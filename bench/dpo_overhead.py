@@ -134,6 +134,32 @@ def compare(storage: Path, model: Path, settings: dict, rounds: int) -> dict:
             "median_round_ratio": statistics.median(ratios), "rounds": rounds}
 
 
+def loop_additions_ms(calls: int = 2000) -> float:
+    """What alignui adds inside the training loop, per step, timed in-process (immune to other jobs' load):
+    RunCallback.on_step_end (stop flag, throttled status.json) + on_log (a metrics.jsonl line, a log line)."""
+    from types import SimpleNamespace
+
+    from alignui.training.metrics import RunCallback
+    from alignui.training.registry import RunDir
+
+    run = RunDir(Path(tempfile.mkdtemp(prefix="alignui-cb-")))
+    callback = RunCallback(run, log=lambda line: None)
+    state = SimpleNamespace(global_step=0, max_steps=calls, epoch=0.0)
+    control = SimpleNamespace(should_save=False, should_training_stop=False)
+    logs = {k: 0.5 for k in ("loss", "grad_norm", "learning_rate", "entropy", "num_tokens", "logits/chosen",
+                             "logits/rejected", "mean_token_accuracy", "rewards/chosen", "rewards/rejected",
+                             "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected")}
+    callback.on_train_begin(None, state, control)
+    started = time.perf_counter()
+    for step in range(1, calls + 1):
+        state.global_step = step
+        callback.on_step_end(None, state, control)
+        callback.on_log(None, state, control, logs=dict(logs))
+    cost = (time.perf_counter() - started) / calls * 1000
+    shutil.rmtree(run.path, ignore_errors=True)
+    return cost
+
+
 def prepare(root: Path, args) -> tuple[Path, dict]:
     """The data root with a snapshot and the model, and the shared settings."""
     demo = root / "models" / "demo"
@@ -176,7 +202,7 @@ def main() -> None:
     args.device = args.device or ("cuda" if gpu else "cpu")
     args.model_size = args.model_size or ("0.5b" if gpu else "demo")
     variants = (args.variants or ("lora,lora+precompute,qlora,qlora+precompute" if gpu else "lora")).split(",")
-    args.rounds = args.rounds or (2 if gpu else 5)
+    args.rounds = args.rounds or (1 if gpu else 5)  # on a GPU: 4 variants x 2 runners fit a ~10-minute lease
     args.steps = args.steps or (20 if gpu else 40)
     args.batch_size = args.batch_size or (4 if gpu else 8)
     args.max_length = args.max_length or (1024 if args.model_size != "demo" else 256)
@@ -195,6 +221,13 @@ def main() -> None:
                   f"{args.rounds} rounds", flush=True)
             report[name] = compare(root, model, {**settings, **VARIANTS[name]}, args.rounds)
         print_table(report)
+        extra = loop_additions_ms()
+        for name, r in report.items():
+            step_ms = 1000 / r["plain"]["train_steps_per_second"]
+            r["loop_additions_ms"] = extra
+            r["implied_ratio"] = step_ms / (step_ms + extra)
+            print(f"{name}: alignui's additions to the loop cost {extra:.3f} ms per step against a {step_ms:.1f} ms "
+                  f"plain step: implied ratio {r['implied_ratio']:.4f}")
         print(json.dumps(report))
     finally:
         shutil.rmtree(root, ignore_errors=True)
