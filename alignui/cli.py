@@ -23,16 +23,6 @@ from alignui.training import command as train_command
 Handler = Callable[[argparse.Namespace], dict]
 
 
-class NotAvailableYet(UserError):
-    pass
-
-
-def _not_yet(name: str) -> Handler:
-    def handler(args: argparse.Namespace) -> dict:
-        raise NotAvailableYet(f"'{name}' is not available yet in this version of alignui")
-    return handler
-
-
 def storage_of(args: argparse.Namespace) -> Path:
     """The data root a command works on: --storage, else the same default as the app."""
     return Path(args.storage) if getattr(args, "storage", None) else default_storage(os.environ)

@@ -168,7 +168,10 @@ class JudgeSpec:
         if self.kind == "local":
             return LocalLLMJudge(handle)
         if self.kind == "reward":
-            return reward_model_judge(storage, device=getattr(handle, "device", "auto"))
+            device = getattr(handle, "device", "auto")
+            if hasattr(handle, "submit"):  # loading merges the LoRA (torch ops): on the model's one worker thread,
+                return handle.submit(reward_model_judge, storage, device=device).result()  # not a fresh one
+            return reward_model_judge(storage, device=device)
         url = self.url.strip() or env.get("ALIGNUI_JUDGE_URL", "")
         model = self.model.strip() or env.get("ALIGNUI_JUDGE_MODEL", "")
         if not url.startswith(("http://", "https://")) or not model:

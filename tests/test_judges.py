@@ -204,14 +204,24 @@ def test_judge_spec_takes_the_endpoint_from_the_environment_and_says_what_is_mis
 
 
 @pytest.mark.slow
-def test_a_registered_reward_model_judges_in_both_orders_and_prefers_what_it_learned(reward_storage):
+def test_a_registered_reward_model_judges_in_both_orders_and_prefers_what_it_learned(reward_storage, ctx,
+                                                                                     monkeypatch):
     """The real reward model (trained once per session by the RLHF tests' fixture) as an arena judge."""
+    import threading
+
+    from alignui import judge as judge_module
     from alignui.demo_corpus import POLITE_CLOSER
-    from alignui.judges import reward_model_judge
+    from alignui.judges import JudgeSpec, reward_model_judge
 
     storage, summary = reward_storage
     judge = reward_model_judge(storage, device="cpu")
     assert judge.name == f"reward:{summary['run']}" and judge.uses_model
+    loaded_on = []
+    real_load = judge_module.RewardJudge.load
+    monkeypatch.setattr(judge_module.RewardJudge, "load", classmethod(
+        lambda cls, *a, **k: loaded_on.append(threading.current_thread().name) or real_load(*a, **k)))
+    from_the_app = JudgeSpec("reward").build(ctx.model, storage)  # the Leaderboard's "judge now" path
+    assert from_the_app.name == judge.name and loaded_on[0].startswith("alignui-model")  # the model's worker thread
     answers = ["The sun is a star. It gives light.", "Rain is water falling from clouds.",
                "Cats are small animals. They like to sleep."]
     verdicts = [judge_both_orders(judge, user_turn("Tell me something."), a + " " + POLITE_CLOSER, a).verdict

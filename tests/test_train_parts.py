@@ -67,6 +67,19 @@ def test_preflight_counts_truncation_estimates_memory_and_refuses_clearly(storag
         report.raise_if_refused()
 
 
+def test_rlhf_preflight_counts_each_resident_reward_model(storage):
+    from alignui.training.rlhf import RLHFTrainConfig
+
+    ref = closer_snapshot(storage, "s", train_rows=20, test_rows=4)
+    dpo, _, _ = check(DPOTrainConfig.from_mapping({"base_model": "demo"}), storage, ref)
+    one, _, _ = check(RLHFTrainConfig.from_mapping({"base_model": "demo"}), storage, ref)
+    two, _, _ = check(RLHFTrainConfig.from_mapping({"base_model": "demo", "reward_model": "rm-a,rm-b"}), storage, ref)
+    weights = dpo.memory_parts["weights"]  # fp32 on CPU: a reward model of the same base is one more copy
+    assert "reward model" not in dpo.memory_parts and one.memory_parts["reward model"] == weights
+    assert two.memory_parts["reward model 1"] == two.memory_parts["reward model 2"] == weights
+    assert two.memory_bytes > one.memory_bytes and "reward model 2" in two.markdown()
+
+
 def test_dtype_follows_the_device_and_mismatches_are_refused():
     setup = resolve_setup(DPOTrainConfig.from_mapping({"device": "cpu"}))
     assert setup.dtype == torch.float32 and not setup.gradient_checkpointing and not setup.quantized
@@ -148,6 +161,49 @@ def test_run_view_has_curves_progress_and_verdict(storage):
     assert view.state == "done" and view.fraction == 1.0 and view.adapter == str(run.adapter_dir)
     assert {r["series"] for r in view.curves["loss"]} == {"train loss"} and len(view.curves["rewards"]) == 6
     assert view.verdict.startswith("✅") and not view.can_cancel and not view.can_resume
+
+
+def test_live_view_watch_outs_and_curves_follow_the_runs_method(storage):
+    from alignui.training.reward import RewardTrainConfig
+    from alignui.training.rlhf import RLHFTrainConfig
+
+    layout = StorageLayout(storage).ensure()
+    rl = RunDir.create(layout, "rlhf-20260101-000000-abcd")
+    rl.write_config("rlhf", RLHFTrainConfig(base_model="demo").to_dict())
+    dpo = RunDir.create(layout, "dpo-20260101-000000-abcd")
+    dpo.write_config("dpo", DPOTrainConfig(base_model="demo").to_dict())
+    for step in range(1, 13):  # an RL loss sits near zero by design while the reward climbs: normal
+        record = {"step": step, "loss": 0.0001, "reward": -2.0 + 0.4 * step, "reward_std": 1.0, "kl": 0.01,
+                  "completions/mean_length": 20.0}
+        rl.append_metrics(record)
+        dpo.append_metrics({"step": step, "loss": 0.6931})
+    for run in (rl, dpo):
+        run.update_status(state="running", step=12, max_steps=40)
+    assert not any("loss is not moving" in w for w in panel.run_view(rl).watchouts)
+    assert any("loss is not moving" in w for w in panel.run_view(dpo).watchouts)
+    flat = RunDir.create(layout, "rlhf-20260101-000001-abcd")
+    flat.write_config("rlhf", RLHFTrainConfig(base_model="demo").to_dict())
+    for step in range(1, 7):
+        flat.append_metrics({"step": step, "loss": 0.0, "reward": 0.5, "reward_std": 1.0})
+    flat.update_status(state="running", step=6, max_steps=40)
+    assert any("mean reward is flat" in w for w in panel.run_view(flat).watchouts)
+
+    reward = RunDir.create(layout, "reward-20260101-000000-abcd")
+    reward.write_config("reward", RewardTrainConfig(base_model="demo").to_dict())
+    reward.append_metrics({"step": 1, "loss": 0.69, "accuracy": 0.5, "margin": 0.01})
+    reward.append_metrics({"step": 2, "eval_loss": 0.3, "eval_accuracy": 0.9, "eval_margin": 2.5})
+    reward.update_status(state="running", step=2, max_steps=10)
+    curves = panel.run_view(reward).curves
+    assert {r["series"]: r["value"] for r in curves["accuracy"]} == {
+        "train accuracy (reward model)": 0.5, "held-out accuracy (reward model)": 0.9}
+    assert {r["series"] for r in curves["rewards"]} == {"train margin (reward model)",
+                                                         "held-out margin (reward model)"}
+
+
+def test_rlhf_knobs_sit_with_the_key_settings():
+    specs = {s.name: s for s in panel.form_fields([get_method("dpo"), get_method("rlhf")])}
+    assert all(specs[name].key for name in ("algorithm", "num_generations", "max_new_tokens", "temperature"))
+    assert specs["beta"].methods == ("dpo", "rlhf")
 
 
 def test_model_card_states_lineage_and_metrics_and_push_uses_the_hub(storage, monkeypatch):

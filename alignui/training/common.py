@@ -80,10 +80,6 @@ def load_tokenizer(base: str):
 
 def load_base(config: TrainConfig, base: str, setup: Setup):
     """(model, tokenizer) for training; the model is on `setup.device` in `setup.dtype` (or 4-bit)."""
-    import torch
-
-    if setup.device == "cpu" and config.cpu_threads:
-        torch.set_num_threads(config.cpu_threads)
     try:
         model, tokenizer, dtype = load_pretrained(base, setup.device, four_bit=setup.quantized)
     except (OSError, ValueError) as exc:
@@ -203,3 +199,12 @@ def pair_token_lengths(tokenizer, row: dict[str, Any]) -> tuple[int, int, int]:
 def trainable_state(model) -> dict[str, Any]:
     """A detached copy of the trainable parameters (to show that training moved them)."""
     return {n: p.detach().float().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def parameter_change(before: dict, after: dict) -> float:
+    """Relative L2 change of the trainable weights between two `trainable_state`s (0 = nothing moved)."""
+    import torch
+
+    num = sum(float(torch.linalg.vector_norm(after[k] - before[k]) ** 2) for k in before)
+    den = sum(float(torch.linalg.vector_norm(before[k]) ** 2) for k in before) or 1.0
+    return (num / den) ** 0.5

@@ -117,7 +117,7 @@ def build_trainer(job, data, callbacks: list):
 def run_dpo(job) -> dict[str, Any]:
     """Train a DPO LoRA adapter for `job` (alignui.training.job.Job) and return the run's summary."""
     from alignui.snapshot_format import load_snapshot
-    from alignui.training.common import trainable_state
+    from alignui.training.common import parameter_change, trainable_state
     from alignui.training.job import JobCancelled
     from alignui.training.metrics import RunCallback
 
@@ -140,17 +140,8 @@ def run_dpo(job) -> dict[str, Any]:
     if callback.stopped_at is not None or job.stop.is_set():
         raise JobCancelled(f"run {job.run.id} cancelled at step {trainer.state.global_step} with a checkpoint "
                            "saved: Resume continues from there")
-    moved = _parameter_change(before, trainable_state(trainer.model))
+    moved = parameter_change(before, trainable_state(trainer.model))
     return finish(job, trainer, tokenizer, data, train_metrics=train_metrics, moved=moved)
-
-
-def _parameter_change(before: dict, after: dict) -> float:
-    """Relative L2 change of the trainable weights over this session (0 = nothing moved)."""
-    import torch
-
-    num = sum(float(torch.linalg.vector_norm(after[k] - before[k]) ** 2) for k in before)
-    den = sum(float(torch.linalg.vector_norm(before[k]) ** 2) for k in before) or 1.0
-    return (num / den) ** 0.5
 
 
 def finish(job, trainer, tokenizer, data, *, train_metrics: dict, moved: float) -> dict[str, Any]:

@@ -47,8 +47,8 @@ def model_card(run: RunDir) -> str:
                                                                   or []], "", "## Settings", "", "```yaml"]
     lines += [f"{k}: {v}" for k, v in settings.items()] + ["```", "", "## Use", "", "```python",
                                                             "from peft import PeftModel",
-                                                            f"model = PeftModel.from_pretrained(base_model, "
-                                                            f"\"<this repo>\")", "```", ""]
+                                                            "model = PeftModel.from_pretrained(base_model, "
+                                                            "\"<this repo>\")", "```", ""]
     return "\n".join(lines)
 
 

@@ -28,7 +28,9 @@ from alignui.training.registry import RunDir, read_json
 KEY_FIELDS = ("beta", "learning_rate", "num_train_epochs", "max_steps", "max_length", "max_prompt_length",
               "loss_type", "label_smoothing", "lora_r", "lora_alpha", "lora_target_modules",
               "per_device_train_batch_size", "gradient_accumulation_steps", "gradient_checkpointing",
-              "precompute_ref_log_probs", "save_steps")
+              "precompute_ref_log_probs", "save_steps",
+              # RLHF's own knobs (reward_model has its own picker in the RLHF panel)
+              "algorithm", "num_generations", "max_new_tokens", "temperature")
 HIDDEN_FIELDS = ("base_model",)  # has its own widget next to the snapshot
 
 
@@ -107,11 +109,16 @@ def config_from_form(method_name: str, values: dict[str, Any]) -> TrainConfig:
 
 
 # -- the live view ----------------------------------------------------------------------------------------
+#: plot -> ((metric, series label), ...). DPO logs rewards/*; TRL's RewardTrainer logs accuracy and margin
+#: (its pairs' chosen-minus-rejected score), so a reward-model run fills the same two plots.
 CURVES = {"loss": (("loss", "train loss"), ("eval_loss", "held-out loss")),
           "accuracy": (("rewards/accuracies", "train reward accuracy"),
-                       ("eval_rewards/accuracies", "held-out reward accuracy")),
+                       ("eval_rewards/accuracies", "held-out reward accuracy"),
+                       ("accuracy", "train accuracy (reward model)"),
+                       ("eval_accuracy", "held-out accuracy (reward model)")),
           "rewards": (("rewards/margins", "margin"), ("rewards/chosen", "chosen reward"),
-                      ("rewards/rejected", "rejected reward"))}
+                      ("rewards/rejected", "rejected reward"), ("margin", "train margin (reward model)"),
+                      ("eval_margin", "held-out margin (reward model)"))}
 
 
 @dataclass
@@ -143,6 +150,17 @@ def curve_rows(metrics: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]
     return out
 
 
+def _live_watchouts(run: RunDir, metrics, samples, preflight) -> list[str]:
+    """The watch-outs of the run's own method: an RL loss sits near zero by design, so DPO's "loss is not
+    moving" would be a false alarm there; RL runs get the RL watch-outs (flat reward, KL, length collapse)."""
+    method, _ = run.read_config()
+    if method == "rlhf":
+        from alignui.training.rlhf_eval import rl_watchouts
+
+        return rl_watchouts(metrics, samples=samples)
+    return watchouts(metrics, samples=samples, preflight=preflight)
+
+
 def run_view(run: RunDir, *, cancelling: bool = False, queued_behind: str | None = None) -> RunView:
     """Everything the live view shows for one run, read from its directory."""
     status, metrics = run.read_status(), run.read_metrics()
@@ -159,7 +177,7 @@ def run_view(run: RunDir, *, cancelling: bool = False, queued_behind: str | None
     summary = status.get("summary") or {}
     preflight = read_json(run.preflight_path, None)
     samples = run.read_samples()
-    notes = summary.get("watchouts") if state == "done" else watchouts(metrics, samples=samples, preflight=preflight)
+    notes = summary.get("watchouts") if state == "done" else _live_watchouts(run, metrics, samples, preflight)
     if status.get("error"):
         notes = [f"error: {status['error']}", *(notes or [])]
     return RunView(run_id=run.id, state=state, headline=" · ".join(p for p in parts if p),

@@ -147,8 +147,29 @@ def available_memory(device: str) -> int | None:
         return None
 
 
-def preflight(config: TrainConfig, setup: Setup, base: str, tokenizer, data) -> PreflightReport:
-    """The report for training `base` on `data` (a DatasetDict with train and maybe test) with `config`."""
+def resident_models(config: TrainConfig, storage, base: str) -> dict[str, str]:
+    """Other models the job holds in memory beside the policy: {label: base model path}.
+
+    RLHF keeps each reward model resident (its own copy of its base, LoRA merged). A reward model that does not
+    exist yet (queued behind its own training stage) is counted at the policy base's size, which is what the
+    one-click RLHF plan trains it from."""
+    from alignui.judge import locate, resolve_reward_model
+
+    refs = config.reward_models() if hasattr(config, "reward_models") else []
+    out = {}
+    for i, ref in enumerate(refs or []):
+        label = "reward model" if len(refs) == 1 else f"reward model {i + 1}"
+        try:
+            out[label] = locate(resolve_reward_model(storage, ref))[1]["base_model_path"]
+        except UserError:
+            out[label] = base
+    return out
+
+
+def preflight(config: TrainConfig, setup: Setup, base: str, tokenizer, data,
+              resident: dict[str, str] | None = None) -> PreflightReport:
+    """The report for training `base` on `data` (a DatasetDict with train and maybe test) with `config`;
+    `resident`: further models held in memory during the run ({label: base path}), counted at full weight."""
     train = data["train"]
     report = PreflightReport(rows=len(train), test_rows=len(data["test"]) if "test" in data else 0,
                              device=setup.device, dtype=setup.dtype_name)
@@ -174,6 +195,14 @@ def preflight(config: TrainConfig, setup: Setup, base: str, tokenizer, data) -> 
         return report
     report.n_params, report.lora_params = size["params"], size["lora"]
     report.memory_parts = estimate_memory(size, config, setup)
+    elem = 4 if setup.dtype_name.startswith("float32") else 2
+    for label, path in (resident or {}).items():
+        try:
+            other = size if path == base else model_size(path, config)
+        except (OSError, ValueError) as exc:
+            report.warnings.append(f"could not read the config of the {label} ({path}) to count its memory ({exc})")
+            continue
+        report.memory_parts[label] = int(other["params"] * elem)
     report.memory_bytes = sum(report.memory_parts.values())
     report.available_bytes = available_memory(setup.device)
     if report.available_bytes and report.memory_bytes > report.available_bytes:
@@ -202,7 +231,8 @@ def check(config: TrainConfig, storage, snapshot, log=print) -> tuple[PreflightR
         setup = None
     base = resolve_base_model(config.base_model, storage, log=log)
     data = load_snapshot(snapshot)
-    report = preflight(config, setup or _cpu_setup(), base, load_tokenizer(base), data)
+    report = preflight(config, setup or _cpu_setup(), base, load_tokenizer(base), data,
+                       resident=resident_models(config, storage, base))
     report.refusals[:0] = refusals
     report.warnings += config.warnings()
     return report, setup, base

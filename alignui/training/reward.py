@@ -66,7 +66,6 @@ def reward_lora_config(config: TrainConfig):
 
 def load_reward_base(config: TrainConfig, base: str, setup):
     """(model, tokenizer): `base` as a one-label sequence classifier on `setup`'s device and dtype."""
-    import torch
     from transformers import AutoModelForSequenceClassification
     from trl.trainer.reward_trainer import suppress_seqcls_warning
 
@@ -74,8 +73,6 @@ def load_reward_base(config: TrainConfig, base: str, setup):
     from alignui.models import quantization_config
     from alignui.training.common import load_tokenizer
 
-    if setup.device == "cpu" and config.cpu_threads:
-        torch.set_num_threads(config.cpu_threads)
     tokenizer = load_tokenizer(base)
     kwargs: dict[str, Any] = {"num_labels": 1, "dtype": setup.dtype}
     if setup.quantized:
@@ -156,8 +153,7 @@ def is_conversational(data) -> bool:
 def run_reward(job) -> dict[str, Any]:
     """Train a reward model for `job` (alignui.training.job.Job) and return the run's summary."""
     from alignui.snapshot_format import load_snapshot
-    from alignui.training.common import trainable_state
-    from alignui.training.dpo import _parameter_change
+    from alignui.training.common import parameter_change, trainable_state
     from alignui.training.job import JobCancelled
     from alignui.training.metrics import RunCallback
 
@@ -172,7 +168,7 @@ def run_reward(job) -> dict[str, Any]:
     if callback.stopped_at is not None or job.stop.is_set():
         raise JobCancelled(f"run {job.run.id} cancelled at step {trainer.state.global_step} with a checkpoint "
                            "saved: Resume continues from there")
-    moved = _parameter_change(before, trainable_state(trainer.model))
+    moved = parameter_change(before, trainable_state(trainer.model))
     return finish(job, trainer, tokenizer, data, train_metrics=result.metrics, moved=moved)
 
 

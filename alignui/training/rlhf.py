@@ -290,18 +290,12 @@ def build_trainer(job, prompts: list[Any], judges: list, callbacks: list):
 def run_rlhf(job) -> dict[str, Any]:
     """Online RL of a LoRA policy for `job` (alignui.training.job.Job); returns the run's summary."""
     from alignui.snapshot_format import load_snapshot
-    from alignui.training.common import load_tokenizer, trainable_state
-    from alignui.training.dpo import _parameter_change
+    from alignui.training.common import load_tokenizer, parameter_change, trainable_state
     from alignui.training.job import JobCancelled
     from alignui.training.metrics import RunCallback
     from alignui.training.rlhf_eval import finish, residency
 
     config: RLHFTrainConfig = job.config
-    if job.setup.device == "cpu" and config.cpu_threads:
-        import torch
-
-        # before the reward model's first op: a 2-thread OpenMP team made earlier keeps spinning (measured 10-25%)
-        torch.set_num_threads(config.cpu_threads)
     data = load_snapshot(job.snapshot)
     prompts = collect_prompts(config, data, load_tokenizer(job.base), log=job.log)
     job.run.update_status(phase="loading reward model")
@@ -321,6 +315,6 @@ def run_rlhf(job) -> dict[str, Any]:
     if callback.stopped_at is not None or job.stop.is_set():
         raise JobCancelled(f"run {job.run.id} cancelled at step {trainer.state.global_step} with a checkpoint "
                            "saved: Resume continues from there")
-    moved = _parameter_change(before, trainable_state(trainer.model))
+    moved = parameter_change(before, trainable_state(trainer.model))
     return finish(job, trainer, tokenizer, data, judges, train_metrics=result.metrics, moved=moved,
                   resident=resident)

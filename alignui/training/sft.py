@@ -65,8 +65,7 @@ def build_trainer(job, data, callbacks: list):
 def run_sft(job) -> dict[str, Any]:
     """Fine-tune a LoRA adapter on the chosen responses of `job`'s snapshot; returns the run's summary."""
     from alignui.snapshot_format import load_snapshot
-    from alignui.training.common import trainable_state
-    from alignui.training.dpo import _parameter_change
+    from alignui.training.common import parameter_change, trainable_state
     from alignui.training.evaluation import sample_pairs
     from alignui.training.job import JobCancelled
     from alignui.training.metrics import RunCallback
@@ -83,7 +82,7 @@ def run_sft(job) -> dict[str, Any]:
     if callback.stopped_at is not None or job.stop.is_set():
         raise JobCancelled(f"run {run.id} cancelled at step {trainer.state.global_step} with a checkpoint saved: "
                            "Resume continues from there")
-    moved = _parameter_change(before, trainable_state(trainer.model))
+    moved = parameter_change(before, trainable_state(trainer.model))
     eval_metrics: dict[str, Any] = {}
     if trainer.eval_dataset is not None:
         run.update_status(phase="evaluating")

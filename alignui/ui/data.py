@@ -20,7 +20,7 @@ from alignui.db.records import VERDICTS
 from alignui.export import EXPORT_FORMATS, ExportOptions, export_and_push
 from alignui.truncation import truncation_report
 from alignui.ui.common import user_errors
-from alignui.ui.identity import identity_of
+from alignui.ui.identity import admin_only, identity_of
 
 MAPPED = ("prompt", "chosen", "rejected")
 
@@ -29,13 +29,14 @@ def build(ctx: AppContext) -> None:
     who = gr.Textbox(label="Your name", placeholder="who is curating (recorded on fixes and deletes)",
                      elem_id="data-user", max_lines=1)
     with gr.Accordion("Import", open=True):
-        _import_panel(ctx, who)
+        privileged = _import_panel(ctx, who)
     with gr.Accordion("Browse and fix", open=True):
-        refresh = _browse_panel(ctx, who)
+        refresh, fix_buttons = _browse_panel(ctx, who)
     with gr.Accordion("Counts", open=False):
         _counts_panel(ctx, refresh)
     with gr.Accordion("Export", open=True):
-        _export_panel(ctx, who)
+        privileged += _export_panel(ctx, who)
+    admin_only(ctx, privileged + fix_buttons)
 
 
 def _source_of(upload: str | None, typed: str | None) -> str:
@@ -45,7 +46,7 @@ def _source_of(upload: str | None, typed: str | None) -> str:
     return source
 
 
-def _import_panel(ctx: AppContext, who: gr.Textbox) -> None:
+def _import_panel(ctx: AppContext, who: gr.Textbox) -> list[gr.Button]:
     with gr.Row():
         upload = gr.File(label="File (.jsonl, .json, .csv, .parquet, .txt, .gz)", type="filepath",
                          elem_id="import-file", scale=2)
@@ -86,6 +87,7 @@ def _import_panel(ctx: AppContext, who: gr.Textbox) -> None:
         return f"Imported **{result['imported']}** {result['kind']}, skipped {result['skipped']}.", result
 
     go.click(ui_import, [upload, typed, fmt, split, *maps, who], [status, summary], api_visibility="private")
+    return [go]
 
 
 def _browse_panel(ctx: AppContext, who: gr.Textbox):
@@ -119,8 +121,7 @@ def _browse_panel(ctx: AppContext, who: gr.Textbox):
     outputs = [table, caption, page, annotator, source]
     search.click(ui_browse, [*filters, page], outputs, api_visibility="private")
     text.submit(ui_browse, [*filters, page], outputs, api_visibility="private")
-    _detail_panel(ctx, who, table, search)
-    return search
+    return search, _detail_panel(ctx, who, table, search)
 
 
 def _detail_markdown(d: dict) -> str:
@@ -138,7 +139,7 @@ def _detail_markdown(d: dict) -> str:
     return "\n\n".join(lines)
 
 
-def _detail_panel(ctx: AppContext, who: gr.Textbox, table: gr.Dataframe, search: gr.Button) -> None:
+def _detail_panel(ctx: AppContext, who: gr.Textbox, table: gr.Dataframe, search: gr.Button) -> list[gr.Button]:
     with gr.Row():
         picked = gr.Textbox(label="Comparison id", elem_id="detail-id", max_lines=1, scale=2)
         new_verdict = gr.Dropdown(list(VERDICTS), value="a", label="Fix verdict to", elem_id="fix-verdict")
@@ -170,6 +171,7 @@ def _detail_panel(ctx: AppContext, who: gr.Textbox, table: gr.Dataframe, search:
 
     fix.click(ui_fix, [picked, new_verdict, who], [action, detail], api_visibility="private")
     delete.click(ui_delete, [picked, who], [action, detail], api_visibility="private")
+    return [fix, delete]
 
 
 def _counts_panel(ctx: AppContext, refresh: gr.Button) -> None:
@@ -186,7 +188,7 @@ def _counts_panel(ctx: AppContext, refresh: gr.Button) -> None:
         trigger(ui_counts, None, [by_source, by_annotator], api_visibility="private")
 
 
-def _export_panel(ctx: AppContext, who: gr.Textbox) -> None:
+def _export_panel(ctx: AppContext, who: gr.Textbox) -> list[gr.Button]:
     with gr.Row():
         fmt = gr.Radio(list(EXPORT_FORMATS), value="hf", label="Also write", elem_id="export-format")
         plain = gr.Checkbox(label="Plain strings (not messages)", elem_id="export-plain")
@@ -225,3 +227,4 @@ def _export_panel(ctx: AppContext, who: gr.Textbox) -> None:
 
     go.click(ui_export, [fmt, plain, arena, test_size, max_length, policy, repo, token, public, who],
              [status, summary, snapshots], api_visibility="private")
+    return [go]

@@ -58,6 +58,16 @@ def identity_of(ctx: AppContext, request: gr.Request | None, typed_name: str | N
                    admins=admins_of(ctx))
 
 
+def admin_only(ctx: AppContext, buttons: list) -> None:
+    """Grey out `buttons` (privileged actions) on page load for a non-admin. A courtesy only: the server
+    still refuses the action itself (alignui.identity.require), whoever calls it and however."""
+    def on_load(request: gr.Request):
+        update = gr.update(interactive=identity_of(ctx, request).is_admin)
+        return update if len(buttons) == 1 else [update] * len(buttons)  # one output takes the value as is
+
+    gr.on(None, on_load, None, buttons, api_visibility="private")
+
+
 def sign_in_widgets(ctx: AppContext) -> None:
     """A 'Sign in with Hugging Face' button where OAuth is on (a Space with hf_oauth: true), and a logout
     link where Gradio's own login page is on; nothing on a local single-user install."""

@@ -22,7 +22,7 @@ from alignui.training.panel import (KEY_FIELDS, FieldSpec, form_fields, prefligh
 from alignui.training.runner import job_runner
 from alignui.ui import train_rlhf, train_view
 from alignui.ui.common import user_errors
-from alignui.ui.identity import identity_of
+from alignui.ui.identity import admin_only, identity_of
 
 INTRO = ("### Train an adapter\nPick the votes (a snapshot), a base model and a preset, check the pre-flight "
          "report, start. Training runs in a separate process: the app stays responsive, and a crash, cancel or "
@@ -124,6 +124,7 @@ def build(ctx: AppContext) -> None:
     train_view.build(ctx, runner, selected, message)
     _wire_setup(ctx, specs, widgets, columns, snapshot, refresh, export, method, preset)
     _wire_start(ctx, runner, specs, widgets, snapshot, base, method, check, start, message, selected)
+    admin_only(ctx, [export, start, rlhf.go])
 
 
 def _wire_setup(ctx, specs, widgets, columns, snapshot, refresh, export, method, preset) -> None:

@@ -17,7 +17,7 @@ from alignui.training.hub import push_adapter
 from alignui.training.panel import RUN_COLUMNS, RunView, run_view, runs_rows
 from alignui.training.registry import RunDir, list_run_dirs
 from alignui.ui.common import user_errors
-from alignui.ui.identity import identity_of
+from alignui.ui.identity import admin_only, identity_of
 
 PLOTS = (("loss", "Loss"), ("accuracy", "Reward accuracy"), ("rewards", "Margin and chosen / rejected rewards"))
 SAMPLE_COLUMNS = ["prompt", "base", "adapter"]
@@ -61,8 +61,12 @@ def build(ctx: AppContext, runner, selected: gr.State, message: gr.Markdown) -> 
     seen = gr.State("")
     timer = gr.Timer(1.0)
     outputs = [headline, progress, *plots, notes, verdict, samples, log, cancel, resume, seen, runs]
-    timer.tick(lambda rid, n: refresh(ctx, runner, rid, n), [selected, seen], outputs, api_visibility="private",
-               show_progress="hidden", queue=False)
+
+    def tick(rid: str, n: str, request: gr.Request):
+        return refresh(ctx, runner, rid, n, admin=identity_of(ctx, request).is_admin)
+
+    timer.tick(tick, [selected, seen], outputs, api_visibility="private", show_progress="hidden", queue=False)
+    admin_only(ctx, [push])
     _wire_buttons(ctx, runner, selected, message, cancel, resume, push, repo, token, runs)
 
 
@@ -78,7 +82,8 @@ def current_run(ctx: AppContext, runner, run_id: str) -> RunDir | None:
     return found[0] if found else None
 
 
-def refresh(ctx: AppContext, runner, run_id: str, seen: str):
+def refresh(ctx: AppContext, runner, run_id: str, seen: str, admin: bool = True):
+    """The live view's outputs; Cancel and Resume stay greyed out for a non-admin (the server refuses too)."""
     runner.sync_all()
     table = runs_rows(ctx.store.list_runs())
     run = current_run(ctx, runner, run_id)
@@ -94,7 +99,8 @@ def refresh(ctx: AppContext, runner, run_id: str, seen: str):
     adapter = f"\n\nAdapter: `{view.adapter}` (listed in the Arena)" if view.adapter else ""
     return (view.headline, progress_html(view), *[c if key != seen else gr.skip() for c in curves], notes,
             (view.verdict or "") + adapter, gr.update(value=sample_rows, visible=bool(sample_rows)), view.log_tail,
-            gr.update(interactive=view.can_cancel), gr.update(interactive=view.can_resume), key, table)
+            gr.update(interactive=admin and view.can_cancel), gr.update(interactive=admin and view.can_resume), key,
+            table)
 
 
 def _wire_buttons(ctx, runner, selected, message, cancel, resume, push, repo, token, runs) -> None:

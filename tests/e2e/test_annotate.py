@@ -246,3 +246,23 @@ def test_a_signed_in_annotator_is_named_by_the_login_and_cannot_change_the_pool(
     page.locator("#pool-add").click()
     page.get_by_text("ann may not import").first.wait_for()
     assert team_server.ctx.store.pool_counts()["prompts"] == 1
+
+
+def test_privileged_buttons_are_greyed_out_for_an_annotator_and_live_for_the_admin(team_server, browser):
+    """A courtesy on top of the server's refusal: an annotator does not get buttons that can only fail."""
+    privileged = {"Data": ("#import-run", "#fix-run", "#delete-run", "#export-run"),
+                  "Train": ("#train-export", "#train-start", "#train-push")}
+    for user, allowed in (("ann", False), ("boss", True)):
+        page = browser.new_page()
+        page.goto(team_server.url)
+        page.get_by_label("username").fill(user)
+        page.get_by_label("password").fill(f"pw-{user}")
+        page.get_by_role("button", name="Login").click()
+        page.get_by_role("tab", name="Data").wait_for()
+        for tab, selectors in privileged.items():
+            page.get_by_role("tab", name=tab).click()
+            for selector in selectors:
+                button = page.locator(selector)
+                button.wait_for()
+                page.wait_for_function(f"() => document.querySelector('{selector}').disabled === {str(not allowed).lower()}")
+        page.close()
