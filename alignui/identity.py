@@ -91,12 +91,16 @@ def _role(name: str | None, admins: frozenset[str], *, signed_in: bool) -> str:
     return "admin" if signed_in and name in admins else "annotator"
 
 
+def refusal(identity: Identity, what: str) -> str:
+    """Why `identity` may not do `what` (words, e.g. "export"), and how to get the right."""
+    how = "" if identity.signed_in else "sign in with an admin account, or "
+    return f"{identity.name} may not {what}: only admins can ({how}ask an admin to add you to ALIGNUI_ADMINS)"
+
+
 def require(identity: Identity, action: str) -> None:
     """Raise PermissionDenied unless `identity` may take `action`."""
     if action in ADMIN_ACTIONS and not identity.is_admin:
-        how = "" if identity.signed_in else "sign in with an admin account, or "
-        raise PermissionDenied(f"{identity.name} may not {action.replace('_', ' ')}: only admins can "
-                               f"({how}ask an admin to add you to ALIGNUI_ADMINS)")
+        raise PermissionDenied(refusal(identity, action.replace("_", " ")))
 
 
 # -- settings: accounts and admins ---------------------------------------------------------------

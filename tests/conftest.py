@@ -54,6 +54,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for(condition, what: str, timeout: float = 600.0):
+    """Poll `condition` every 0.2 s until it returns something truthy (returned), else fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def layout(tmp_path):
+    """An empty data root (no demo model): for tests of storage, import and export only."""
+    from alignui.paths import StorageLayout
+
+    return StorageLayout(tmp_path / "storage").ensure()
+
+
+@pytest.fixture
+def store(layout):
+    from alignui.db import Store
+
+    with Store(layout.db_path) as s:
+        yield s
+
+
 def wait_for_port(port: int, timeout: float = 120.0, proc: subprocess.Popen | None = None) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:

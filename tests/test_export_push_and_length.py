@@ -10,25 +10,13 @@ from huggingface_hub import HfApi
 from transformers import AutoTokenizer
 
 from alignui.datasets_io.hub import PushError
-from alignui.db import NewGeneration, Store
+from alignui.db import NewGeneration
 from alignui.export import ExportOptions, export_snapshot, push_export
 from alignui.identity import Identity, PermissionDenied
-from alignui.paths import StorageLayout
 from alignui.snapshot_format import verify_snapshot
 from alignui.truncation import truncation_report
 
 ADMIN = Identity("boss", "admin", "login")
-
-
-@pytest.fixture
-def layout(tmp_path):
-    return StorageLayout(tmp_path / "storage").ensure()
-
-
-@pytest.fixture
-def store(layout):
-    with Store(layout.db_path) as s:
-        yield s
 
 
 def add(store, prompt, a, b, verdict="a"):

@@ -8,27 +8,15 @@ import pytest
 from datasets import load_from_disk
 
 from alignui.datasets_io import ImportOptions, import_source
-from alignui.db import NewGeneration, Store
+from alignui.db import NewGeneration
 from alignui.errors import UserError
 from alignui.export import ExportOptions, export_snapshot, plain_prompt, split_indices
 from alignui.identity import Identity, PermissionDenied
-from alignui.paths import StorageLayout
 from alignui.snapshot_format import dataset_sha256, list_snapshots, load_snapshot, resolve_snapshot, verify_snapshot
 from conftest import REPO
 
 ADMIN = Identity("boss", "admin", "login")
 FIX = REPO / "tests" / "fixtures"
-
-
-@pytest.fixture
-def layout(tmp_path):
-    return StorageLayout(tmp_path / "storage").ensure()
-
-
-@pytest.fixture
-def store(layout):
-    with Store(layout.db_path) as s:
-        yield s
 
 
 def vote(store, verdict, *, prompt="What is the capital of Peru?", kind="annotate", edit=None, who="ann"):

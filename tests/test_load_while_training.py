@@ -2,7 +2,6 @@
 does), generation through the named API keeps answering. On CPU this shows the app stays usable; the
 job and the web process's generation only share the device, never a thread or a lock."""
 
-import time
 
 import pytest
 
@@ -10,19 +9,12 @@ from alignui.identity import LOCAL_OPERATOR
 from alignui.training.dpo import DPOTrainConfig
 from alignui.training.runner import JobRunner
 from alignui.training.synthetic import closer_snapshot
+from conftest import wait_for
 
 LONG_JOB = dict(base_model="demo", device="cpu", cpu_threads=1, learning_rate=3e-4, max_steps=2000, save_steps=500,
                 per_device_train_batch_size=4, max_length=128, max_prompt_length=64, lora_r=4, lora_alpha=8,
                 logging_steps=1, sample_prompts=1, sample_max_new_tokens=8)
 
-
-def wait_for(condition, what: str, timeout: float = 600.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.slow

@@ -7,7 +7,6 @@
 """
 
 import json
-import time
 
 import pytest
 
@@ -20,6 +19,7 @@ from alignui.training.rlhf import RLHFTrainConfig
 from alignui.training.rlhf_plan import RLHFPlan, cancel_rlhf, plan_of, start_rlhf
 from alignui.training.runner import JobRunner
 from alignui.training.synthetic import closer_snapshot
+from conftest import wait_for
 
 pytestmark = pytest.mark.slow
 ADMIN = Identity("ada", "admin")
@@ -30,15 +30,6 @@ REWARD = RewardTrainConfig.from_mapping({**COMMON, "learning_rate": 2e-3, "max_s
 RL = RLHFTrainConfig.from_mapping({**COMMON, "learning_rate": 5e-3, "max_steps": 2, "num_generations": 4,
                                    "per_device_train_batch_size": 8, "max_new_tokens": 24, "eval_prompts": 2})
 
-
-def wait_for(condition, what: str, timeout: float = 600.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

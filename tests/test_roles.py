@@ -228,14 +228,15 @@ def test_the_data_tabs_export_delete_fix_and_import_refuse_an_annotator(team_ser
 
 
 @pytest.mark.e2e
-def test_an_annotator_clicking_export_in_the_data_tab_is_told_why_not(team_server, page):
+def test_an_annotator_finds_export_in_the_data_tab_greyed_out_and_is_told_why(team_server, page):
     from conftest import screenshot
 
     seed_pair(team_server.ctx.store)
     browser_login(page, team_server, "ann")
     page.get_by_role("tab", name="Data").click()
-    page.locator("#export-run").click()
-    page.get_by_text("ann may not export: only admins can").first.wait_for()
+    page.get_by_text("ann may not import, fix verdicts, delete or export: only admins can").first.wait_for()
+    assert page.locator("#export-run").is_disabled()
+    page.locator("#export-run").click(force=True)  # a click on the greyed-out button does nothing
     screenshot(page, "data-export-refused")
     assert list(team_server.ctx.layout.snapshots_dir.iterdir()) == []
 
@@ -261,12 +262,13 @@ def test_the_train_tabs_start_export_and_push_refuse_an_annotator(team_server):
 
 
 @pytest.mark.e2e
-def test_an_annotator_clicking_start_training_is_told_why_not(team_server, page):
+def test_an_annotator_finds_start_training_greyed_out_and_is_told_why(team_server, page):
     from conftest import screenshot
 
     browser_login(page, team_server, "ann")
     page.get_by_role("tab", name="Train").click()
-    page.locator("#train-start").click()
-    page.get_by_text("ann may not train: only admins can").first.wait_for()
+    page.get_by_text("ann may not train, export or push adapters: only admins can").first.wait_for()
+    assert page.locator("#train-start").is_disabled()
+    page.locator("#train-start").click(force=True)
     screenshot(page, "train-start-refused")
     assert list(team_server.ctx.layout.runs_dir.iterdir()) == []

@@ -9,7 +9,6 @@ the index follows every step and the adapter is listed for the arena.
 import json
 import os
 import signal
-import time
 
 import pytest
 
@@ -21,6 +20,7 @@ from alignui.training.dpo import DPOTrainConfig
 from alignui.training.registry import RunDir
 from alignui.training.runner import JobRunner, index_row
 from alignui.training.synthetic import closer_snapshot
+from conftest import wait_for
 
 pytestmark = pytest.mark.slow
 ADMIN = Identity("ada", "admin")
@@ -28,15 +28,6 @@ FAST = dict(base_model="demo", device="cpu", cpu_threads=1, learning_rate=3e-4, 
             save_total_limit=3, per_device_train_batch_size=4, max_length=128, max_prompt_length=64, lora_r=4,
             lora_alpha=8, logging_steps=1, sample_prompts=1, sample_max_new_tokens=16)
 
-
-def wait_for(condition, what: str, timeout: float = 600.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

@@ -108,13 +108,7 @@ class ArenaMixin:
         """A judge-only battle: both generations and the judgment, in one transaction (no comparison row)."""
         def work(cur) -> str:
             pid = prompt_id or self._insert_prompt(cur, messages, "judge", "heldout", None)
-            ids = []
-            for gen in (gen_a, gen_b):
-                gid = new_id()
-                cur.execute("INSERT INTO generations (id, prompt_id, model_ref, params, text, n_tokens, latency_ms)"
-                            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            [gid, pid, gen.model_ref, to_json(gen.params), gen.text, gen.n_tokens, gen.latency_ms])
-                ids.append(gid)
+            ids = self._insert_generations(cur, pid, (gen_a, gen_b))
             return self._insert_judgment(cur, judgment, pid, ids[0], ids[1], None)
 
         return self.tx(work)

@@ -49,6 +49,17 @@ class VotesMixin:
     """Mixed into Store; relies on Database.tx / query."""
 
     # -- prompts -----------------------------------------------------------------------------
+    def _insert_generations(self, cur, prompt_id: str, gens) -> list[str]:
+        """Insert generations of one prompt; returns their new ids in order."""
+        ids = []
+        for gen in gens:
+            ids.append(new_id())
+            cur.execute("INSERT INTO generations (id, prompt_id, model_ref, params, text, n_tokens, latency_ms)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [ids[-1], prompt_id, gen.model_ref, to_json(gen.params), gen.text, gen.n_tokens,
+                         gen.latency_ms])
+        return ids
+
     def _insert_prompt(self, cur, messages: Messages, source: str, split: str, meta: dict | None) -> str:
         pid = new_id()
         cur.execute("INSERT INTO prompts (id, messages, content_hash, source, split, meta) VALUES (?, ?, ?, ?, ?, ?)",
@@ -78,13 +89,7 @@ class VotesMixin:
 
         def work(cur) -> str:
             pid = prompt_id or self._insert_prompt(cur, messages, "user", "train", None)
-            ids = []
-            for gen in (gen_a, gen_b):
-                gid = new_id()
-                cur.execute("INSERT INTO generations (id, prompt_id, model_ref, params, text, n_tokens, latency_ms)"
-                            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            [gid, pid, gen.model_ref, to_json(gen.params), gen.text, gen.n_tokens, gen.latency_ms])
-                ids.append(gid)
+            ids = self._insert_generations(cur, pid, (gen_a, gen_b))
             cid = new_id()
             cur.execute("INSERT INTO comparisons (id, prompt_id, gen_a, gen_b, kind, annotator, source, meta)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [cid, pid, ids[0], ids[1], kind, annotator, source,

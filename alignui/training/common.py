@@ -208,3 +208,42 @@ def parameter_change(before: dict, after: dict) -> float:
     num = sum(float(torch.linalg.vector_norm(after[k] - before[k]) ** 2) for k in before)
     den = sum(float(torch.linalg.vector_norm(before[k]) ** 2) for k in before) or 1.0
     return (num / den) ** 0.5
+
+
+def train_and_measure(job, trainer, callback) -> tuple[dict[str, Any], float]:
+    """Run `trainer` for `job` (resuming from its checkpoint if any) and return (train metrics, how far the
+    trainable weights moved); raises JobCancelled when the run was stopped (a checkpoint is saved by then).
+    On CUDA the metrics include the peak GPU memory of the training loop."""
+    import torch
+
+    from alignui.training.job import JobCancelled
+
+    before = trainable_state(trainer.model)
+    cuda = job.setup.device == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    result = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
+    metrics = dict(result.metrics)
+    if cuda:
+        metrics["peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2 ** 30
+    if callback.stopped_at is not None or job.stop.is_set():
+        raise JobCancelled(f"run {job.run.id} cancelled at step {trainer.state.global_step} with a checkpoint "
+                           "saved: Resume continues from there")
+    return metrics, parameter_change(before, trainable_state(trainer.model))
+
+
+def run_snapshot_job(job, build_trainer: Callable, finish: Callable) -> dict[str, Any]:
+    """The shape of every snapshot-trained method (DPO, reward model, SFT): load the snapshot, build the trainer
+    with alignui's callback, train (resumable, cancellable), then `finish(job, trainer, tokenizer, data,
+    train_metrics=, moved=)` evaluates, saves and returns the run's summary."""
+    from alignui.snapshot_format import load_snapshot
+    from alignui.training.metrics import RunCallback
+
+    data = load_snapshot(job.snapshot)
+    callback = RunCallback(job.run, should_stop=job.stop.is_set, log=job.log)
+    job.run.update_status(phase="loading model")
+    trainer, tokenizer = build_trainer(job, data, [callback])
+    job.check_stop("while loading")
+    job.run.update_status(phase="training")
+    train_metrics, moved = train_and_measure(job, trainer, callback)
+    return finish(job, trainer, tokenizer, data, train_metrics=train_metrics, moved=moved)

@@ -116,32 +116,9 @@ def build_trainer(job, data, callbacks: list):
 
 def run_dpo(job) -> dict[str, Any]:
     """Train a DPO LoRA adapter for `job` (alignui.training.job.Job) and return the run's summary."""
-    from alignui.snapshot_format import load_snapshot
-    from alignui.training.common import parameter_change, trainable_state
-    from alignui.training.job import JobCancelled
-    from alignui.training.metrics import RunCallback
+    from alignui.training.common import run_snapshot_job
 
-    data = load_snapshot(job.snapshot)
-    callback = RunCallback(job.run, should_stop=job.stop.is_set, log=job.log)
-    job.run.update_status(phase="loading model")
-    trainer, tokenizer = build_trainer(job, data, [callback])
-    job.check_stop("while loading")
-    before = trainable_state(trainer.model)
-    job.run.update_status(phase="training")
-    cuda = job.setup.device == "cuda"
-    if cuda:
-        import torch
-
-        torch.cuda.reset_peak_memory_stats()
-    result = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
-    train_metrics = dict(result.metrics)
-    if cuda:
-        train_metrics["peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2 ** 30
-    if callback.stopped_at is not None or job.stop.is_set():
-        raise JobCancelled(f"run {job.run.id} cancelled at step {trainer.state.global_step} with a checkpoint "
-                           "saved: Resume continues from there")
-    moved = parameter_change(before, trainable_state(trainer.model))
-    return finish(job, trainer, tokenizer, data, train_metrics=train_metrics, moved=moved)
+    return run_snapshot_job(job, build_trainer, finish)
 
 
 def finish(job, trainer, tokenizer, data, *, train_metrics: dict, moved: float) -> dict[str, Any]:

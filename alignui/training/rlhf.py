@@ -290,8 +290,7 @@ def build_trainer(job, prompts: list[Any], judges: list, callbacks: list):
 def run_rlhf(job) -> dict[str, Any]:
     """Online RL of a LoRA policy for `job` (alignui.training.job.Job); returns the run's summary."""
     from alignui.snapshot_format import load_snapshot
-    from alignui.training.common import load_tokenizer, parameter_change, trainable_state
-    from alignui.training.job import JobCancelled
+    from alignui.training.common import load_tokenizer, train_and_measure
     from alignui.training.metrics import RunCallback
     from alignui.training.rlhf_eval import finish, residency
 
@@ -310,11 +309,6 @@ def run_rlhf(job) -> dict[str, Any]:
     job.log(f"resident: {resident}")
     job.run.update_status(phase="training", resident=resident)
     job.log(f"{config.algorithm.upper()} on {len(prompts)} prompts, {config.num_generations} samples each")
-    before = trainable_state(trainer.model)
-    result = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
-    if callback.stopped_at is not None or job.stop.is_set():
-        raise JobCancelled(f"run {job.run.id} cancelled at step {trainer.state.global_step} with a checkpoint "
-                           "saved: Resume continues from there")
-    moved = parameter_change(before, trainable_state(trainer.model))
-    return finish(job, trainer, tokenizer, data, judges, train_metrics=result.metrics, moved=moved,
+    train_metrics, moved = train_and_measure(job, trainer, callback)
+    return finish(job, trainer, tokenizer, data, judges, train_metrics=train_metrics, moved=moved,
                   resident=resident)

@@ -64,25 +64,16 @@ def build_trainer(job, data, callbacks: list):
 
 def run_sft(job) -> dict[str, Any]:
     """Fine-tune a LoRA adapter on the chosen responses of `job`'s snapshot; returns the run's summary."""
-    from alignui.snapshot_format import load_snapshot
-    from alignui.training.common import parameter_change, trainable_state
+    from alignui.training.common import run_snapshot_job
+
+    return run_snapshot_job(job, build_trainer, finish)
+
+
+def finish(job, trainer, tokenizer, data, *, train_metrics: dict, moved: float) -> dict[str, Any]:
+    """Held-out loss, the adapter and a few samples; returns the summary."""
     from alignui.training.evaluation import sample_pairs
-    from alignui.training.job import JobCancelled
-    from alignui.training.metrics import RunCallback
 
     run, config = job.run, job.config
-    data = load_snapshot(job.snapshot)
-    callback = RunCallback(run, should_stop=job.stop.is_set, log=job.log)
-    run.update_status(phase="loading model")
-    trainer, tokenizer = build_trainer(job, data, [callback])
-    job.check_stop("while loading")
-    before = trainable_state(trainer.model)
-    run.update_status(phase="training")
-    result = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
-    if callback.stopped_at is not None or job.stop.is_set():
-        raise JobCancelled(f"run {run.id} cancelled at step {trainer.state.global_step} with a checkpoint saved: "
-                           "Resume continues from there")
-    moved = parameter_change(before, trainable_state(trainer.model))
     eval_metrics: dict[str, Any] = {}
     if trainer.eval_dataset is not None:
         run.update_status(phase="evaluating")
@@ -99,5 +90,5 @@ def run_sft(job) -> dict[str, Any]:
         run.samples_path.write_text("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
     keep = ("train_loss", "train_runtime", "train_steps_per_second", "train_samples_per_second")
     return {"adapter": str(run.adapter_dir), "steps": trainer.state.global_step, "params_moved": moved,
-            "train": {k: result.metrics[k] for k in keep if k in result.metrics}, "eval": eval_metrics,
+            "train": {k: train_metrics[k] for k in keep if k in train_metrics}, "eval": eval_metrics,
             "verdict": f"SFT adapter ready: use it as the RL stage's init_adapter={run.id}", "watchouts": []}

@@ -20,12 +20,13 @@ from alignui.db.records import VERDICTS
 from alignui.export import EXPORT_FORMATS, ExportOptions, export_and_push
 from alignui.truncation import truncation_report
 from alignui.ui.common import user_errors
-from alignui.ui.identity import admin_only, identity_of
+from alignui.ui.identity import admin_note, admin_only, identity_of
 
 MAPPED = ("prompt", "chosen", "rejected")
 
 
 def build(ctx: AppContext) -> None:
+    note = admin_note()
     who = gr.Textbox(label="Your name", placeholder="who is curating (recorded on fixes and deletes)",
                      elem_id="data-user", max_lines=1)
     with gr.Accordion("Import", open=True):
@@ -36,7 +37,7 @@ def build(ctx: AppContext) -> None:
         _counts_panel(ctx, refresh)
     with gr.Accordion("Export", open=True):
         privileged += _export_panel(ctx, who)
-    admin_only(ctx, privileged + fix_buttons)
+    admin_only(ctx, note, privileged + fix_buttons, "import, fix verdicts, delete or export")
 
 
 def _source_of(upload: str | None, typed: str | None) -> str:

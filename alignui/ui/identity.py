@@ -16,7 +16,7 @@ from typing import Any
 import gradio as gr
 
 from alignui.context import AppContext
-from alignui.identity import Identity, resolve
+from alignui.identity import Identity, refusal, resolve
 
 
 def _session(request: Any) -> Mapping[str, Any]:
@@ -58,14 +58,21 @@ def identity_of(ctx: AppContext, request: gr.Request | None, typed_name: str | N
                    admins=admins_of(ctx))
 
 
-def admin_only(ctx: AppContext, buttons: list) -> None:
-    """Grey out `buttons` (privileged actions) on page load for a non-admin. A courtesy only: the server
-    still refuses the action itself (alignui.identity.require), whoever calls it and however."""
-    def on_load(request: gr.Request):
-        update = gr.update(interactive=identity_of(ctx, request).is_admin)
-        return update if len(buttons) == 1 else [update] * len(buttons)  # one output takes the value as is
+def admin_note() -> gr.Markdown:
+    """Where `admin_only` says why some buttons are greyed out; place it at the top of the tab."""
+    return gr.Markdown(visible=False, elem_classes=["admin-only-note"])
 
-    gr.on(None, on_load, None, buttons, api_visibility="private")
+
+def admin_only(ctx: AppContext, note: gr.Markdown, buttons: list, what: str) -> None:
+    """For a non-admin, grey out `buttons` (privileged actions: `what`, in words) on page load and say why in
+    `note`. A courtesy only: the server still refuses the actions themselves (alignui.identity.require),
+    whoever calls them and however."""
+    def on_load(request: gr.Request):
+        who = identity_of(ctx, request)
+        text = "" if who.is_admin else f"🔒 {refusal(who, what)}."
+        return [gr.update(value=text, visible=bool(text))] + [gr.update(interactive=who.is_admin)] * len(buttons)
+
+    gr.on(None, on_load, None, [note, *buttons], api_visibility="private")
 
 
 def sign_in_widgets(ctx: AppContext) -> None:

@@ -22,7 +22,7 @@ from alignui.training.panel import (KEY_FIELDS, FieldSpec, form_fields, prefligh
 from alignui.training.runner import job_runner
 from alignui.ui import train_rlhf, train_view
 from alignui.ui.common import user_errors
-from alignui.ui.identity import admin_only, identity_of
+from alignui.ui.identity import admin_note, admin_only, identity_of
 
 INTRO = ("### Train an adapter\nPick the votes (a snapshot), a base model and a preset, check the pre-flight "
          "report, start. Training runs in a separate process: the app stays responsive, and a crash, cancel or "
@@ -101,6 +101,7 @@ def build(ctx: AppContext) -> None:
     chosen = default_preset(presets, ctx.model.device)
     specs = [with_default(s, preset_values(first, chosen)) for s in specs] if chosen else specs
     gr.Markdown(INTRO)
+    note = admin_note()
     with gr.Row():
         snapshots = snapshot_choices(ctx)
         snapshot = gr.Dropdown(snapshots, value=snapshots[0][1] if snapshots else None, label="Snapshot",
@@ -121,10 +122,10 @@ def build(ctx: AppContext) -> None:
     message = gr.Markdown(elem_id="train-message")
     selected = gr.State("")
     train_rlhf.build_live(ctx, runner, rlhf, snapshot, base, method, widgets, start, selected, message)
-    train_view.build(ctx, runner, selected, message)
+    push = train_view.build(ctx, runner, selected, message)
     _wire_setup(ctx, specs, widgets, columns, snapshot, refresh, export, method, preset)
     _wire_start(ctx, runner, specs, widgets, snapshot, base, method, check, start, message, selected)
-    admin_only(ctx, [export, start, rlhf.go])
+    admin_only(ctx, note, [export, start, rlhf.go, push], "train, export or push adapters")
 
 
 def _wire_setup(ctx, specs, widgets, columns, snapshot, refresh, export, method, preset) -> None:

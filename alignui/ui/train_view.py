@@ -17,7 +17,7 @@ from alignui.training.hub import push_adapter
 from alignui.training.panel import RUN_COLUMNS, RunView, run_view, runs_rows
 from alignui.training.registry import RunDir, list_run_dirs
 from alignui.ui.common import user_errors
-from alignui.ui.identity import admin_only, identity_of
+from alignui.ui.identity import identity_of
 
 PLOTS = (("loss", "Loss"), ("accuracy", "Reward accuracy"), ("rewards", "Margin and chosen / rejected rewards"))
 SAMPLE_COLUMNS = ["prompt", "base", "adapter"]
@@ -36,7 +36,8 @@ def empty_curve() -> pd.DataFrame:
                          "series": pd.Series(dtype="str")})
 
 
-def build(ctx: AppContext, runner, selected: gr.State, message: gr.Markdown) -> None:
+def build(ctx: AppContext, runner, selected: gr.State, message: gr.Markdown) -> gr.Button:
+    """The live view and the Runs table; returns the Push button (admins only)."""
     with gr.Group(elem_id="train-live"):
         headline = gr.Markdown("No run selected yet.", elem_id="train-headline")
         progress = gr.HTML(progress_html(None), elem_id="train-progress")
@@ -66,8 +67,8 @@ def build(ctx: AppContext, runner, selected: gr.State, message: gr.Markdown) -> 
         return refresh(ctx, runner, rid, n, admin=identity_of(ctx, request).is_admin)
 
     timer.tick(tick, [selected, seen], outputs, api_visibility="private", show_progress="hidden", queue=False)
-    admin_only(ctx, [push])
     _wire_buttons(ctx, runner, selected, message, cancel, resume, push, repo, token, runs)
+    return push
 
 
 def current_run(ctx: AppContext, runner, run_id: str) -> RunDir | None:

@@ -265,4 +265,9 @@ def test_privileged_buttons_are_greyed_out_for_an_annotator_and_live_for_the_adm
                 button = page.locator(selector)
                 button.wait_for()
                 page.wait_for_function(f"() => document.querySelector('{selector}').disabled === {str(not allowed).lower()}")
+            note = page.get_by_text(f"{user} may not").locator("visible=true")
+            if allowed:
+                assert note.count() == 0
+            else:
+                note.first.wait_for()  # the greyed-out buttons come with the reason, in the tab itself
         page.close()

@@ -63,13 +63,19 @@ def test_hostile_prompt_and_responses_are_plain_text_in_the_admin_review(server,
     screenshot(page, "security-admin-review")
 
 
-def test_a_hostile_prompt_typed_into_annotate_stays_text(server, page):
+def type_hostile_prompt(server, page):
+    """Open the app, type the hostile prompt into Annotate and press Enter; returns (watch record, prompt box)."""
     seen = watch(page)
     page.goto(server.url)
     box = page.locator("#prompt textarea")
     box.wait_for()
     box.fill(HOSTILE)
     box.press("Enter")
+    return seen, box
+
+
+def test_a_hostile_prompt_typed_into_annotate_stays_text(server, page):
+    seen, box = type_hostile_prompt(server, page)
     page.wait_for_function("() => document.querySelector('#response-a textarea').value.length > 0 && "
                            "document.querySelector('#response-b textarea').value.length > 0")
     assert box.input_value() == HOSTILE
@@ -77,15 +83,9 @@ def test_a_hostile_prompt_typed_into_annotate_stays_text(server, page):
     screenshot(page, "security-annotate")
 
 
-
 def continue_hostile_conversation(server, page):
     """Vote A on a hostile prompt with 'continue': the earlier turn is then shown in the conversation Chatbot."""
-    seen = watch(page)
-    page.goto(server.url)
-    box = page.locator("#prompt textarea")
-    box.wait_for()
-    box.fill(HOSTILE)
-    box.press("Enter")
+    seen, _ = type_hostile_prompt(server, page)
     page.get_by_text("is ready: which response is better?").wait_for()
     page.locator("#continue-conv input").check()
     page.locator("#vote-a").click()

@@ -55,7 +55,7 @@ def test_rlhf_end_to_end_from_the_train_tab(rlhf_page, server):
     screenshot(page, "train-rlhf-options")
 
     page.locator("#rlhf-start").click()
-    page.get_by_text("RLHF queued").wait_for(timeout=LONG)
+    page.locator("#train-message").get_by_text("RLHF queued").wait_for(timeout=LONG)
     page.locator("#rlhf-stages li").nth(1).wait_for(timeout=LONG)
     assert "reward model" in stage_line(page, 0) and "RL" in stage_line(page, 1)
     page.locator("#rlhf-reward-summary").get_by_text("held-out accuracy").wait_for(timeout=LONG)
