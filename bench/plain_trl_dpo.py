@@ -66,9 +66,14 @@ def main() -> None:
                          peft_config=peft)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
+    import time
+
+    cpu_started = time.process_time()
     metrics = trainer.train().metrics
+    cpu_seconds = time.process_time() - cpu_started
     tokens = max((r.get("num_tokens", 0) for r in trainer.state.log_history), default=0)
     print(json.dumps({"train_steps_per_second": metrics["train_steps_per_second"],
+                      "cpu_steps_per_second": trainer.state.global_step / cpu_seconds if cpu_seconds else None,
                       "train_runtime": metrics["train_runtime"],
                       "tokens_per_second": tokens / metrics["train_runtime"] if metrics["train_runtime"] else None,
                       "peak_gpu_memory_gb": torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else None}))

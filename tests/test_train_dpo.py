@@ -43,6 +43,7 @@ def trained(tmp_path_factory, demo_model_dir):
 def test_training_moved_the_lora_weights_lowered_the_loss_and_beats_chance(trained):
     storage, summary = trained
     assert summary["status"] == "done" and summary["steps"] == 80
+    assert 0 < summary["train"]["train_cpu_seconds"] and summary["train"]["train_steps_per_second"] > 0
     run = storage / "runs" / summary["run"]
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     losses = [m["loss"] for m in metrics if "loss" in m and "eval_loss" not in m]

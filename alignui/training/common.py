@@ -214,6 +214,8 @@ def train_and_measure(job, trainer, callback) -> tuple[dict[str, Any], float]:
     """Run `trainer` for `job` (resuming from its checkpoint if any) and return (train metrics, how far the
     trainable weights moved); raises JobCancelled when the run was stopped (a checkpoint is saved by then).
     On CUDA the metrics include the peak GPU memory of the training loop."""
+    import time
+
     import torch
 
     from alignui.training.job import JobCancelled
@@ -222,8 +224,9 @@ def train_and_measure(job, trainer, callback) -> tuple[dict[str, Any], float]:
     cuda = job.setup.device == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
+    cpu_started = time.process_time()
     result = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
-    metrics = dict(result.metrics)
+    metrics = {**result.metrics, "train_cpu_seconds": time.process_time() - cpu_started}  # load-proof speed
     if cuda:
         metrics["peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2 ** 30
     if callback.stopped_at is not None or job.stop.is_set():

@@ -152,7 +152,8 @@ def finish(job, trainer, tokenizer, data, *, train_metrics: dict, moved: float) 
                    train_accuracy=train_acc[-1] if train_acc else None)
     for text in [line, *notes]:
         job.log(text)
-    keep = ("train_loss", "train_runtime", "train_steps_per_second", "train_samples_per_second", "peak_gpu_memory_gb")
+    keep = ("train_loss", "train_runtime", "train_steps_per_second", "train_samples_per_second", "train_cpu_seconds",
+            "peak_gpu_memory_gb")
     return {"adapter": str(run.adapter_dir), "steps": trainer.state.global_step, "params_moved": moved,
             "train": {k: train_metrics[k] for k in keep if k in train_metrics}, "eval": eval_metrics,
             "verdict": line, "watchouts": notes}
