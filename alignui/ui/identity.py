@@ -69,7 +69,7 @@ def admin_only(ctx: AppContext, note: gr.Markdown, buttons: list, what: str) -> 
     whoever calls them and however."""
     def on_load(request: gr.Request):
         who = identity_of(ctx, request)
-        text = "" if who.is_admin else f"🔒 {refusal(who, what)}."
+        text = "" if who.is_admin else f"⚠ {refusal(who, what)}."
         return [gr.update(value=text, visible=bool(text))] + [gr.update(interactive=who.is_admin)] * len(buttons)
 
     gr.on(None, on_load, None, [note, *buttons], api_visibility="private")
