@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -62,6 +63,25 @@ def wait_for(condition, what: str, timeout: float = 600.0):
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextlib.contextmanager
+def job_runner(storage: Path, train_rows: int, test_rows: int):
+    """A JobRunner on `storage` (demo base model) with a snapshot 'closer' of that many pairs; cancels its jobs
+    and closes the database on exit."""
+    from alignui.db import Store
+    from alignui.paths import StorageLayout
+    from alignui.training.runner import JobRunner
+    from alignui.training.synthetic import closer_snapshot
+
+    closer_snapshot(storage, "closer", train_rows=train_rows, test_rows=test_rows)
+    store = Store(StorageLayout(storage).ensure().db_path)
+    runner = JobRunner(StorageLayout(storage), store, default_base_model="demo", poll_s=0.2, kill_grace_s=60)
+    try:
+        yield runner
+    finally:
+        runner.shutdown(cancel=True)
+        store.close()
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ LONG_JOB = dict(base_model="demo", device="cpu", cpu_threads=1, learning_rate=3e
                 logging_steps=1, sample_prompts=1, sample_max_new_tokens=8)
 
 
-
 @pytest.mark.slow
 def test_generation_keeps_answering_while_a_training_job_runs(server, client):
     layout, store = server.ctx.layout, server.ctx.store

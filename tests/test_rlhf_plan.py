@@ -10,16 +10,12 @@ import json
 
 import pytest
 
-from alignui.db import Store
 from alignui.identity import Identity, PermissionDenied
-from alignui.paths import StorageLayout
 from alignui.training.registry import RunDir
 from alignui.training.reward import RewardTrainConfig
 from alignui.training.rlhf import RLHFTrainConfig
 from alignui.training.rlhf_plan import RLHFPlan, cancel_rlhf, plan_of, start_rlhf
-from alignui.training.runner import JobRunner
-from alignui.training.synthetic import closer_snapshot
-from conftest import wait_for
+from conftest import job_runner, wait_for
 
 pytestmark = pytest.mark.slow
 ADMIN = Identity("ada", "admin")
@@ -31,15 +27,10 @@ RL = RLHFTrainConfig.from_mapping({**COMMON, "learning_rate": 5e-3, "max_steps":
                                    "per_device_train_batch_size": 8, "max_new_tokens": 24, "eval_prompts": 2})
 
 
-
 @pytest.fixture
 def runner(storage):
-    closer_snapshot(storage, "closer", train_rows=64, test_rows=8)
-    store = Store(StorageLayout(storage).ensure().db_path)
-    r = JobRunner(StorageLayout(storage), store, default_base_model="demo", poll_s=0.2, kill_grace_s=60)
-    yield r
-    r.shutdown(cancel=True)
-    store.close()
+    with job_runner(storage, train_rows=64, test_rows=8) as r:
+        yield r
 
 
 def test_one_action_trains_the_reward_model_then_rl_against_it(runner):

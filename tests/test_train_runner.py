@@ -19,8 +19,7 @@ from alignui.paths import StorageLayout
 from alignui.training.dpo import DPOTrainConfig
 from alignui.training.registry import RunDir
 from alignui.training.runner import JobRunner, index_row
-from alignui.training.synthetic import closer_snapshot
-from conftest import wait_for
+from conftest import job_runner, wait_for
 
 pytestmark = pytest.mark.slow
 ADMIN = Identity("ada", "admin")
@@ -29,15 +28,10 @@ FAST = dict(base_model="demo", device="cpu", cpu_threads=1, learning_rate=3e-4, 
             lora_alpha=8, logging_steps=1, sample_prompts=1, sample_max_new_tokens=16)
 
 
-
 @pytest.fixture
 def runner(storage):
-    closer_snapshot(storage, "closer", train_rows=120, test_rows=12)
-    store = Store(StorageLayout(storage).ensure().db_path)
-    r = JobRunner(StorageLayout(storage), store, default_base_model="demo", poll_s=0.2, kill_grace_s=60)
-    yield r
-    r.shutdown(cancel=True)
-    store.close()
+    with job_runner(storage, train_rows=120, test_rows=12) as r:
+        yield r
 
 
 def steps(run: RunDir) -> list[int]:

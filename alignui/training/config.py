@@ -131,6 +131,10 @@ class TrainConfig:
         text = self.lora_target_modules.strip()
         return text if text == "all-linear" else [t.strip() for t in text.split(",") if t.strip()]
 
+    def reward_models(self) -> list[str]:
+        """Reward models the job keeps in memory beside the policy (RLHF names them; others have none)."""
+        return []
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

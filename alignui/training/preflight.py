@@ -115,9 +115,14 @@ def model_size(base: str, config: TrainConfig) -> dict[str, int]:
             "layers": int(text.num_hidden_layers)}
 
 
+def element_bytes(setup: Setup) -> int:
+    """Bytes per weight in the run's precision (fp32 on CPU, bf16/fp16 on a GPU)."""
+    return 4 if setup.dtype_name.startswith("float32") else 2
+
+
 def estimate_memory(size: dict[str, int], config: TrainConfig, setup: Setup) -> dict[str, int]:
     """Bytes by part: weights, LoRA training state (fp32 weights + grads + Adam m, v), activations."""
-    elem = 4 if setup.dtype_name.startswith("float32") else 2
+    elem = element_bytes(setup)
     if setup.quantized:
         weights = size["linear"] * 0.53 + (size["params"] - size["linear"]) * 2  # NF4 + double-quant constants
     else:
@@ -155,9 +160,9 @@ def resident_models(config: TrainConfig, storage, base: str) -> dict[str, str]:
     one-click RLHF plan trains it from."""
     from alignui.judge import locate, resolve_reward_model
 
-    refs = config.reward_models() if hasattr(config, "reward_models") else []
+    refs = config.reward_models()
     out = {}
-    for i, ref in enumerate(refs or []):
+    for i, ref in enumerate(refs):
         label = "reward model" if len(refs) == 1 else f"reward model {i + 1}"
         try:
             out[label] = locate(resolve_reward_model(storage, ref))[1]["base_model_path"]
@@ -195,14 +200,13 @@ def preflight(config: TrainConfig, setup: Setup, base: str, tokenizer, data,
         return report
     report.n_params, report.lora_params = size["params"], size["lora"]
     report.memory_parts = estimate_memory(size, config, setup)
-    elem = 4 if setup.dtype_name.startswith("float32") else 2
     for label, path in (resident or {}).items():
         try:
             other = size if path == base else model_size(path, config)
         except (OSError, ValueError) as exc:
             report.warnings.append(f"could not read the config of the {label} ({path}) to count its memory ({exc})")
             continue
-        report.memory_parts[label] = int(other["params"] * elem)
+        report.memory_parts[label] = int(other["params"] * element_bytes(setup))
     report.memory_bytes = sum(report.memory_parts.values())
     report.available_bytes = available_memory(setup.device)
     if report.available_bytes and report.memory_bytes > report.available_bytes:
