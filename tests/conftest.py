@@ -213,11 +213,31 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, request):
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     p = context.new_page()
+    request.node.browser_console = console = []
+    p.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    p.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
     yield p
     context.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """When a browser test fails, its report says what the page showed (toasts, status line, console) and
+    where a screenshot of it is: a flaky failure on CI is then diagnosable from the log alone."""
+    report = yield
+    page = getattr(item, "funcargs", {}).get("page")
+    if report.when == "call" and report.failed and page is not None:
+        with contextlib.suppress(Exception):
+            shot = screenshot(page, f"failed-{item.name}")
+            toasts = page.evaluate("() => [...document.querySelectorAll('.toast-body')].map(t => t.innerText)")
+            status = page.evaluate("() => document.querySelector('#status')?.innerText ?? null")
+            console = getattr(item, "browser_console", [])[-20:]
+            report.sections.append(("browser at failure", "\n".join(
+                [f"screenshot: {shot}", f"toasts: {toasts}", f"status: {status}", "console:", *console])))
+    return report
 
 
 def screenshot(page, name: str) -> Path:

@@ -204,10 +204,13 @@ def test_pool_paste_and_guidelines_edit_in_the_browser(server, page):
     page.wait_for_function("() => document.querySelector('#pool-counts').innerText.includes('2 prompts in the pool')")
     page.locator("#guidelines").get_by_text("Guidelines", exact=True).click()
     page.get_by_text("Edit the guidelines (operators)").click()
-    page.locator("#guidelines-editor textarea").fill("## Our rules\nPrefer the **shorter** answer.")
+    editor = page.locator("#guidelines-editor textarea")
+    editor.fill("## Our rules\nPrefer the **shorter** answer.")
+    editor.blur()  # as a person does by moving to the button: the box has committed its value
     page.get_by_role("button", name="Save guidelines").click()
-    page.wait_for_function("() => document.querySelector('#guidelines-text').innerText.includes('Our rules')")
+    page.get_by_text("Guidelines saved.").first.wait_for()
     assert server.ctx.store.get_setting("guidelines") == "## Our rules\nPrefer the **shorter** answer."
+    page.wait_for_function("() => document.querySelector('#guidelines-text').innerText.includes('Our rules')")
     screenshot(page, "annotate-pool-guidelines-1280")
 
 
