@@ -10,6 +10,8 @@ Invariants:
   match the base (the "expected scalar type BFloat16" error cannot arise).
 - 4-bit is refused without CUDA, with a message that says so.
 - The tokenizer always has a pad token and pads on the left (batched generation).
+- On CPU the served model's linear layers run a paired decode step one row per core where that
+  measures faster here (alignui.cpu_decode); training loads its own, unswitched copy.
 """
 
 from __future__ import annotations
@@ -139,11 +141,11 @@ def load_model(config: AppConfig, log: Callable[[str], None] = print) -> ModelHa
     if config.load_in_4bit:
         quantization_config(device, pick_dtype(device))  # refuse early, before any download
     if config.model == DEMO_MODEL:
-        return _demo_handle(layout, device, log, notice=None)
+        return _serving(_demo_handle(layout, device, log, notice=None), log)
     local = Path(config.model).expanduser()
     if local.exists():
         model, tok, dtype = load_pretrained(local, device, four_bit=config.load_in_4bit)
-        return ModelHandle(model, tok, str(local), device, dtype, quantized=config.load_in_4bit)
+        return _serving(ModelHandle(model, tok, str(local), device, dtype, quantized=config.load_in_4bit), log)
     try:
         model, tok, dtype = load_pretrained(config.model, device, four_bit=config.load_in_4bit,
                                             local_only=config.offline)
@@ -152,8 +154,19 @@ def load_model(config: AppConfig, log: Callable[[str], None] = print) -> ModelHa
         notice = (f"Could not load {config.model} ({why} and it is not cached): serving the built-in demo "
                   "model instead. Pass --model with a local path to use your own.")
         log(f"alignui: {notice} [{type(exc).__name__}]")
-        return _demo_handle(layout, device, log, notice=notice)
-    return ModelHandle(model, tok, config.model, device, dtype, quantized=config.load_in_4bit)
+        return _serving(_demo_handle(layout, device, log, notice=notice), log)
+    return _serving(ModelHandle(model, tok, config.model, device, dtype, quantized=config.load_in_4bit), log)
+
+
+def _serving(handle: ModelHandle, log: Callable[[str], None]) -> ModelHandle:
+    """On CPU, let a paired generation's two rows run on two cores where this machine gains from it."""
+    from alignui.cpu_decode import MIN_GAIN, speed_up_batched_decode
+
+    if handle.device == "cpu":
+        gain = handle.submit(speed_up_batched_decode, handle.model).result()
+        if gain is not None and gain >= MIN_GAIN:
+            log(f"alignui: paired decoding spreads the two responses over CPU cores ({gain:.1f}x faster per step)")
+    return handle
 
 
 def _demo_handle(layout: StorageLayout, device: str, log, notice: str | None) -> ModelHandle:

@@ -3,6 +3,7 @@
 For the demo model and a ~30M-parameter random-init Llama (same tokenizer), times:
   pair        alignui's stream_pair: both sides in one batched generate, streamed per side
   raw batch   one plain generate of a batch of two (no streamer, no per-side settings)
+  plain batch the same with torch's own nn.Linear (before alignui.cpu_decode spread the rows over cores)
   single      one plain generate of one response of the same length (no streamer)
   sequential  two plain generates, one after the other
 and the time until both sides of a streamed pair show text (what a user waits for).
@@ -27,6 +28,7 @@ import torch  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
 from alignui.config import AppConfig  # noqa: E402
+from alignui.cpu_decode import BatchParallelLinear, plain_linear, speed_up_batched_decode  # noqa: E402
 from alignui.generation import PairSettings, stream_pair  # noqa: E402
 from alignui.models import ModelHandle, load_model  # noqa: E402
 
@@ -39,7 +41,20 @@ def larger_model(demo: ModelHandle) -> ModelHandle:
                       tie_word_embeddings=True, eos_token_id=demo.tokenizer.eos_token_id,
                       pad_token_id=demo.tokenizer.pad_token_id)
     torch.manual_seed(0)
-    return ModelHandle(LlamaForCausalLM(cfg).eval(), demo.tokenizer, "random-30M", "cpu", torch.float32)
+    model = LlamaForCausalLM(cfg).eval()
+    speed_up_batched_decode(model)  # as alignui.models serves a CPU model
+    return ModelHandle(model, demo.tokenizer, "random-30M", "cpu", torch.float32)
+
+
+def time_plain_batch(h: ModelHandle, n: int) -> float:
+    """A raw batch of two with torch's own nn.Linear in every layer, then the served layers restored."""
+    switched = [m for m in h.model.modules() if isinstance(m, BatchParallelLinear)]
+    plain_linear(h.model)
+    try:
+        return time_single(h, n, batch=2)
+    finally:
+        for m in switched:
+            m.__class__ = BatchParallelLinear
 
 
 def time_pair(h: ModelHandle, n: int) -> tuple[float, float]:
@@ -69,19 +84,22 @@ def time_single(h: ModelHandle, n: int, count: int = 1, batch: int = 1) -> float
 
 def bench(h: ModelHandle, n: int, rounds: int) -> None:
     time_pair(h, 8), time_single(h, 8)  # warm-up
-    runs: dict[str, list[float]] = {"pair": [], "first": [], "raw": [], "single": [], "seq": []}
+    runs: dict[str, list[float]] = {"pair": [], "first": [], "raw": [], "plain": [], "single": [], "seq": []}
     for _ in range(rounds):
         p, f = time_pair(h, n)
         runs["pair"].append(p), runs["first"].append(f)
         runs["raw"].append(time_single(h, n, batch=2))
+        runs["plain"].append(time_plain_batch(h, n))
         runs["single"].append(time_single(h, n))
         runs["seq"].append(time_single(h, n, count=2))
     m = {k: statistics.median(v) for k, v in runs.items()}
     ms = {k: f"{v * 1000:.0f} ms" for k, v in m.items()}
-    print(f"{h.ref:>11} {h.n_parameters / 1e6:5.1f}M | pair {ms['pair']}, raw batch {ms['raw']}, single {ms['single']},"
-          f" sequential {ms['seq']} | pair/single {m['pair'] / m['single']:.2f}, raw batch/single "
-          f"{m['raw'] / m['single']:.2f}, pair/raw batch {m['pair'] / m['raw']:.2f}, pair/sequential "
-          f"{m['pair'] / m['seq']:.2f} | both sides visible after {ms['first']}")
+    rows = "one row per core" if any(isinstance(x, BatchParallelLinear) for x in h.model.modules()) else "plain linear"
+    print(f"{h.ref:>11} {h.n_parameters / 1e6:5.1f}M ({rows}) | pair {ms['pair']}, raw batch {ms['raw']}, plain batch "
+          f"{ms['plain']}, single {ms['single']}, sequential {ms['seq']} | pair/single {m['pair'] / m['single']:.2f}, "
+          f"raw batch/single {m['raw'] / m['single']:.2f}, plain batch/single {m['plain'] / m['single']:.2f}, "
+          f"pair/raw batch {m['pair'] / m['raw']:.2f}, pair/sequential {m['pair'] / m['seq']:.2f} | "
+          f"both sides visible after {ms['first']}")
 
 
 def main() -> None:
