@@ -214,6 +214,38 @@ def test_pool_paste_and_guidelines_edit_in_the_browser(server, page):
     screenshot(page, "annotate-pool-guidelines-1280")
 
 
+def test_a_slow_page_load_never_overwrites_what_was_typed(server, page, monkeypatch):
+    """The inputs a page load fills stay locked until it has: text typed as soon as a box accepts it is what is
+    saved. (Before, a load that arrived late replaced the typed guidelines, and Save stored the old text.)"""
+    import threading
+    import time
+
+    from alignui import guidelines
+
+    stored, answered = guidelines.load, threading.Event()
+
+    def slow_load(store):
+        time.sleep(2.0)  # a busy server: this page load's answer arrives two seconds after the page shows
+        threading.Timer(0.01, answered.set).start()
+        return stored(store)
+
+    monkeypatch.setattr(guidelines, "load", slow_load)
+    page.goto(server.url)
+    page.locator("#guidelines").get_by_text("Guidelines", exact=True).click()
+    page.get_by_text("Edit the guidelines (operators)").click()
+    editor = page.locator("#guidelines-editor textarea")
+    editor.wait_for()
+    assert not editor.is_editable()
+    text = "## Typed at once\nas soon as the box took it"
+    editor.fill(text)  # waits until the box is editable, then types at once, as an impatient operator would
+    assert answered.wait(30)
+    page.wait_for_timeout(1000)  # reads it over before saving: the load's answer has reached the page by now
+    page.get_by_role("button", name="Save guidelines").click()
+    page.get_by_text("Guidelines saved.").first.wait_for()
+    assert server.ctx.store.get_setting("guidelines") == text
+    assert editor.input_value() == text
+
+
 @pytest.fixture
 def team_server(config):
     """The app behind Gradio's login page: boss is the admin, ann annotates."""
