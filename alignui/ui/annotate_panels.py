@@ -19,7 +19,7 @@ from alignui.context import AppContext
 from alignui.errors import UserError
 from alignui.identity import clean_name
 from alignui.prompt_pool import FORMATS, add_to_pool, describe_counts
-from alignui.ui.common import unlocked, user_errors
+from alignui.ui.common import user_errors
 from alignui.ui.identity import identity_of
 
 PREF_FIELDS = ("temperature", "top_p", "max_new_tokens", "system_prompt", "split_b", "temperature_b", "auto_next")
@@ -37,7 +37,8 @@ def guidelines_panel(ctx: AppContext, name: gr.Textbox) -> None:
     with gr.Accordion("Guidelines", open=False, elem_id="guidelines"):
         shown = gr.Markdown(lambda: guidelines.load(ctx.store), elem_id="guidelines-text")
         with gr.Accordion("Edit the guidelines (operators)", open=False):
-            # Locked until the page load fills it: text typed before the stored text arrives would be overwritten.
+            # Locked until the page load fills it: Gradio applies a load's answer whenever it arrives (seconds
+            # late on a busy server), and text typed before that was silently replaced, then saved as the old text.
             box = gr.Textbox(lines=10, max_lines=30, show_label=False, interactive=False, elem_id="guidelines-editor")
             save = gr.Button("Save guidelines", size="sm")
 
@@ -48,7 +49,8 @@ def guidelines_panel(ctx: AppContext, name: gr.Textbox) -> None:
         return saved, saved
 
     save.click(ui_save, [box, name], [shown, box], api_visibility="private")
-    gr.on(None, lambda: unlocked(guidelines.load(ctx.store)), None, [box], api_visibility="private")
+    gr.on(None, lambda: gr.update(value=guidelines.load(ctx.store), interactive=True), None, [box],
+          api_visibility="private")
 
 
 def _prefs_of(values: tuple) -> AnnotationPrefs:

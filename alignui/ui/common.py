@@ -1,8 +1,7 @@
 """Small UI helpers shared by the tabs: turning UserErrors into Gradio errors, the theme and CSS.
 
 Owns: `user_errors`, the one place where a core UserError becomes a gr.Error
-(a toast in the browser, an error with the same text for gradio_client), and
-`unlocked`, how a page-load callback fills an input that starts locked.
+(a toast in the browser, an error with the same text for gradio_client).
 """
 
 from __future__ import annotations
@@ -47,13 +46,3 @@ def user_errors(fn):
         except UserError as exc:
             raise gr.Error(str(exc)) from exc
     return wrapper
-
-
-def unlocked(value) -> dict:
-    """The page-load update for an input created with interactive=False: its value, and editable from now on.
-
-    An editable input that the page load fills starts locked, because Gradio applies a load's result whenever
-    it arrives: on a busy server that can be seconds after the page shows, and what a person typed meanwhile
-    was silently replaced (CI caught the guidelines editor saving the old text this way).
-    """
-    return gr.update(value=value, interactive=True)

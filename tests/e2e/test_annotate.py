@@ -2,10 +2,13 @@
 the tab at desktop and phone-ish widths, settings remembered in the browser, the pool and the guidelines."""
 
 import re
+import threading
+import time
 
 import pytest
 from playwright.sync_api import Page
 
+from alignui import guidelines
 from alignui.db import Store
 from alignui.prompt_pool import parse_lines
 from conftest import screenshot
@@ -217,11 +220,6 @@ def test_pool_paste_and_guidelines_edit_in_the_browser(server, page):
 def test_a_slow_page_load_never_overwrites_what_was_typed(server, page, monkeypatch):
     """The inputs a page load fills stay locked until it has: text typed as soon as a box accepts it is what is
     saved. (Before, a load that arrived late replaced the typed guidelines, and Save stored the old text.)"""
-    import threading
-    import time
-
-    from alignui import guidelines
-
     stored, answered = guidelines.load, threading.Event()
 
     def slow_load(store):
