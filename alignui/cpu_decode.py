@@ -2,7 +2,8 @@
 
 Owns: `BatchParallelLinear` (an nn.Linear whose forward sends a decode step of several rows through
 torch.bmm), `speed_up_batched_decode(model)` which measures whether that pays on this machine and
-switches the model's linear layers over if it does, and `plain_linear(model)` to switch back.
+switches the model's linear layers over if it does, and the switch itself both ways
+(`use_batch_parallel`, `plain_linear`, `is_batch_parallel`).
 
 Why by hand: a paired generation decodes two rows of one token each. BLAS (MKL, and OpenBLAS too)
 runs such a small GEMM on one core, so two rows cost 1.75-2.3x one row while the second core idles
@@ -75,12 +76,21 @@ def speed_up_batched_decode(model: nn.Module) -> float | None:
         return None
     gain = decode_gain(probe)
     if gain >= MIN_GAIN:
-        for m in linears:
-            m.__class__ = BatchParallelLinear
+        use_batch_parallel(model)
     return gain
 
 
+def use_batch_parallel(model: nn.Module) -> None:
+    """Switch every linear layer of `model` to BatchParallelLinear, unmeasured."""
+    for m in _linears(model):
+        m.__class__ = BatchParallelLinear
+
+
 def plain_linear(model: nn.Module) -> None:
-    """Undo speed_up_batched_decode (benchmarks compare both)."""
+    """Switch every linear layer back to nn.Linear (benchmarks compare both)."""
     for m in _linears(model):
         m.__class__ = nn.Linear
+
+
+def is_batch_parallel(model: nn.Module) -> bool:
+    return any(isinstance(m, BatchParallelLinear) for m in model.modules())

@@ -160,11 +160,11 @@ def load_model(config: AppConfig, log: Callable[[str], None] = print) -> ModelHa
 
 def _serving(handle: ModelHandle, log: Callable[[str], None]) -> ModelHandle:
     """On CPU, let a paired generation's two rows run on two cores where this machine gains from it."""
-    from alignui.cpu_decode import MIN_GAIN, speed_up_batched_decode
+    from alignui.cpu_decode import is_batch_parallel, speed_up_batched_decode
 
     if handle.device == "cpu":
         gain = handle.submit(speed_up_batched_decode, handle.model).result()
-        if gain is not None and gain >= MIN_GAIN:
+        if is_batch_parallel(handle.model):
             log(f"alignui: paired decoding spreads the two responses over CPU cores ({gain:.1f}x faster per step)")
     return handle
 

@@ -28,7 +28,8 @@ import torch  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
 from alignui.config import AppConfig  # noqa: E402
-from alignui.cpu_decode import BatchParallelLinear, plain_linear, speed_up_batched_decode  # noqa: E402
+from alignui.cpu_decode import (  # noqa: E402
+    is_batch_parallel, plain_linear, speed_up_batched_decode, use_batch_parallel)
 from alignui.generation import PairSettings, stream_pair  # noqa: E402
 from alignui.models import ModelHandle, load_model  # noqa: E402
 
@@ -48,13 +49,13 @@ def larger_model(demo: ModelHandle) -> ModelHandle:
 
 def time_plain_batch(h: ModelHandle, n: int) -> float:
     """A raw batch of two with torch's own nn.Linear in every layer, then the served layers restored."""
-    switched = [m for m in h.model.modules() if isinstance(m, BatchParallelLinear)]
+    switched = is_batch_parallel(h.model)
     plain_linear(h.model)
     try:
         return time_single(h, n, batch=2)
     finally:
-        for m in switched:
-            m.__class__ = BatchParallelLinear
+        if switched:
+            use_batch_parallel(h.model)
 
 
 def time_pair(h: ModelHandle, n: int) -> tuple[float, float]:
@@ -94,7 +95,7 @@ def bench(h: ModelHandle, n: int, rounds: int) -> None:
         runs["seq"].append(time_single(h, n, count=2))
     m = {k: statistics.median(v) for k, v in runs.items()}
     ms = {k: f"{v * 1000:.0f} ms" for k, v in m.items()}
-    rows = "one row per core" if any(isinstance(x, BatchParallelLinear) for x in h.model.modules()) else "plain linear"
+    rows = "one row per core" if is_batch_parallel(h.model) else "plain linear"
     print(f"{h.ref:>11} {h.n_parameters / 1e6:5.1f}M ({rows}) | pair {ms['pair']}, raw batch {ms['raw']}, plain batch "
           f"{ms['plain']}, single {ms['single']}, sequential {ms['seq']} | pair/single {m['pair'] / m['single']:.2f}, "
           f"raw batch/single {m['raw'] / m['single']:.2f}, plain batch/single {m['plain'] / m['single']:.2f}, "

@@ -7,14 +7,9 @@ from peft import LoraConfig, get_peft_model
 from torch import nn
 
 from alignui.config import AppConfig
-from alignui.cpu_decode import MIN_GAIN, BatchParallelLinear, decode_gain, plain_linear, speed_up_batched_decode
+from alignui.cpu_decode import (MIN_GAIN, BatchParallelLinear, decode_gain, is_batch_parallel, plain_linear,
+                                speed_up_batched_decode, use_batch_parallel)
 from alignui.models import load_model, load_pretrained
-
-
-def switch_all(model: nn.Module) -> None:
-    for m in model.modules():
-        if type(m) is nn.Linear:
-            m.__class__ = BatchParallelLinear
 
 
 @pytest.fixture
@@ -60,11 +55,11 @@ def greedy_pair(model, tok) -> torch.Tensor:
 def test_a_switched_model_writes_the_same_greedy_pair_and_switches_back(demo):
     model, tok = demo
     before = greedy_pair(model, tok)
-    switch_all(model)
+    use_batch_parallel(model)
     assert all(type(m) is BatchParallelLinear for m in model.modules() if isinstance(m, nn.Linear))
     assert torch.equal(greedy_pair(model, tok), before)
     plain_linear(model)
-    assert not any(isinstance(m, BatchParallelLinear) for m in model.modules())
+    assert not is_batch_parallel(model)
 
 
 def test_lora_wraps_a_switched_model_and_computes_the_same_step(demo):
@@ -75,7 +70,7 @@ def test_lora_wraps_a_switched_model_and_computes_the_same_step(demo):
     with torch.inference_mode():
         cache = peft_model(input_ids=ids[:, :2], use_cache=True).past_key_values
         plain = peft_model(input_ids=ids[:, 2:], past_key_values=cache, use_cache=True).logits
-    switch_all(peft_model)
+    use_batch_parallel(peft_model)
     wrapped = [m.base_layer for m in peft_model.modules() if hasattr(m, "lora_A")]
     assert wrapped and all(type(b) is BatchParallelLinear for b in wrapped)
     with torch.inference_mode():
@@ -88,7 +83,7 @@ def test_one_thread_measures_nothing_and_switches_nothing(demo, threads):
     model, _ = demo
     threads(1)
     assert speed_up_batched_decode(model) is None
-    assert not any(isinstance(m, BatchParallelLinear) for m in model.modules())
+    assert not is_batch_parallel(model)
 
 
 def test_the_switch_follows_the_measurement(demo, threads):
@@ -96,7 +91,7 @@ def test_the_switch_follows_the_measurement(demo, threads):
     threads(2)
     gain = speed_up_batched_decode(model)
     assert gain is not None and gain > 0
-    switched = any(isinstance(m, BatchParallelLinear) for m in model.modules())
+    switched = is_batch_parallel(model)
     assert switched == (gain >= MIN_GAIN)
     assert decode_gain(model.lm_head) > 0
 
@@ -105,5 +100,5 @@ def test_the_served_model_says_when_it_switched(storage, threads):
     threads(2)
     logs = []
     handle = load_model(AppConfig(storage=storage, model="demo", offline=True), log=logs.append)
-    switched = any(isinstance(m, BatchParallelLinear) for m in handle.model.modules())
+    switched = is_batch_parallel(handle.model)
     assert switched == any("spreads the two responses over CPU cores" in m for m in logs)

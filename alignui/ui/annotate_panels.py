@@ -35,7 +35,7 @@ class Progress:
 
 def guidelines_panel(ctx: AppContext, name: gr.Textbox) -> None:
     with gr.Accordion("Guidelines", open=False, elem_id="guidelines"):
-        shown = gr.Markdown(lambda: guidelines.load(ctx.store), elem_id="guidelines-text")
+        shown = gr.Markdown(elem_id="guidelines-text")
         with gr.Accordion("Edit the guidelines (operators)", open=False):
             # Locked until the page load fills it: Gradio applies a load's answer whenever it arrives (seconds
             # late on a busy server), and text typed before that was silently replaced, then saved as the old text.
@@ -49,8 +49,11 @@ def guidelines_panel(ctx: AppContext, name: gr.Textbox) -> None:
         return saved, saved
 
     save.click(ui_save, [box, name], [shown, box], api_visibility="private")
-    gr.on(None, lambda: gr.update(value=guidelines.load(ctx.store), interactive=True), None, [box],
-          api_visibility="private")
+    def ui_load():
+        text = guidelines.load(ctx.store)  # one read serves both the rendered text and the editor
+        return text, gr.update(value=text, interactive=True)
+
+    gr.on(None, ui_load, None, [shown, box], api_visibility="private")
 
 
 def _prefs_of(values: tuple) -> AnnotationPrefs:
