@@ -1,7 +1,7 @@
-"""`python -m alignui` (see alignui.cli)."""
+"""`python -m alignui` (see alignui.cli.main)."""
 
 import sys
 
-from alignui.cli import main
+from alignui.cli.main import main
 
 sys.exit(main())

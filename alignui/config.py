@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from alignui.errors import UserError
+
 DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 DEMO_MODEL = "demo"
 DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+NAME_PATTERN = re.compile(r"^[\w .@+-]{1,64}$")  # a user name: what a sign-in, an admin list or a typed name may hold
 
 
 class ConfigError(ValueError):
@@ -50,7 +56,7 @@ class AppConfig:
     load_in_4bit: bool = field(default=False, metadata={"help": "load the base model in 4-bit (CUDA + bitsandbytes)"})
     offline: bool = field(default=False, metadata={"help": "never contact the Hugging Face Hub"})
     space_id: str | None = field(default=None, metadata={"help": "set by Hugging Face Spaces"})
-    # -- identity, roles, limits and Spaces (issue 8; parsing lives in alignui/identity.py) --------------
+    # -- identity, roles, limits and Spaces (issue 8; parsing lives in alignui/team/identity.py) --------------
     admins: frozenset[str] = field(default=frozenset(), metadata={
         "help": "names with the admin role (ALIGNUI_ADMINS, comma-separated; on a Space the owner by default); "
                 "empty: nobody configured, everyone is admin (a single-user local install)"})
@@ -141,8 +147,6 @@ def config_from(args: argparse.Namespace | None = None, env: Mapping[str, str] |
 
 def _identity_settings(env: Mapping[str, str], space_id: str | None) -> dict:
     """Accounts, admins, limits and backup settings from the environment (issue 8)."""
-    from alignui.identity import parse_accounts, parse_admins
-
     def number(name: str, default, kind=int):
         text = env.get(name)
         try:
@@ -164,3 +168,46 @@ def _identity_settings(env: Mapping[str, str], space_id: str | None) -> dict:
         backup_every_minutes=number("ALIGNUI_BACKUP_EVERY", 0),
         hf_token=env.get("HF_TOKEN") or None,
     )
+
+
+# -- accounts and admins (ALIGNUI_USERS, ALIGNUI_ADMINS) ------------------------------------------
+def parse_accounts(text: str | None) -> tuple[tuple[str, str], ...]:
+    """ALIGNUI_USERS: 'ann:pw,bob:pw' (commas or newlines), or the path of a file with one name:password a line
+    (there a password may hold commas). Blank lines and lines starting with '#' are ignored; a name may appear once.
+    """
+    text = (text or "").strip()
+    if not text:
+        return ()
+    where, separators = "ALIGNUI_USERS", r"[,\n]"
+    if ":" not in text or Path(text).is_file():
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise UserError(f"ALIGNUI_USERS is neither name:password pairs nor a readable file: {text!r}")
+        text, where, separators = path.read_text(encoding="utf-8"), str(path), r"\n"
+    accounts: dict[str, str] = {}
+    for n, entry in enumerate(re.split(separators, text), 1):
+        entry = entry.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        name, sep, password = entry.partition(":")
+        name = name.strip()
+        if not sep or not name or not password:
+            raise UserError(f"{where}: entry {n} is not name:password (got {name or entry[:20]!r}); "
+                            "write e.g. ann:secret1,bob:secret2")
+        if not NAME_PATTERN.match(name):
+            raise UserError(f"{where}: the name {name!r} may hold only letters, digits, spaces and . @ + - _")
+        if name in accounts:
+            raise UserError(f"{where}: the name {name!r} appears twice; keep one password per name")
+        accounts[name] = password
+    return tuple(accounts.items())
+
+
+def parse_admins(text: str | None, *, space_author: str | None = None) -> frozenset[str]:
+    """ALIGNUI_ADMINS as a set of names; unset on a Space: the Space's owner (SPACE_AUTHOR_NAME)."""
+    if text is None:
+        return frozenset({space_author}) if space_author else frozenset()
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if not NAME_PATTERN.match(n)]
+    if bad:
+        raise UserError(f"ALIGNUI_ADMINS holds names that cannot sign in: {bad}; use comma-separated user names")
+    return frozenset(names)

@@ -13,8 +13,8 @@ from typing import Callable
 
 from alignui.config import AppConfig
 from alignui.db import Store
-from alignui.limits import Limits
-from alignui.models import ModelHandle, load_model
+from alignui.team.limits import Limits
+from alignui.serving.loading import ModelHandle, load_model
 from alignui.paths import StorageLayout
 
 

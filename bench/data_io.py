@@ -27,10 +27,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from alignui.datasets_io import ImportOptions, import_source  # noqa: E402
+from alignui.data import ImportOptions, import_source  # noqa: E402
 from alignui.db import NewGeneration, Store  # noqa: E402
-from alignui.export import ExportOptions, export_snapshot  # noqa: E402
-from alignui.identity import LOCAL_OPERATOR  # noqa: E402
+from alignui.data.export import ExportOptions, export_snapshot  # noqa: E402
+from alignui.team.identity import LOCAL_OPERATOR  # noqa: E402
 from alignui.paths import StorageLayout  # noqa: E402
 
 WORDS = "the a sea sky cat tea owl moon river stone light quiet bright slow green warm".split()
@@ -63,7 +63,7 @@ def timed_cpu(fn):
 
 
 def demo_tokenizer(layout: StorageLayout):
-    from alignui.truncation import load_tokenizer
+    from alignui.serving.truncation import load_tokenizer
 
     for candidate in (layout.demo_model_dir, Path(".pytest_cache/d/alignui-demo-model/demo")):
         if (candidate / "tokenizer_config.json").is_file():
@@ -107,7 +107,7 @@ def main() -> None:
               f"{rows / export_s:7.0f} pairs/s  (target < 10 s: {'met' if export_s < 10 else 'MISSED'})")
         tok = demo_tokenizer(layout)
         if tok is not None:
-            from alignui.truncation import truncation_report
+            from alignui.serving.truncation import truncation_report
 
             counted, full_s = timed(lambda: export_snapshot(store, layout, ExportOptions(), LOCAL_OPERATOR,
                                                             count_tokens=partial(truncation_report, tok)))

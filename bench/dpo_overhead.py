@@ -29,8 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from alignui import demo_corpus  # noqa: E402
-from alignui.demo_model import ensure_demo_model, is_built  # noqa: E402
+from alignui.serving import demo_corpus
+from alignui.serving.demo_model import ensure_demo_model, is_built  # noqa: E402
 from alignui.training.synthetic import closer_pairs, split_prompts, write_snapshot  # noqa: E402
 
 #: Qwen2.5-0.5B's shape as a random-init Llama (494M parameters with its 151,936-token vocabulary).
@@ -147,7 +147,7 @@ def loop_additions_ms(calls: int = 2000) -> float:
     from types import SimpleNamespace
 
     from alignui.training.metrics import RunCallback
-    from alignui.training.registry import RunDir
+    from alignui.runs import RunDir
 
     run = RunDir(Path(tempfile.mkdtemp(prefix="alignui-cb-")))
     callback = RunCallback(run, log=lambda line: None)

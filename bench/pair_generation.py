@@ -3,7 +3,7 @@
 For the demo model and a ~30M-parameter random-init Llama (same tokenizer), times:
   pair        alignui's stream_pair: both sides in one batched generate, streamed per side
   raw batch   one plain generate of a batch of two (no streamer, no per-side settings)
-  plain batch the same with torch's own nn.Linear (before alignui.cpu_decode spread the rows over cores)
+  plain batch the same with torch's own nn.Linear (before alignui.serving.cpu_decode spread the rows over cores)
   single      one plain generate of one response of the same length (no streamer)
   sequential  two plain generates, one after the other
 and the time until both sides of a streamed pair show text (what a user waits for).
@@ -28,10 +28,10 @@ import torch  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
 from alignui.config import AppConfig  # noqa: E402
-from alignui.cpu_decode import (  # noqa: E402
+from alignui.serving.cpu_decode import (  # noqa: E402
     is_batch_parallel, plain_linear, speed_up_batched_decode, use_batch_parallel)
-from alignui.generation import PairSettings, stream_pair  # noqa: E402
-from alignui.models import ModelHandle, load_model  # noqa: E402
+from alignui.serving.generation import PairSettings, stream_pair  # noqa: E402
+from alignui.serving.loading import ModelHandle, load_model  # noqa: E402
 
 MSGS = [{"role": "user", "content": "Tell me about the ocean and why it is blue."}]
 
@@ -43,7 +43,7 @@ def larger_model(demo: ModelHandle) -> ModelHandle:
                       pad_token_id=demo.tokenizer.pad_token_id)
     torch.manual_seed(0)
     model = LlamaForCausalLM(cfg).eval()
-    speed_up_batched_decode(model)  # as alignui.models serves a CPU model
+    speed_up_batched_decode(model)  # as alignui.serving.loading serves a CPU model
     return ModelHandle(model, demo.tokenizer, "random-30M", "cpu", torch.float32)
 
 

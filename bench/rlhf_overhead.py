@@ -93,8 +93,8 @@ def plain_trl(spec: dict) -> dict:
 
 def prepare(storage: Path) -> str:
     """A data root with the demo model, snapshot 'closer' and a reward model; returns the reward run id."""
-    from alignui.demo_model import ensure_demo_model
-    from alignui.judge import find_reward_models
+    from alignui.serving.demo_model import ensure_demo_model
+    from alignui.serving.reward_model import find_reward_models
     from alignui.training.synthetic import closer_snapshot
 
     ensure_demo_model(storage / "models" / "demo", log=lambda m: None)
@@ -180,7 +180,7 @@ def main() -> None:
     if args.timed_cli:
         out_file, *argv = json.loads(args.timed_cli)
         time_training(out_file)
-        from alignui.cli import main as cli_main
+        from alignui.cli.main import main as cli_main
 
         raise SystemExit(cli_main(argv))
     storage = Path(args.storage) if args.storage else Path(tempfile.mkdtemp(prefix="rlhf-bench-")) / "storage"

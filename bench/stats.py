@@ -24,8 +24,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from alignui.bradley_terry import bradley_terry, count_battles, fit_theta  # noqa: E402
-from alignui.stats import scores_of, summarize  # noqa: E402
+from alignui.arena.bradley_terry import bradley_terry, count_battles, fit_theta  # noqa: E402
+from alignui.arena.stats import scores_of, summarize  # noqa: E402
 
 STRENGTHS = {"base": 0.0, "dpo-a": 60.0, "dpo-b": 25.0, "rlhf-a": 90.0, "sft": -40.0, "old": -120.0}
 

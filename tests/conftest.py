@@ -28,7 +28,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from alignui.config import AppConfig  # noqa: E402
-from alignui.demo_model import ensure_demo_model  # noqa: E402
+from alignui.serving.demo_model import ensure_demo_model  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -71,7 +71,7 @@ def job_runner(storage: Path, train_rows: int, test_rows: int):
     and closes the database on exit."""
     from alignui.db import Store
     from alignui.paths import StorageLayout
-    from alignui.training.runner import JobRunner
+    from alignui.training.app.runner import JobRunner
     from alignui.training.synthetic import closer_snapshot
 
     closer_snapshot(storage, "closer", train_rows=train_rows, test_rows=test_rows)

@@ -1,7 +1,7 @@
 """Store methods for bulk imports: many pairs (or prompts) written in one transaction.
 
 Owns: turning a validated, normalised batch (columns of values built by
-alignui.datasets_io) into prompt, generation and comparison rows, skipping
+alignui.data) into prompt, generation and comparison rows, skipping
 what the database already holds, and logging the import in `imports`.
 
 Invariants:

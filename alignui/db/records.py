@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-VERDICTS = ("a", "b", "tie", "both_bad", "skip")
-ARENA_VERDICTS = ("a", "b", "tie", "both_bad")
+from alignui.vocab import ARENA_VERDICTS, VERDICTS, Messages  # noqa: F401  (re-exported)
+
 KINDS = ("annotate", "arena")
-Messages = list[dict[str, str]]
 
 
 def messages_hash(messages: Messages) -> str:

@@ -2,7 +2,7 @@
 
 Owns: reading and writing one JSON value per key (the annotation guidelines, the secret that
 keeps browser-remembered preferences readable across restarts), each write stamped with who
-made it. Permission checks happen in the core modules that call these (e.g. alignui.guidelines).
+made it. Permission checks happen in the core modules that call these (e.g. alignui.annotation.guidelines).
 """
 
 from __future__ import annotations

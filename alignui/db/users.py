@@ -23,8 +23,9 @@ from alignui.db.core import from_json, new_id, to_json
 from alignui.db.records import Comparison
 from alignui.db.votes import _COMPARISON_SELECT, _comparison
 from alignui.errors import ConflictError, UserError
+from alignui.vocab import ARENA_VERDICTS
 
-GOLD_VERDICTS = ("a", "b", "tie", "both_bad")
+GOLD_VERDICTS = ARENA_VERDICTS
 MAX_OVERLAP = 20
 
 

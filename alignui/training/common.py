@@ -2,17 +2,17 @@
 
 Owns:
 - `resolve_setup(config)`: device, dtype and gradient checkpointing for this machine. The dtype follows the
-  device (alignui.models.pick_dtype: bf16 on CUDA that supports it, fp16 on older GPUs, fp32 on CPU) and
+  device (alignui.serving.loading.pick_dtype: bf16 on CUDA that supports it, fp16 on older GPUs, fp32 on CPU) and
   the Trainer's autocast is set to the same dtype, so base weights, LoRA compute and autocast always agree
   (the seed's "expected scalar type BFloat16 but found Float" cannot arise). 4-bit is refused without CUDA.
-- `load_base(...)`: the base model + tokenizer (alignui.models.load_pretrained; QLoRA prepared with PEFT's
+- `load_base(...)`: the base model + tokenizer (alignui.serving.loading.load_pretrained; QLoRA prepared with PEFT's
   prepare_model_for_kbit_training). The model is loaded ONCE: with LoRA the reference policy is the same
   model with adapters disabled (TRL's behaviour when given a peft_config), never a second copy.
 - `lora_config`, `training_arguments` (the TrainingArguments kwargs every method shares),
   `keep_prompt_end` (prompt truncation that keeps the latest turns), `pair_token_lengths` (what TRL will
   tokenize, for the pre-flight report).
 
-No gradio, no duckdb: jobs read snapshots from disk (alignui.snapshot_format).
+No gradio, no duckdb: jobs read snapshots from disk (alignui.data.snapshot).
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from typing import Any, Callable
 
 from alignui.config import DEMO_MODEL, config_from
 from alignui.errors import UserError
-from alignui.models import load_pretrained, pick_device, pick_dtype, quantization_config
+from alignui.serving.loading import load_pretrained, pick_device, pick_dtype, quantization_config
 from alignui.paths import StorageLayout
 from alignui.training.config import TrainConfig
-from alignui.training.registry import RunDir
+from alignui.runs import RunDir
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def resolve_setup(config: TrainConfig) -> Setup:
 def resolve_base_model(base_model: str, storage: Path, log: Callable[[str], None] = print) -> str:
     """A loadable reference: '' = the app's model (ALIGNUI_MODEL or its default), 'demo' = the built-in model
     (built under the data root if missing), a local path (made absolute), or a hub id as given."""
-    from alignui.demo_model import ensure_demo_model
+    from alignui.serving.demo_model import ensure_demo_model
 
     name = base_model.strip() or config_from(None, os.environ).model
     if name == DEMO_MODEL:
@@ -69,7 +69,7 @@ def resolve_base_model(base_model: str, storage: Path, log: Callable[[str], None
 def load_tokenizer(base: str):
     from transformers import AutoTokenizer
 
-    from alignui.models import prepare_tokenizer
+    from alignui.serving.loading import prepare_tokenizer
 
     try:
         return prepare_tokenizer(AutoTokenizer.from_pretrained(base))
@@ -239,7 +239,7 @@ def run_snapshot_job(job, build_trainer: Callable, finish: Callable) -> dict[str
     """The shape of every snapshot-trained method (DPO, reward model, SFT): load the snapshot, build the trainer
     with alignui's callback, train (resumable, cancellable), then `finish(job, trainer, tokenizer, data,
     train_metrics=, moved=)` evaluates, saves and returns the run's summary."""
-    from alignui.snapshot_format import load_snapshot
+    from alignui.data.snapshot import load_snapshot
     from alignui.training.metrics import RunCallback
 
     data = load_snapshot(job.snapshot)

@@ -27,11 +27,11 @@ from typing import Any, Callable, Iterator
 
 from alignui.errors import UserError
 from alignui.paths import StorageLayout
-from alignui.snapshot_format import SnapshotRef, resolve_snapshot
+from alignui.data.snapshot import SnapshotRef, resolve_snapshot
 from alignui.training.common import Setup
 from alignui.training.config import TrainConfig, build_config
 from alignui.training.methods import Method, get_method
-from alignui.training.registry import RunDir, new_run_id, now_iso
+from alignui.runs import RunDir, new_run_id, now_iso
 
 
 class JobFailed(UserError):

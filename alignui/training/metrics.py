@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from transformers import TrainerCallback
 
-from alignui.training.registry import RunDir
+from alignui.runs import RunDir
 
 #: Metrics printed on the progress line, in order (whatever the method logs of them).
 PROGRESS_KEYS = (("loss", "loss"), ("rewards/accuracies", "acc"), ("rewards/margins", "margin"),

@@ -158,7 +158,7 @@ def resident_models(config: TrainConfig, storage, base: str) -> dict[str, str]:
     RLHF keeps each reward model resident (its own copy of its base, LoRA merged). A reward model that does not
     exist yet (queued behind its own training stage) is counted at the policy base's size, which is what the
     one-click RLHF plan trains it from."""
-    from alignui.judge import locate, resolve_reward_model
+    from alignui.serving.reward_model import locate, resolve_reward_model
 
     refs = config.reward_models()
     out = {}
@@ -225,7 +225,7 @@ def check(config: TrainConfig, storage, snapshot, log=print) -> tuple[PreflightR
     A machine that cannot run the config at all (4-bit without CUDA, cuda asked for on a CPU box) becomes a
     refusal in the report; the rest of the report is still filled in as if on CPU, so the user sees it all.
     """
-    from alignui.snapshot_format import load_snapshot
+    from alignui.data.snapshot import load_snapshot
 
     refusals: list[str] = []
     try:

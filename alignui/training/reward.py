@@ -7,10 +7,10 @@ split (accuracy = share of pairs where chosen outscores rejected, and a histogra
 reward_eval.json, and the adapter in run/adapter/ with `alignui_reward.json` saying how to score with it.
 
 Invariants:
-- The finished run is a registered reward model: `alignui.judge.RewardJudge.load(run_dir)` loads it and the
+- The finished run is a registered reward model: `alignui.serving.reward_model.RewardJudge.load(run_dir)` loads it and the
   RL stage (alignui.training.rlhf) finds it by run id. It is not a policy: the method's registry row says
   `produces_adapter=False`, so the arena never serves it.
-- Held-out margins are computed with alignui.judge.reward_inputs, the same tokenization the judge and the RL
+- Held-out margins are computed with alignui.serving.reward_model.reward_inputs, the same tokenization the judge and the RL
   reward use, so the accuracy reported here is the accuracy those will see.
 - torch/trl are imported inside functions (the web process imports this module for the config).
 """
@@ -70,7 +70,7 @@ def load_reward_base(config: TrainConfig, base: str, setup):
     from trl.trainer.reward_trainer import suppress_seqcls_warning
 
     from alignui.errors import UserError
-    from alignui.models import quantization_config
+    from alignui.serving.loading import quantization_config
     from alignui.training.common import load_tokenizer
 
     tokenizer = load_tokenizer(base)
@@ -117,7 +117,7 @@ def build_trainer(job, data, callbacks: list):
 def pair_margins(model, tokenizer, rows, *, conversational: bool, max_length: int | None, device: str,
                  batch_size: int = 8) -> list[float]:
     """reward(chosen) - reward(rejected) for every row, scored the way the judge scores."""
-    from alignui.judge import reward_inputs, score_ids
+    from alignui.serving.reward_model import reward_inputs, score_ids
 
     was_training = model.training
     model.eval()
@@ -159,7 +159,7 @@ def run_reward(job) -> dict[str, Any]:
 
 def finish(job, trainer, tokenizer, data, *, train_metrics: dict, moved: float) -> dict[str, Any]:
     """Held-out margins and histogram, the adapter with its scoring metadata, the verdict; returns the summary."""
-    from alignui.judge import META_FILE
+    from alignui.serving.reward_model import META_FILE
     from alignui.training.evaluation import verdict
 
     run, config = job.run, job.config

@@ -12,7 +12,7 @@ from an SFT adapter, a frozen copy of that adapter, named 'ref', is the referenc
 (its own base weights with the reward LoRA merged in). `residency()` says this in words for the UI and log.
 
 Invariants:
-- Rewards come from alignui.judge (`RewardJudge.reward_function`), so the RL reward, the judge and the
+- Rewards come from alignui.serving.reward_model (`RewardJudge.reward_function`), so the RL reward, the judge and the
   reward run's held-out accuracy all tokenize a response the same way the reward model was trained.
 - The saved adapter (run/adapter/) is a standard PEFT causal-LM adapter the arena can hot-swap.
 - torch/trl are imported inside functions (the web process imports this module for the config).
@@ -252,7 +252,7 @@ def resolve_adapter(storage: Path, ref: str) -> Path:
 
 def load_judges(config: RLHFTrainConfig, job) -> list:
     """The reward model(s) as RewardJudges on the job's device (LoRA merged: one forward per batch)."""
-    from alignui.judge import RewardJudge, load_reward_model, locate, resolve_reward_model
+    from alignui.serving.reward_model import RewardJudge, load_reward_model, locate, resolve_reward_model
 
     judges = []
     for ref in config.reward_models():
@@ -289,7 +289,7 @@ def build_trainer(job, prompts: list[Any], judges: list, callbacks: list):
 
 def run_rlhf(job) -> dict[str, Any]:
     """Online RL of a LoRA policy for `job` (alignui.training.job.Job); returns the run's summary."""
-    from alignui.snapshot_format import load_snapshot
+    from alignui.data.snapshot import load_snapshot
     from alignui.training.common import load_tokenizer, train_and_measure
     from alignui.training.metrics import RunCallback
     from alignui.training.rlhf_eval import finish, residency

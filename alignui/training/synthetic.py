@@ -2,7 +2,7 @@
 
 Owns: `closer_pairs` (chosen = a corpus answer ending with demo_corpus.POLITE_CLOSER, rejected = the same
 answer without it: a property a program can check in samples) and `write_snapshot`, which writes rows in
-the documented snapshot format (alignui.snapshot_format: DatasetDict train/test + manifest.json).
+the documented snapshot format (alignui.data.snapshot: DatasetDict train/test + manifest.json).
 
 Invariants: pure functions of the seed (random.Random passed in or seeded here, no global state); the held-out
 prompts (`split_prompts`) never appear in the training rows.
@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from alignui import demo_corpus as corpus
-from alignui.snapshot_format import MANIFEST, SNAPSHOT_SCHEMA_VERSION, SnapshotRef, dataset_sha256
+from alignui.serving import demo_corpus as corpus
+from alignui.data.snapshot import MANIFEST, SNAPSHOT_SCHEMA_VERSION, SnapshotRef, dataset_sha256
 
 
 def all_prompts() -> list[tuple[str, corpus.Entity]]:

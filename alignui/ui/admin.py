@@ -1,7 +1,7 @@
 """Admin tab: people and roles, overlap k and gold items, agreement figures, storage warning and backups.
 
 Thin callbacks only: each unpacks widgets, finds who is acting (identity_of),
-calls one function of alignui.team (which checks the permission itself) and
+calls one function of alignui.team.admin (which checks the permission itself) and
 formats the answer. Everyone sees the tab; for annotators the controls are
 read-only, and the server refuses their actions anyway (also through the
 named API: /admin_set_role, /admin_set_overlap, /admin_mark_gold,
@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import gradio as gr
 
-from alignui import team
+from alignui.team import admin as team
 from alignui.context import AppContext
 from alignui.db.users import GOLD_VERDICTS, MAX_OVERLAP
-from alignui.identity import ROLES
-from alignui.spaces import storage_status
+from alignui.team.identity import ROLES
+from alignui.team.spaces import storage_status
 from alignui.ui.common import user_errors
-from alignui.ui.identity import admins_of, identity_of
+from alignui.ui.signin import admins_of, identity_of
 
 GOLD_COLUMNS = ["pair (generations)", "right answer", "note", "marked by"]
 

@@ -1,6 +1,6 @@
 """Annotate tab: a prompt, two responses streaming side by side, verdicts by button or key.
 
-Thin callbacks only: unpack widgets, call one alignui.annotation_flow step,
+Thin callbacks only: unpack widgets, call one alignui.annotation.workspace step,
 map the View it returns onto the widgets. The annotator's name and generation
 settings are remembered in the browser (gr.BrowserState); the workspace
 (pair on screen, undo stack, conversation) is per session (gr.State).
@@ -15,21 +15,22 @@ import html
 import gradio as gr
 from gradio.context import Context
 
-from alignui import annotation_flow as flow
-from alignui.annotation import stream_annotation_pair, submit_vote, user_turn
-from alignui.annotation_prefs import AnnotationPrefs, browser_secret
+from alignui.annotation import workspace as flow
+from alignui.annotation.pairs import stream_annotation_pair, submit_vote, user_turn
+from alignui.annotation.prefs import AnnotationPrefs, browser_secret
 from alignui.context import AppContext
-from alignui.generation import PairSettings
-from alignui.prompt_pool import draw
+from alignui.serving.generation import PairSettings
+from alignui.annotation.pool import draw
 from alignui.ui import annotate_panels as panels
 from alignui.ui.annotate_keys import ACTION_KEYS, FOCUS_EDITOR, FOCUS_EMPTY_PROMPT, VOTE_KEYS, key_hint
 from alignui.ui.annotate_keys import HEAD as KEYS_HEAD
 from alignui.ui.common import GPU_QUEUE, user_errors
-from alignui.ui.identity import admit_generation, identity_of
+from alignui.ui.signin import admit_generation, identity_of
+from alignui.vocab import BUTTON_LABELS
 
 __all__ = ["build", "HEAD"]
 
-BUTTONS = (("a", "A is better"), ("b", "B is better"), ("tie", "Tie"), ("both_bad", "Both bad"), ("skip", "Skip"))
+BUTTONS = tuple(BUTTON_LABELS.items())
 CSS = """
 #vote-row button {font-size: 16px; min-height: 44px;}
 #action-row button {font-size: 14px;}

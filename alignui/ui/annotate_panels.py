@@ -1,8 +1,8 @@
 """The side panels of the Annotate tab: guidelines, generation settings, prompt pool, progress.
 
 Owns: their widgets and thin callbacks. Each callback unpacks widgets, calls
-one core function (alignui.guidelines, alignui.annotation_prefs,
-alignui.prompt_pool, alignui.annotation_stats) and formats the answer.
+one core function (alignui.annotation.guidelines, alignui.annotation.prefs,
+alignui.annotation.pool, alignui.annotation.stats) and formats the answer.
 Generation settings live in the browser (gr.BrowserState), not on the server.
 """
 
@@ -12,15 +12,15 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from alignui import annotation_stats as stats
-from alignui import guidelines
-from alignui.annotation_prefs import AnnotationPrefs
+from alignui.annotation import stats
+from alignui.annotation import guidelines
+from alignui.annotation.prefs import AnnotationPrefs
 from alignui.context import AppContext
 from alignui.errors import UserError
-from alignui.identity import clean_name
-from alignui.prompt_pool import FORMATS, add_to_pool, describe_counts
+from alignui.team.identity import clean_name
+from alignui.annotation.pool import FORMATS, add_to_pool, describe_counts
 from alignui.ui.common import user_errors
-from alignui.ui.identity import identity_of
+from alignui.ui.signin import identity_of
 
 PREF_FIELDS = ("temperature", "top_p", "max_new_tokens", "system_prompt", "split_b", "temperature_b", "auto_next")
 

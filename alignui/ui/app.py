@@ -10,11 +10,11 @@ import gradio as gr
 
 from alignui.config import AppConfig
 from alignui.context import AppContext
-from alignui.identity import login_checker
-from alignui.spaces import start_periodic_backup, storage_status
+from alignui.team.identity import login_checker
+from alignui.team.spaces import start_periodic_backup, storage_status
 from alignui.ui import admin, annotate, arena, data, leaderboard, train
 from alignui.ui.common import CSS, theme
-from alignui.ui.identity import sign_in_widgets
+from alignui.ui.signin import sign_in_widgets
 
 TABS = (("Annotate", annotate.build), ("Data", data.build), ("Train", train.build), ("Arena", arena.build),
         ("Leaderboard", leaderboard.build), ("Admin", admin.build),)

@@ -1,6 +1,6 @@
 """Arena tab: a prompt, two anonymous models streaming side by side, one vote, then the reveal.
 
-Thin callbacks: unpack widgets, call one alignui.arena function, format the answer. Blindness: no
+Thin callbacks: unpack widgets, call one alignui.arena.battle function, format the answer. Blindness: no
 element id, label, choice or value on this tab names a model before the vote (the battle id in the
 session state is opaque); the reveal is written only by the vote callback. Registers the named API
 endpoints /arena_battle (prompt) -> (text_a, text_b, battle_id) and /arena_vote (battle_id, verdict)
@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import gradio as gr
 
-from alignui.adapters import adapter_server
-from alignui.arena import MODES, ArenaSettings, draw_heldout_prompt, play, vote
+from alignui.serving.adapters import adapter_server
+from alignui.arena.battle import MODES, ArenaSettings, draw_heldout_prompt, play, vote
 from alignui.context import AppContext
 from alignui.ui.common import GPU_QUEUE, user_errors
-from alignui.ui.identity import admit_generation, identity_of
+from alignui.ui.signin import admit_generation, identity_of
+from alignui.vocab import ARENA_VERDICTS, BUTTON_LABELS
 
-BUTTONS = (("a", "A is better"), ("b", "B is better"), ("tie", "Tie"), ("both_bad", "Both bad"))
+BUTTONS = tuple((v, BUTTON_LABELS[v]) for v in ARENA_VERDICTS)
 INTRO = ("### Blind arena\nTwo models answer the same prompt; you do not know which is which. Vote for the better "
          "answer and the names are revealed. Leave the prompt empty (or press *Draw*) to use a held-out prompt "
          "that no training run has seen.")

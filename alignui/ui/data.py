@@ -1,8 +1,8 @@
 """Data tab: import (with column-mapping dropdowns), browse/filter, open one comparison, fix or delete it,
 per-source and per-annotator counts, and export (with push to the hub).
 
-Thin callbacks only: unpack widgets, call one function of alignui.datasets_io / alignui.curation /
-alignui.export, format the answer. Privileged actions (import, export, push, fix_verdict, delete) are
+Thin callbacks only: unpack widgets, call one function of alignui.data / alignui.annotation.curation /
+alignui.data.export, format the answer. Privileged actions (import, export, push, fix_verdict, delete) are
 checked on the server by those functions with the identity from `identity_of`.
 """
 
@@ -13,14 +13,14 @@ from pathlib import Path
 
 import gradio as gr
 
-from alignui import curation
+from alignui.annotation import curation
 from alignui.context import AppContext
-from alignui.datasets_io import FORMAT_CHOICES, ImportOptions, import_source, preview_source
+from alignui.data import FORMAT_CHOICES, ImportOptions, import_source, preview_source
 from alignui.db.records import VERDICTS
-from alignui.export import EXPORT_FORMATS, ExportOptions, export_and_push
-from alignui.truncation import truncation_report
+from alignui.data.export import EXPORT_FORMATS, ExportOptions, export_and_push
+from alignui.serving.truncation import truncation_report
 from alignui.ui.common import user_errors
-from alignui.ui.identity import admin_note, admin_only, identity_of
+from alignui.ui.signin import admin_note, admin_only, identity_of
 
 MAPPED = ("prompt", "chosen", "rejected")
 

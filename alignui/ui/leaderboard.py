@@ -1,6 +1,6 @@
 """Leaderboard tab: ratings with intervals, verdicts against the base, win-rate heatmap, automatic judges.
 
-Thin callbacks: call alignui.battles.arena_summary / alignui.judges.judge_now, format with
+Thin callbacks: call alignui.arena.battle_files.arena_summary / alignui.arena.judges.judge_now, format with
 leaderboard_charts. The tab fills in when it is opened (and on Refresh), not at page load, so the
 page never lists the models before an arena vote. Registers /leaderboard () -> the stats summary
 ({"models": [...], "pairs": [...], ...}, the same as `python -m alignui stats`).
@@ -11,14 +11,14 @@ from __future__ import annotations
 import gradio as gr
 from gradio.context import Context
 
-from alignui.adapters import adapter_server
-from alignui.battles import arena_summary
+from alignui.serving.adapters import adapter_server
+from alignui.arena.battle_files import arena_summary
 from alignui.context import AppContext
-from alignui.identity import require
-from alignui.judges import JUDGE_KINDS, JudgeSpec, judge_now
+from alignui.team.identity import require
+from alignui.arena.judges import JUDGE_KINDS, JudgeSpec, judge_now
 from alignui.ui import leaderboard_charts as charts
 from alignui.ui.common import GPU_QUEUE, user_errors
-from alignui.ui.identity import identity_of
+from alignui.ui.signin import identity_of
 
 
 def _judge_panel(ctx: AppContext):

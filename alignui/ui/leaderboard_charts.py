@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from alignui.stats import BASELINE
+from alignui.arena.stats import BASELINE
 
 RATING_COLUMNS = ["Rank", "Model", "Rating", "95% interval", "Votes", "Mean length", "Win rate vs base",
                   "LC win rate"]

@@ -1,7 +1,7 @@
 """Train tab: pick a snapshot, a base model, a method and a preset, adjust the knobs, pre-flight, start.
 
 Thin callbacks only: they unpack widgets and call one function of alignui.training (panel, runner, hub) or
-alignui.export. The settings form is generated from the methods' config dataclasses (field help and the
+alignui.data.export. The settings form is generated from the methods' config dataclasses (field help and the
 seed's guidance become each widget's info line), so a new method (RLHF) shows its own knobs with no code
 here. The live view of the selected run (progress, curves, watch-outs, log, verdict, samples) and the Runs
 table live in alignui/ui/train_view.py.
@@ -14,15 +14,15 @@ from typing import Any
 import gradio as gr
 
 from alignui.context import AppContext
-from alignui.snapshot_format import list_snapshots
+from alignui.data.snapshot import list_snapshots
 from alignui.training.config import preset_names
 from alignui.training.methods import available_methods, get_method
-from alignui.training.panel import (KEY_FIELDS, FieldSpec, form_fields, preflight_from_form, preset_values,
+from alignui.training.app.panel import (KEY_FIELDS, FieldSpec, form_fields, preflight_from_form, preset_values,
                                     start_from_form)
-from alignui.training.runner import job_runner
+from alignui.training.app.runner import job_runner
 from alignui.ui import train_rlhf, train_view
 from alignui.ui.common import user_errors
-from alignui.ui.identity import admin_note, admin_only, identity_of
+from alignui.ui.signin import admin_note, admin_only, identity_of
 
 INTRO = ("### Train an adapter\nPick the votes (a snapshot), a base model and a preset, check the pre-flight "
          "report, start. Training runs in a separate process: the app stays responsive, and a crash, cancel or "
@@ -140,7 +140,7 @@ def _wire_setup(ctx, specs, widgets, columns, snapshot, refresh, export, method,
 
     @user_errors
     def ui_export(request: gr.Request):
-        from alignui.export import ExportOptions, export_snapshot
+        from alignui.data.export import ExportOptions, export_snapshot
 
         result = export_snapshot(ctx.store, ctx.layout, ExportOptions(), identity_of(ctx, request))
         return gr.update(choices=snapshot_choices(ctx), value=result.ref.id)

@@ -1,8 +1,8 @@
 """The Train tab's RLHF parts: the RLHF choices (shown when the method is RLHF) and the RLHF live panel.
 
 RLHF is one action here: "Start RLHF" queues (optional SFT ->) reward model -> RL on the app's JobRunner
-(alignui.training.rlhf_plan.start_rlhf_from_form); the RL settings come from the tab's generic form, the
-earlier stages from their presets. The panel (alignui.training.rlhf_view) follows the selected run's pipeline:
+(alignui.training.app.rlhf_plan.start_rlhf_from_form); the RL settings come from the tab's generic form, the
+earlier stages from their presets. The panel (alignui.training.app.rlhf_view) follows the selected run's pipeline:
 stages, what is resident in memory, the reward model's margin histogram, live RL curves (mean reward, KL,
 response length), the latest rollouts with their rewards, and the RL watch-outs.
 
@@ -23,10 +23,10 @@ import gradio as gr
 from alignui.context import AppContext
 from alignui.training.config import preset_names
 from alignui.training.methods import get_method
-from alignui.training.rlhf_plan import start_rlhf_from_form
-from alignui.training.rlhf_view import RESIDENT_BEFORE, RL_CURVES, reward_model_choices, rlhf_view
+from alignui.training.app.rlhf_plan import start_rlhf_from_form
+from alignui.training.app.rlhf_view import RESIDENT_BEFORE, RL_CURVES, reward_model_choices, rlhf_view
 from alignui.ui.common import user_errors
-from alignui.ui.identity import identity_of
+from alignui.ui.signin import identity_of
 
 RL_TITLES = {"reward": "Mean reward (rollouts)", "kl": "KL to the reference", "length": "Response length"}
 ROLLOUT_COLUMNS = ["step", "prompt", "response", "reward"]

@@ -1,8 +1,8 @@
 """The Train tab's live view and Runs table: progress with ETA, curves, watch-outs, log tail, Cancel/Resume,
 verdict and samples of the selected run, every run in a table, and Push to Hub.
 
-Thin callbacks: a one-second gr.Timer reads alignui.training.panel.run_view (files of the run directory)
-and the runs index; buttons call the JobRunner or alignui.training.hub. Plots are only re-sent when new
+Thin callbacks: a one-second gr.Timer reads alignui.training.app.panel.run_view (files of the run directory)
+and the runs index; buttons call the JobRunner or alignui.training.push. Plots are only re-sent when new
 metrics arrived, so the page does not flicker.
 """
 
@@ -13,11 +13,11 @@ import pandas as pd
 import gradio as gr
 
 from alignui.context import AppContext
-from alignui.training.hub import push_adapter
-from alignui.training.panel import RUN_COLUMNS, RunView, run_view, runs_rows
-from alignui.training.registry import RunDir, list_run_dirs
+from alignui.training.push import push_adapter
+from alignui.training.app.panel import RUN_COLUMNS, RunView, run_view, runs_rows
+from alignui.runs import RunDir, list_run_dirs
 from alignui.ui.common import user_errors
-from alignui.ui.identity import identity_of
+from alignui.ui.signin import identity_of
 
 PLOTS = (("loss", "Loss"), ("accuracy", "Reward accuracy"), ("rewards", "Margin and chosen / rejected rewards"))
 SAMPLE_COLUMNS = ["prompt", "base", "adapter"]

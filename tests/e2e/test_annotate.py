@@ -8,9 +8,9 @@ import time
 import pytest
 from playwright.sync_api import Page
 
-from alignui import guidelines
+from alignui.annotation import guidelines
 from alignui.db import Store
-from alignui.prompt_pool import parse_lines
+from alignui.annotation.pool import parse_lines
 from conftest import screenshot
 
 pytestmark = pytest.mark.e2e

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from conftest import screenshot
-from test_arena import make_adapter
+from arena.test_arena import make_adapter
 
 pytestmark = pytest.mark.e2e
 SECRET = "dpo-zebra-7q"

@@ -3,7 +3,7 @@ fix and delete a comparison, export a snapshot."""
 
 import pytest
 
-from alignui.snapshot_format import list_snapshots, verify_snapshot
+from alignui.data.snapshot import list_snapshots, verify_snapshot
 from conftest import REPO, screenshot
 
 pytestmark = pytest.mark.e2e

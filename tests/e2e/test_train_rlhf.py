@@ -5,7 +5,7 @@ and the policy adapter listed for the arena (the reward model is registered, not
 
 import pytest
 
-from alignui.training.runner import job_runner
+from alignui.training.app.runner import job_runner
 from alignui.training.synthetic import closer_snapshot
 from conftest import screenshot
 

@@ -3,7 +3,7 @@ cancel it, resume it, see it finish with a verdict and its adapter listed for th
 
 import pytest
 
-from alignui.training.runner import job_runner
+from alignui.training.app.runner import job_runner
 from alignui.training.synthetic import closer_snapshot
 from conftest import screenshot
 

@@ -1,0 +1,34 @@
+"""`python -m alignui train <method> ...`: the CLI handler (foreground, never opens the database).
+
+Owns: the train subcommand's extra flags and mapping them onto alignui.training.job.execute. The app's
+runner launches exactly this command as a subprocess (with --run-id, and --resume to continue a run).
+
+    python -m alignui train dpo [--snapshot ID|PATH] [--config YAML] [--preset NAME] [--set key=value ...]
+                                [--run-id RUN] [--resume] [--storage DIR]
+
+The summary printed as the last line of stdout: {"run", "status", "path", "adapter", "steps", "train",
+"eval", "verdict", "watchouts", "params_moved"}.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags beyond the contract's --snapshot/--config/--set (added by alignui.cli.main)."""
+    parser.add_argument("--preset", help="preset name inside a presets file (e.g. configs/dpo.yaml: cpu-demo)")
+    parser.add_argument("--run-id", help="use this run id (the app pre-creates the run directory)")
+    parser.add_argument("--resume", action="store_true", help="continue --run-id from its last checkpoint")
+
+
+def cmd_train(args: argparse.Namespace) -> dict:
+    from alignui.cli.main import storage_of
+    from alignui.training.config import parse_sets
+    from alignui.training.job import execute
+
+    return execute(args.method, storage=storage_of(args), snapshot=args.snapshot,
+                   config_file=Path(args.config) if args.config else None, preset=getattr(args, "preset", None),
+                   overrides=parse_sets(args.set), run_id=getattr(args, "run_id", None),
+                   resume=bool(getattr(args, "resume", False)))

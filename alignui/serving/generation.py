@@ -1,0 +1,248 @@
+"""Paired generation: two responses to one prompt from one batched `generate` call, streamed per side.
+
+Owns: sampling settings (validated, recorded with each generation), fitting a
+prompt into the model's context, and `stream_pair`, which yields the text of
+both sides as tokens arrive and ends with the finished pair.
+
+Why hand-written pieces: transformers' TextIteratorStreamer only takes batch
+size 1, so `PairStreamer` splits the batch per row; and one `generate` call has
+one temperature/top_p/length, so `PerRowSampling` and `PerRowStop` apply each
+side's own settings inside the one batched call.
+
+Invariants:
+- Both sides share one forward pass per step (a pair costs about one response).
+- Each side's record holds its own settings, the shared seed, its token count
+  and its latency (time from start until that side finished).
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+
+from alignui.db.records import Messages, NewGeneration
+from alignui.errors import UserError
+from alignui.serving.loading import ModelHandle
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How one side samples. temperature 0 means greedy."""
+
+    temperature: float = field(default=0.8, metadata={"help": "0 = greedy; 0.7-1.0 gives varied pairs"})
+    top_p: float = field(default=0.95, metadata={"help": "nucleus sampling mass, in (0, 1]"})
+    max_new_tokens: int = field(default=128, metadata={"help": "longest response, in tokens"})
+
+    def __post_init__(self):
+        if not 0 <= self.temperature <= 5:
+            raise UserError(f"temperature must be between 0 and 5, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise UserError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not 1 <= int(self.max_new_tokens) <= 8192:
+            raise UserError(f"max new tokens must be between 1 and 8192, got {self.max_new_tokens}")
+
+
+@dataclass(frozen=True)
+class PairSettings:
+    """Settings for side A and side B (B defaults to A's) and the seed of the shared sampler."""
+
+    a: SamplingSettings = SamplingSettings()
+    b: SamplingSettings | None = None
+    seed: int = 0
+
+    @property
+    def sides(self) -> tuple[SamplingSettings, SamplingSettings]:
+        return self.a, self.b or self.a
+
+    @classmethod
+    def same(cls, seed: int = 0, **kwargs) -> "PairSettings":
+        return cls(a=SamplingSettings(**kwargs), seed=seed)
+
+
+@dataclass(frozen=True)
+class PairUpdate:
+    """Texts so far; `done` flags per side; `result` only on the last update."""
+
+    text_a: str
+    text_b: str
+    done: tuple[bool, bool]
+    result: tuple[NewGeneration, NewGeneration] | None = None
+
+
+def encode_prompt(handle: ModelHandle, messages: Messages, max_new_tokens: int, *, truncate: bool = False):
+    """Token ids of the chat-formatted prompt, checked against the context window.
+
+    Too long: raise with the numbers, or with `truncate` keep the end of the prompt (the latest turns
+    matter most) so that prompt + response fit.
+    """
+    ids = handle.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                               return_dict=True)["input_ids"]
+    budget = handle.context_length - max_new_tokens
+    if budget < 8:
+        raise UserError(f"max new tokens ({max_new_tokens}) leaves no room for a prompt in this model's "
+                        f"{handle.context_length}-token context; lower it")
+    if len(ids) > budget:
+        if not truncate:
+            raise UserError(f"the prompt is {len(ids)} tokens but only {budget} fit ({handle.context_length}-token "
+                            f"context minus {max_new_tokens} new tokens); shorten it or allow truncation "
+                            "(keeps the end of the prompt)")
+        ids = ids[-budget:]
+    return ids
+
+
+class PerRowSampling:
+    """Logits processor: each row gets its own temperature (0 = greedy) and top-p."""
+
+    def __init__(self, temperatures: list[float], top_ps: list[float]):
+        self.temperatures = temperatures
+        self.top_ps = top_ps
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        out = scores.clone()
+        for row, (temp, top_p) in enumerate(zip(self.temperatures, self.top_ps)):
+            logits = out[row]
+            if temp == 0:
+                keep = torch.zeros_like(logits, dtype=torch.bool)
+                keep[logits.argmax()] = True
+                out[row] = logits.masked_fill(~keep, float("-inf"))
+                continue
+            logits = logits / temp
+            if top_p < 1:
+                sorted_logits, order = torch.sort(logits, descending=True)
+                cum = torch.softmax(sorted_logits, dim=-1).cumsum(-1)
+                drop_sorted = cum - torch.softmax(sorted_logits, dim=-1) > top_p  # keep the token crossing top_p
+                logits = logits.masked_fill(drop_sorted.scatter(0, order, drop_sorted), float("-inf"))
+            out[row] = logits
+        return out
+
+
+class PerRowStop:
+    """Stopping criterion: a row is done at its own token limit (generate stops when all rows are)."""
+
+    def __init__(self, prompt_len: int, limits: list[int]):
+        self.prompt_len = prompt_len
+        self.limits = limits
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        produced = input_ids.shape[1] - self.prompt_len
+        return torch.tensor([produced >= lim for lim in self.limits], device=input_ids.device)
+
+
+class PairStreamer:
+    """A `generate` streamer for a batch of rows: decodes each row incrementally and queues snapshots."""
+
+    def __init__(self, tokenizer, n_rows: int, limits: list[int]):
+        self.tokenizer = tokenizer
+        self.eos_ids = set(_as_list(tokenizer.eos_token_id))
+        self.limits = limits
+        self.tokens: list[list[int]] = [[] for _ in range(n_rows)]
+        self.texts = [""] * n_rows
+        self.done = [False] * n_rows
+        self.finished_at = [0.0] * n_rows
+        self.queue: queue.Queue = queue.Queue()
+        self._prompt_seen = False
+
+    def put(self, value) -> None:
+        if not self._prompt_seen:  # the first call carries the prompt ids
+            self._prompt_seen = True
+            return
+        for row, tok in enumerate(value.reshape(-1).tolist()):
+            if self.done[row]:
+                continue
+            if tok in self.eos_ids:
+                self._finish(row)
+                continue
+            self.tokens[row].append(tok)
+            text = self.tokenizer.decode(self.tokens[row], skip_special_tokens=True)
+            if not text.endswith("\ufffd"):  # hold back a half-decoded multi-byte character
+                self.texts[row] = text
+            if len(self.tokens[row]) >= self.limits[row]:
+                self._finish(row)
+        self.queue.put(("update", tuple(self.texts), tuple(self.done)))
+
+    def _finish(self, row: int) -> None:
+        self.done[row] = True
+        self.finished_at[row] = time.perf_counter()
+        self.texts[row] = self.tokenizer.decode(self.tokens[row], skip_special_tokens=True)
+
+    def end(self) -> None:
+        now = time.perf_counter()
+        for row in range(len(self.done)):
+            if not self.done[row]:
+                self._finish(row)
+                self.finished_at[row] = now
+        self.queue.put(("end", tuple(self.texts), tuple(self.done)))
+
+
+def _as_list(value) -> list[int]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def stream_pair(handle: ModelHandle, messages: Messages, settings: PairSettings, *, model_ref: str | None = None,
+                truncate: bool = False, generate_kwargs: dict | None = None) -> Iterator[PairUpdate]:
+    """Yield PairUpdates while both sides generate in one batched call; the last one carries the result."""
+    import torch
+
+    side_a, side_b = settings.sides
+    limits = [side_a.max_new_tokens, side_b.max_new_tokens]
+    ids = encode_prompt(handle, messages, max(limits), truncate=truncate)
+    input_ids = torch.tensor([ids, ids], device=handle.model.device)
+    streamer = PairStreamer(handle.tokenizer, 2, limits)
+    kwargs = dict(
+        input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max(limits),
+        do_sample=True, temperature=1.0, top_p=1.0, top_k=0, streamer=streamer,
+        logits_processor=[PerRowSampling([side_a.temperature, side_b.temperature], [side_a.top_p, side_b.top_p])],
+        stopping_criteria=[PerRowStop(len(ids), limits)], pad_token_id=handle.tokenizer.pad_token_id,
+        eos_token_id=handle.tokenizer.eos_token_id)
+    kwargs.update(generate_kwargs or {})
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with handle.lock, torch.inference_mode():
+                torch.manual_seed(settings.seed)
+                handle.model.generate(**kwargs)
+        except BaseException as exc:  # surfaced in the consuming thread below
+            errors.append(exc)
+            streamer.queue.put(("error", tuple(streamer.texts), tuple(streamer.done)))
+
+    started = time.perf_counter()
+    job = handle.submit(run)
+    while True:
+        kind, texts, done = streamer.queue.get()
+        if kind == "error":
+            job.result()
+            raise errors[0]
+        if kind == "end":
+            break
+        yield PairUpdate(texts[0], texts[1], done)
+    job.result()
+    ref = model_ref or handle.ref
+    gens = tuple(
+        NewGeneration(model_ref=ref, text=streamer.texts[i],
+                      params={**asdict(side), "seed": settings.seed, "side": "ab"[i], "prompt_tokens": len(ids)},
+                      n_tokens=len(streamer.tokens[i]),
+                      latency_ms=round((streamer.finished_at[i] - started) * 1000, 1))
+        for i, side in enumerate((side_a, side_b)))
+    yield PairUpdate(streamer.texts[0], streamer.texts[1], (True, True), result=gens)
+
+
+def generate_pair(handle: ModelHandle, messages: Messages, settings: PairSettings, **kwargs
+                  ) -> tuple[NewGeneration, NewGeneration]:
+    """The finished pair, without streaming."""
+    last = None
+    for last in stream_pair(handle, messages, settings, **kwargs):
+        pass
+    return last.result
+
+
+def with_seed(settings: PairSettings, seed: int) -> PairSettings:
+    return replace(settings, seed=seed)

@@ -1,0 +1,176 @@
+"""Loading the base model and tokenizer: device, dtype, 4-bit, and the offline demo fallback.
+
+Owns: `load_model(config)` -> ModelHandle. A hub id or local path is tried
+first; with no hub access and nothing cached, the built-in demo model is
+built under the data root and served instead, with a notice for the UI.
+
+Invariants:
+- dtype follows the device: bf16 on CUDA when supported, else fp16; fp32 on
+  CPU and MPS. One dtype for the whole model, so LoRA weights created later
+  match the base (the "expected scalar type BFloat16" error cannot arise).
+- 4-bit is refused without CUDA, with a message that says so.
+- The tokenizer always has a pad token and pads on the left (batched generation).
+- On CPU the served model's linear layers run a paired decode step one row per core where that
+  measures faster here (alignui.serving.cpu_decode); training loads its own, unswitched copy.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from alignui.config import DEMO_MODEL, AppConfig
+from alignui.serving.demo_model import ensure_demo_model
+from alignui.errors import UserError
+from alignui.paths import StorageLayout
+
+
+@dataclass
+class ModelHandle:
+    """The one loaded base model.
+
+    All model work runs on `executor`, one long-lived worker thread: on CPU every thread that runs
+    torch ops gets its own OpenMP team, and idle teams spin on the same cores, which made a pair
+    generated on a fresh thread per request ~3x slower (measured on 2 cores). Hold `lock` while
+    switching adapters or generating.
+    """
+
+    model: Any
+    tokenizer: Any
+    ref: str
+    device: str
+    dtype: Any
+    is_demo: bool = False
+    quantized: bool = False
+    notice: str | None = None
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    #: The AdapterServer (alignui.serving.adapters) once the arena has loaded adapters into this model; None before.
+    adapters: Any = field(default=None, repr=False)
+    executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="alignui-model"), repr=False)
+
+    def submit(self, fn: Callable[..., Any], *args, **kwargs) -> Future:
+        """Run `fn` on the model's worker thread (serialised with all other model work)."""
+        return self.executor.submit(fn, *args, **kwargs)
+
+    @property
+    def context_length(self) -> int:
+        n = getattr(self.model.config, "max_position_embeddings", None) or self.tokenizer.model_max_length
+        return int(min(n, 1_000_000))
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def describe(self) -> str:
+        kind = "built-in demo model" if self.is_demo else self.ref
+        dtype = str(self.dtype).replace("torch.", "") + (" 4-bit" if self.quantized else "")
+        return f"{kind} ({self.n_parameters / 1e6:.1f}M params) on {self.device}, {dtype}"
+
+
+def pick_device(preference: str = "auto") -> str:
+    import torch
+
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no CUDA GPU is visible; use --device auto or cpu")
+    if preference != "auto":
+        return preference
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def pick_dtype(device: str):
+    """bf16 on CUDA that supports it, fp16 on older CUDA GPUs, fp32 elsewhere."""
+    import torch
+
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def quantization_config(device: str, dtype):
+    """A bitsandbytes 4-bit (NF4) config, or a clear refusal where it cannot run."""
+    if device != "cuda":
+        raise UserError("4-bit loading needs a CUDA GPU and this machine has none; "
+                        "drop --load-in-4bit (ALIGNUI_4BIT) to load in full precision")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as exc:
+        raise UserError("4-bit loading needs bitsandbytes: pip install bitsandbytes") from exc
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=dtype)
+
+
+def prepare_tokenizer(tokenizer):
+    """Left padding and a pad token, which batched generation needs."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def load_pretrained(source: str | Path, device: str, *, four_bit: bool = False, local_only: bool = False):
+    """(model, tokenizer, dtype) from a hub id or local directory, placed on `device`."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = pick_dtype(device)
+    kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": local_only}
+    if four_bit:
+        kwargs["quantization_config"] = quantization_config(device, dtype)
+        kwargs["device_map"] = {"": 0}
+    tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(str(source), local_files_only=local_only))
+    model = AutoModelForCausalLM.from_pretrained(str(source), **kwargs)
+    if not four_bit:
+        model.to(device)
+    model.eval()
+    return model, tokenizer, dtype
+
+
+def load_model(config: AppConfig, log: Callable[[str], None] = print) -> ModelHandle:
+    """The configured model, or the demo model with a notice when the hub cannot be reached."""
+    device = pick_device(config.device)
+    layout = StorageLayout(config.storage)
+    if config.load_in_4bit:
+        quantization_config(device, pick_dtype(device))  # refuse early, before any download
+    if config.model == DEMO_MODEL:
+        return _serving(_demo_handle(layout, device, log, notice=None), log)
+    local = Path(config.model).expanduser()
+    if local.exists():
+        model, tok, dtype = load_pretrained(local, device, four_bit=config.load_in_4bit)
+        return _serving(ModelHandle(model, tok, str(local), device, dtype, quantized=config.load_in_4bit), log)
+    try:
+        model, tok, dtype = load_pretrained(config.model, device, four_bit=config.load_in_4bit,
+                                            local_only=config.offline)
+    except (OSError, ValueError) as exc:
+        why = "offline mode is on" if config.offline else "the Hugging Face Hub could not be reached"
+        notice = (f"Could not load {config.model} ({why} and it is not cached): serving the built-in demo "
+                  "model instead. Pass --model with a local path to use your own.")
+        log(f"alignui: {notice} [{type(exc).__name__}]")
+        return _serving(_demo_handle(layout, device, log, notice=notice), log)
+    return _serving(ModelHandle(model, tok, config.model, device, dtype, quantized=config.load_in_4bit), log)
+
+
+def _serving(handle: ModelHandle, log: Callable[[str], None]) -> ModelHandle:
+    """On CPU, let a paired generation's two rows run on two cores where this machine gains from it."""
+    from alignui.serving.cpu_decode import is_batch_parallel, speed_up_batched_decode
+
+    if handle.device == "cpu":
+        gain = handle.submit(speed_up_batched_decode, handle.model).result()
+        if is_batch_parallel(handle.model):
+            log(f"alignui: paired decoding spreads the two responses over CPU cores ({gain:.1f}x faster per step)")
+    return handle
+
+
+def _demo_handle(layout: StorageLayout, device: str, log, notice: str | None) -> ModelHandle:
+    path = ensure_demo_model(layout.demo_model_dir, log=log)
+    model, tok, dtype = load_pretrained(path, device, local_only=True)
+    return ModelHandle(model, tok, DEMO_MODEL, device, dtype, is_demo=True,
+                       notice=notice or "Serving the built-in demo model (tiny, offline, trained on a toy corpus).")

@@ -1,0 +1,104 @@
+"""Paired decoding on CPU, one row per core (alignui.serving.cpu_decode): same numbers, same text, measured switch."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from peft import LoraConfig, get_peft_model
+from torch import nn
+
+from alignui.config import AppConfig
+from alignui.serving.cpu_decode import (MIN_GAIN, BatchParallelLinear, decode_gain, is_batch_parallel, plain_linear,
+                                speed_up_batched_decode, use_batch_parallel)
+from alignui.serving.loading import load_model, load_pretrained
+
+
+@pytest.fixture
+def demo(demo_model_dir):
+    model, tok, _ = load_pretrained(demo_model_dir, "cpu", local_only=True)
+    return model, tok
+
+
+@pytest.fixture
+def threads():
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 48), (3, 1, 48), (1, 1, 48), (2, 5, 48), (4, 48)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_same_outputs_and_gradients_as_a_plain_linear(shape, bias):
+    torch.manual_seed(0)
+    layer = nn.Linear(48, 80, bias=bias)
+    x = torch.randn(*shape)
+    expected = F.linear(x, layer.weight, layer.bias)
+    expected.sum().backward()
+    grad = layer.weight.grad.clone()
+    layer.weight.grad = None
+    layer.__class__ = BatchParallelLinear
+    got = layer(x)
+    got.sum().backward()
+    assert got.shape == expected.shape
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert torch.allclose(layer.weight.grad, grad, atol=1e-4)
+
+
+def greedy_pair(model, tok) -> torch.Tensor:
+    prompts = [[{"role": "user", "content": "Tell me about the sea."}],
+               [{"role": "user", "content": "Hi"}]]  # different lengths: the pair is left-padded
+    texts = [tok.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts]
+    batch = tok(texts, return_tensors="pt", padding=True)
+    with torch.inference_mode():
+        return model.generate(**batch, max_new_tokens=24, do_sample=False, pad_token_id=tok.pad_token_id)
+
+
+def test_a_switched_model_writes_the_same_greedy_pair_and_switches_back(demo):
+    model, tok = demo
+    before = greedy_pair(model, tok)
+    use_batch_parallel(model)
+    assert all(type(m) is BatchParallelLinear for m in model.modules() if isinstance(m, nn.Linear))
+    assert torch.equal(greedy_pair(model, tok), before)
+    plain_linear(model)
+    assert not is_batch_parallel(model)
+
+
+def test_lora_wraps_a_switched_model_and_computes_the_same_step(demo):
+    model, _ = demo
+    torch.manual_seed(0)
+    peft_model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    ids = torch.tensor([[5, 6, 7], [8, 9, 10]])
+    with torch.inference_mode():
+        cache = peft_model(input_ids=ids[:, :2], use_cache=True).past_key_values
+        plain = peft_model(input_ids=ids[:, 2:], past_key_values=cache, use_cache=True).logits
+    use_batch_parallel(peft_model)
+    wrapped = [m.base_layer for m in peft_model.modules() if hasattr(m, "lora_A")]
+    assert wrapped and all(type(b) is BatchParallelLinear for b in wrapped)
+    with torch.inference_mode():
+        cache = peft_model(input_ids=ids[:, :2], use_cache=True).past_key_values
+        switched = peft_model(input_ids=ids[:, 2:], past_key_values=cache, use_cache=True).logits
+    assert torch.allclose(switched, plain, atol=1e-5)
+
+
+def test_one_thread_measures_nothing_and_switches_nothing(demo, threads):
+    model, _ = demo
+    threads(1)
+    assert speed_up_batched_decode(model) is None
+    assert not is_batch_parallel(model)
+
+
+def test_the_switch_follows_the_measurement(demo, threads):
+    model, _ = demo
+    threads(2)
+    gain = speed_up_batched_decode(model)
+    assert gain is not None and gain > 0
+    switched = is_batch_parallel(model)
+    assert switched == (gain >= MIN_GAIN)
+    assert decode_gain(model.lm_head) > 0
+
+
+def test_the_served_model_says_when_it_switched(storage, threads):
+    threads(2)
+    logs = []
+    handle = load_model(AppConfig(storage=storage, model="demo", offline=True), log=logs.append)
+    switched = is_batch_parallel(handle.model)
+    assert switched == any("spreads the two responses over CPU cores" in m for m in logs)
