@@ -57,34 +57,10 @@ class DPOTrainConfig(TrainConfig):
 
 
 def trainer_class():
-    """trl.DPOTrainer plus `max_prompt_length` (prompts keep their last tokens), built lazily."""
-    from trl import DPOTrainer
+    """trl.DPOTrainer plus `max_prompt_length` (prompts keep their last tokens); the reach is in trl_internals."""
+    from alignui.training.trl_internals import keep_prompt_end_dpo_trainer
 
-    from alignui.training.common import keep_prompt_end
-
-    class AlignDPOTrainer(DPOTrainer):
-        def __init__(self, *args, max_prompt_length: int | None = None, **kwargs):
-            self.max_prompt_length = max_prompt_length
-            super().__init__(*args, **kwargs)
-
-        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
-            # TRL drops pairs whose prompt alone fills max_length before we could shorten the prompt; switch its
-            # filter off while it tokenizes, shorten prompts (keeping the end), then apply the same filter.
-            max_length, args.max_length = args.max_length, None
-            try:
-                dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
-            finally:
-                args.max_length = max_length
-            limit, bos = self.max_prompt_length, self._tokenizer.bos_token_id
-            if limit is not None:
-                dataset = dataset.map(lambda ex: {"prompt_ids": keep_prompt_end(ex["prompt_ids"], limit, bos)},
-                                      desc=f"Keeping the last {limit} prompt tokens ({dataset_name})")
-            if max_length is not None:
-                dataset = dataset.filter(lambda ex: len(ex["prompt_ids"]) < max_length,
-                                         desc=f"Dropping pairs with no room for a response ({dataset_name})")
-            return dataset
-
-    return AlignDPOTrainer
+    return keep_prompt_end_dpo_trainer()
 
 
 def dpo_arguments(config: DPOTrainConfig, base_kwargs: dict[str, Any]):
