@@ -136,6 +136,8 @@ def training_arguments(config: TrainConfig, run: RunDir, setup: Setup, *, has_ev
         **tracking_arguments(config.report_to, run),  # report_to (+ run_name, project) and where it writes
         disable_tqdm=True,
         dataloader_num_workers=0,
+        # LoRA uses every trainable weight each step: no extra autograd traversal under DDP (transformers' PEFT default)
+        ddp_find_unused_parameters=False if config.num_processes > 1 else None,
     )
 
 

@@ -105,6 +105,8 @@ class TrainConfig:
                                   "zero3, zero3_offload, fsdp (configs/accelerate/) or a YAML path; empty = DDP")
 
     def __post_init__(self):
+        if self.report_to == "":  # "none" in YAML/--set reads as empty for a text field
+            object.__setattr__(self, "report_to", "none")
         self._check_types()
         _require(self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         _require(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}; try 5e-6")

@@ -128,6 +128,15 @@ def exit_reason(code: int | None) -> str:
     return f"the launcher exited with code {code}"
 
 
+def rank_error(run) -> str | None:
+    """The first error a rank reported in the log (its `error: ...` line or a tagged failure), if any."""
+    for line in run.log_tail(200).splitlines():
+        text = line.strip()
+        if text.startswith("error: ") or (text.startswith("[rank ") and "] failed:" in text):
+            return text.removeprefix("error: ")
+    return None
+
+
 def _descendants(pid: int) -> list:
     import psutil
 
@@ -228,8 +237,8 @@ def supervise(method, layout, plan, *, resume: bool, stop) -> dict[str, Any]:
         return {"run": run.id, "status": "done", "path": str(run.path), **(status.get("summary") or {})}
     if state in ("running", "queued"):  # no rank wrote an ending: a rank was killed, or the launcher failed
         state = "cancelled" if stop.is_set() else "failed"
-        error = f"{'cancelled; ' if stop.is_set() else ''}{exit_reason(code)} (accelerate launch, " \
-                f"{config.num_processes} processes); last log lines:\n{run.log_tail(12)}"
+        error = f"{'cancelled; ' if stop.is_set() else ''}{rank_error(run) or exit_reason(code)} (accelerate " \
+                f"launch, {config.num_processes} processes); last log lines:\n{run.log_tail(12)}"
         run.update_status(state=state, phase="stopped", error=error, log_tail=run.log_tail(12),
                           finished_at=now_iso())
     error = run.read_status().get("error") or exit_reason(code)

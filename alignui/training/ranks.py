@@ -6,7 +6,8 @@ Owns, for a process started by `accelerate launch` under an alignui supervisor:
   metrics, log, config, samples) live in ranks/<k>/ while checkpoints are the shared ones (the Trainer saves on
   the main process and every rank resumes from them), so nothing but rank 0 writes what the app reads;
 - `owner_pid()`: the supervisor's pid, which rank 0 keeps in status.json (the runner watches that process);
-- `echo()`: what a rank prints to the shared log (rank 0 everything; others only failures, tagged);
+- `echo()`: what a rank prints to the shared log (rank 0 everything; others only failures, tagged, on
+  stderr: a rank k > 0 sends its stdout to ranks/<k>/stdout.txt);
 - `synced_stop(flag)`: the stop check every rank makes at each step end, agreed by an all-reduce so all ranks
   stop (and checkpoint) at the same step;
 - a watchdog thread: a rank whose supervisor is gone exits within a second (torch's agent starts ranks in
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +68,11 @@ def as_rank(plan):
         return plan
     start_watchdog(owner_pid())
     k = rank()
-    return plan if k == 0 else dataclasses.replace(plan, run=rank_run(plan.run, k))
+    if k == 0:
+        return plan
+    run = rank_run(plan.run, k)
+    sys.stdout = run.path.joinpath("stdout.txt").open("a", buffering=1)  # progress and summary: not the shared log
+    return dataclasses.replace(plan, run=run)
 
 
 def echo() -> Callable[[str], str | None] | None:
@@ -74,7 +80,12 @@ def echo() -> Callable[[str], str | None] | None:
     if rank() == 0:
         return None
     k = rank()
-    return lambda line: f"[rank {k}] {line}" if line.startswith(("failed:", "cancelled:", "Traceback")) else None
+
+    def shown(line: str) -> None:
+        if line.startswith(("failed:", "cancelled:", "Traceback")):  # stderr is still the shared log
+            print(f"[rank {k}] {line}", file=sys.stderr, flush=True)
+
+    return shown
 
 
 def synced_stop(is_set: Callable[[], bool]) -> Callable[[], bool]:
