@@ -170,3 +170,14 @@ def test_the_supervisor_names_the_rank_error(tmp_path):
     assert launch.rank_error(run) == "[rank 1] failed: RuntimeError: boom"
     assert launch.exit_reason(-9) == "the launcher was killed by SIGKILL"
     assert Path(launch.ACCELERATE_DIR).is_dir()
+
+
+def test_the_train_form_offers_processes_accelerate_config_and_report_to():
+    from alignui.training.app.panel import form_fields
+    from alignui.training.methods import get_method
+
+    specs = {s.name: s for s in form_fields([get_method("dpo")])}
+    assert specs["num_processes"].key and specs["num_processes"].kind == "int" and specs["num_processes"].default == 1
+    assert specs["accelerate_config"].group == "scale" and specs["accelerate_config"].kind == "text"
+    assert specs["report_to"].kind == "choice" and specs["report_to"].choices == ("none", "tensorboard", "trackio",
+                                                                                 "wandb")
