@@ -105,6 +105,9 @@ def training_arguments(config: TrainConfig, run: RunDir, setup: Setup, *, has_ev
     """TrainingArguments kwargs every method shares (method configs add their own on top)."""
     import torch
 
+    from alignui.training.tracking import record, tracking_arguments
+
+    record(config.report_to, run)
     evaluate_steps = has_eval and config.eval_steps > 0
     return dict(
         output_dir=str(run.checkpoints_dir),
@@ -130,9 +133,11 @@ def training_arguments(config: TrainConfig, run: RunDir, setup: Setup, *, has_ev
         fp16=setup.dtype == torch.float16,
         use_cpu=setup.device == "cpu",
         gradient_checkpointing=setup.gradient_checkpointing,
-        report_to="none",
+        **tracking_arguments(config.report_to, run),  # report_to (+ run_name, project) and where it writes
         disable_tqdm=True,
         dataloader_num_workers=0,
+        # LoRA uses every trainable weight each step: no extra autograd traversal under DDP (transformers' PEFT default)
+        ddp_find_unused_parameters=False if config.num_processes > 1 else None,
     )
 
 
@@ -241,9 +246,10 @@ def run_snapshot_job(job, build_trainer: Callable, finish: Callable) -> dict[str
     train_metrics=, moved=)` evaluates, saves and returns the run's summary."""
     from alignui.data.snapshot import load_snapshot
     from alignui.training.metrics import RunCallback
+    from alignui.training.ranks import synced_stop
 
     data = load_snapshot(job.snapshot)
-    callback = RunCallback(job.run, should_stop=job.stop.is_set, log=job.log)
+    callback = RunCallback(job.run, should_stop=synced_stop(job.stop.is_set), log=job.log)
     job.run.update_status(phase="loading model")
     trainer, tokenizer = build_trainer(job, data, [callback])
     job.check_stop("while loading")

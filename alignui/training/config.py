@@ -28,6 +28,7 @@ from typing import Any
 from alignui.errors import UserError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+REPORT_TO = ("none", "tensorboard", "trackio", "wandb")
 CONFIGS_DIR = Path(__file__).resolve().parents[2] / "configs"
 #: The seed's advice for LoRA learning rates; outside it a run is likely to do nothing or to break the model.
 LR_RANGE = (5e-7, 5e-5)
@@ -94,8 +95,18 @@ class TrainConfig:
                                "(degenerate-sample check); 0 = none")
     sample_max_new_tokens: int = knob(64, group="run", help="length limit of those samples")
     parent_run: str | None = knob(None, group="run", help="lineage: the run this one continues from (informational)")
+    report_to: str = knob("none", group="run", choices=REPORT_TO, help="also send metrics to this tracker (the "
+                          "app's own curves work either way); must be installed: pip install tensorboard|trackio|wandb")
+    # -- scale (alignui.training.launch) --------------------------------------------------------------------
+    num_processes: int = knob(1, group="scale", help="training processes (one per GPU; on CPU, gloo processes); "
+                              ">1 runs the job under `accelerate launch`",
+                              guide="effective batch = batch size x accumulation x processes")
+    accelerate_config: str = knob("", group="scale", help="accelerate config for num_processes > 1: ddp, zero2, "
+                                  "zero3, zero3_offload, fsdp (configs/accelerate/) or a YAML path; empty = DDP")
 
     def __post_init__(self):
+        if self.report_to == "":  # "none" in YAML/--set reads as empty for a text field
+            object.__setattr__(self, "report_to", "none")
         self._check_types()
         _require(self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         _require(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}; try 5e-6")
@@ -117,6 +128,10 @@ class TrainConfig:
         _require(self.lora_target_modules.strip() != "", "lora_target_modules is empty; use 'all-linear'")
         _require("lm_head" not in self.target_modules(),
                  "lm_head cannot be a LoRA target (TRL computes log-probs from its weight directly); remove it")
+        from alignui.training import launch, tracking  # light modules: no torch
+
+        tracking.check_report_to(self.report_to)
+        launch.check_settings(self)
 
     def _check_types(self) -> None:
         hints = typing.get_type_hints(type(self))

@@ -30,6 +30,7 @@ from alignui.paths import StorageLayout
 from alignui.data.snapshot import SnapshotRef, resolve_snapshot
 from alignui.training.common import Setup
 from alignui.training.config import TrainConfig, build_config
+from alignui.training import launch, ranks
 from alignui.training.methods import Method, get_method
 from alignui.runs import RunDir, new_run_id, now_iso
 
@@ -78,7 +79,8 @@ class Job:
 class Tee:
     """Job log lines go to stdout and, unless stdout already IS log.txt (the app redirects it), to log.txt."""
 
-    def __init__(self, run: RunDir):
+    def __init__(self, run: RunDir, echo: Callable[[str], str | None] | None = None):
+        self.echo = echo  # what to print for a line (None: print it as is; the function may return None)
         run.log_path.touch()
         try:
             same = os.path.samestat(os.fstat(sys.stdout.fileno()), os.stat(run.log_path))
@@ -87,7 +89,9 @@ class Tee:
         self.file = None if same else run.log_path.open("a", buffering=1)
 
     def __call__(self, line: str) -> None:
-        print(line, flush=True)
+        shown = line if self.echo is None else self.echo(line)
+        if shown is not None:
+            print(shown, flush=True)
         if self.file is not None:
             self.file.write(line + "\n")
 
@@ -178,11 +182,14 @@ def execute(method_name: str, *, storage: Path, snapshot: str | None = None, con
     layout = StorageLayout(Path(storage)).ensure()
     plan = _prepare_run(method, layout, run_id=run_id, resume=resume, config_file=config_file, preset=preset,
                         overrides=dict(overrides or {}), snapshot=snapshot)
-    run = plan.run
     stop = stop or StopFlag()
-    log = Tee(run)
+    if launch.needs_launch(plan.config):  # num_processes > 1 or an accelerate config: supervise the ranks
+        return launch.supervise(method, layout, plan, resume=resume, stop=stop)
+    plan = ranks.as_rank(plan)  # unchanged in a one-process job
+    run = plan.run
+    log = Tee(run, echo=ranks.echo())
     created = run.read_status().get("created_at") or now_iso()
-    run.update_status(state="running", method=method.name, phase="preparing", pid=os.getpid(), error=None,
+    run.update_status(state="running", method=method.name, phase="preparing", pid=ranks.owner_pid(), error=None,
                       started_at=now_iso(), finished_at=None, created_at=created)
     try:
         with stop_on_signals(stop):

@@ -18,6 +18,7 @@ from typing import Any
 from alignui.errors import UserError
 from alignui.training.common import Setup, load_tokenizer, pair_token_lengths, resolve_base_model, resolve_setup
 from alignui.training.config import TrainConfig
+from alignui.training.launch import check_processes
 
 #: Rows tokenized for the length statistics; larger snapshots are measured on an even spread of rows.
 MAX_MEASURED_ROWS = 2000
@@ -40,6 +41,10 @@ class PreflightReport:
     memory_bytes: int | None = None
     memory_parts: dict[str, int] = field(default_factory=dict)
     available_bytes: int | None = None
+    num_processes: int = 1  # training processes (alignui.training.launch)
+    engine: str = "single"  # single | DDP | DEEPSPEED | FSDP | ... (accelerate's distributed_type)
+    effective_batch: int | None = None  # per-device batch x accumulation x processes
+    memory_per_device: int | None = None  # the estimate for one process's device (ZeRO-3/FSDP shard weights)
     refusals: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -71,6 +76,11 @@ class PreflightReport:
             parts = ", ".join(f"{k} {v / GIB:.2f}" for k, v in self.memory_parts.items())
             lines.append(f"- estimated memory **{self.memory_bytes / GIB:.2f} GiB**{avail} ({parts} GiB); "
                          f"{(self.n_params or 0) / 1e6:.1f}M params, {(self.lora_params or 0) / 1e6:.2f}M trainable")
+        if self.effective_batch is not None:
+            per_device = f"; memory per device **{self.memory_per_device / GIB:.2f} GiB**" \
+                if self.memory_per_device is not None else ""
+            lines.append(f"- processes **{self.num_processes}** ({self.engine}); effective batch "
+                         f"**{self.effective_batch}** (per-device x accumulation x processes){per_device}")
         lines += [f"- ⛔ {r}" for r in self.refusals] + [f"- ⚠️ {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -238,6 +248,7 @@ def check(config: TrainConfig, storage, snapshot, log=print) -> tuple[PreflightR
     report = preflight(config, setup or _cpu_setup(), base, load_tokenizer(base), data,
                        resident=resident_models(config, storage, base))
     report.refusals[:0] = refusals
+    check_processes(report, config, setup or _cpu_setup())
     report.warnings += config.warnings()
     return report, setup, base
 

@@ -28,7 +28,7 @@ INTRO = ("### Train an adapter\nPick the votes (a snapshot), a base model and a 
          "report, start. Training runs in a separate process: the app stays responsive, and a crash, cancel or "
          "out-of-memory never takes it down. A finished adapter appears in the Arena.")
 TRISTATE = {None: "auto", True: "on", False: "off"}
-SHARED_GROUPS = ("model", "lora", "training", "data", "run")  # TrainConfig's groups; methods add their own
+SHARED_GROUPS = ("model", "lora", "training", "data", "run", "scale")  # TrainConfig's groups; methods add their own
 
 
 def snapshot_choices(ctx: AppContext) -> list[tuple[str, str]]:

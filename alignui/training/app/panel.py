@@ -28,7 +28,7 @@ from alignui.runs import RunDir, read_json
 KEY_FIELDS = ("beta", "learning_rate", "num_train_epochs", "max_steps", "max_length", "max_prompt_length",
               "loss_type", "label_smoothing", "lora_r", "lora_alpha", "lora_target_modules",
               "per_device_train_batch_size", "gradient_accumulation_steps", "gradient_checkpointing",
-              "precompute_ref_log_probs", "save_steps",
+              "precompute_ref_log_probs", "save_steps", "num_processes",
               # RLHF's own knobs (reward_model has its own picker in the RLHF panel)
               "algorithm", "num_generations", "max_new_tokens", "temperature")
 HIDDEN_FIELDS = ("base_model",)  # has its own widget next to the snapshot
