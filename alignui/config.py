@@ -25,6 +25,8 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 NAME_PATTERN = re.compile(r"^[\w .@+-]{1,64}$")  # a user name: what a sign-in, an admin list or a typed name may hold
+ENDPOINT_NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,63}$")  # a generator name: short, no spaces, ',', '=' or '#'
+ENDPOINT_FORM = "NAME=BASE_URL#MODEL, e.g. vllm=http://localhost:8000/v1#Qwen/Qwen2.5-0.5B-Instruct"
 
 
 class ConfigError(ValueError):
@@ -43,6 +45,49 @@ def default_storage(env: Mapping[str, str]) -> Path:
     if env.get("SPACE_ID") and data.is_dir() and os.access(data, os.W_OK):
         return data / "alignui"
     return Path("storage")
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """One OpenAI-compatible endpoint registered as a generator (`--endpoint NAME=BASE_URL#MODEL`). Holds no key."""
+
+    name: str
+    base_url: str
+    model: str
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.base_url}#{self.model}"
+
+
+def parse_endpoint(text: str) -> EndpointSpec:
+    """`NAME=BASE_URL#MODEL` -> EndpointSpec; ConfigError (one line, with the expected form) otherwise."""
+    from urllib.parse import urlsplit
+
+    name, _, rest = text.strip().partition("=")
+    url, _, model = rest.rpartition("#")
+    name, url, model = name.strip(), url.strip(), model.strip()
+    shown = text.strip()[:80]
+    if not (name and url and model):
+        raise ConfigError(f"endpoint {shown!r} is not {ENDPOINT_FORM}")
+    if not ENDPOINT_NAME.match(name) or name == "base":
+        raise ConfigError(f"endpoint name {name!r} must be 1-64 letters, digits, '.', '-' or '_' (and not 'base')")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"endpoint {name!r}: {url[:60]!r} is not an http(s) URL; write {ENDPOINT_FORM}")
+    if parts.username or parts.password or parts.query:
+        raise ConfigError(f"endpoint {name!r}: put no credentials or query in the URL; the key comes from "
+                          "ALIGNUI_ENDPOINT_API_KEY (else HF_TOKEN, else OPENAI_API_KEY)")
+    return EndpointSpec(name, url.rstrip("/"), model)
+
+
+def parse_endpoints(flags: list[str] | None, env_value: str | None) -> tuple[EndpointSpec, ...]:
+    """The --endpoint flags if any were given, else ALIGNUI_ENDPOINTS (comma-separated); names must be unique."""
+    texts = list(flags or []) or [t for t in (env_value or "").split(",") if t.strip()]
+    specs = tuple(parse_endpoint(t) for t in texts)
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"endpoint names must be unique, got {names}; give each --endpoint its own NAME")
+    return specs
 
 
 @dataclass(frozen=True)
@@ -77,6 +122,13 @@ class AppConfig:
         "help": "back up to backup_repo every N minutes (ALIGNUI_BACKUP_EVERY); 0: only on demand"})
     hf_token: str | None = field(default=None, repr=False, metadata={
         "help": "Hugging Face token for pushing (HF_TOKEN, a Space secret)", "secret": True})
+    # -- OpenAI-compatible endpoints as generators (issue 14; alignui/serving/endpoints.py) -------------------
+    endpoints: tuple[EndpointSpec, ...] = field(default=(), metadata={
+        "help": "generators served elsewhere: --endpoint NAME=BASE_URL#MODEL (repeatable; ALIGNUI_ENDPOINTS, "
+                "comma-separated)"})
+    endpoint_api_key: str | None = field(default=None, repr=False, metadata={
+        "help": "key sent to the endpoints (ALIGNUI_ENDPOINT_API_KEY, else HF_TOKEN, else OPENAI_API_KEY)",
+        "secret": True})
 
     def __post_init__(self):
         object.__setattr__(self, "storage", Path(self.storage).expanduser())
@@ -95,6 +147,10 @@ class AppConfig:
                 raise ConfigError(f"{name} must be a whole number >= {low}, got {getattr(self, name)!r}")
         if not self.max_upload_mb > 0:
             raise ConfigError(f"max_upload_mb must be above 0, got {self.max_upload_mb!r}; e.g. ALIGNUI_MAX_UPLOAD_MB=50")
+        object.__setattr__(self, "endpoints", tuple(
+            e if isinstance(e, EndpointSpec) else parse_endpoint(str(e)) for e in self.endpoints))
+        if len({e.name for e in self.endpoints}) != len(self.endpoints):
+            raise ConfigError("endpoint names must be unique; give each --endpoint its own NAME")
         if self.backup_every_minutes and not self.backup_repo:
             raise ConfigError("ALIGNUI_BACKUP_EVERY needs ALIGNUI_BACKUP_REPO (a private dataset id such as me/backup)")
 
@@ -104,7 +160,10 @@ class AppConfig:
         return not self.space_id or str(self.storage.resolve()).startswith("/data")
 
     def describe(self) -> str:
-        shown = [f"{f.name}={getattr(self, f.name)}" for f in fields(self)
+        def value(name: str):
+            return "[" + ", ".join(map(str, self.endpoints)) + "]" if name == "endpoints" else getattr(self, name)
+
+        shown = [f"{f.name}={value(f.name)}" for f in fields(self)
                  if f.name != "space_id" and not f.metadata.get("secret")]  # never print passwords or tokens
         shown.append(f"login_accounts={len(self.users)}")
         return "alignui config: " + ", ".join(shown) + (f", space={self.space_id}" if self.space_id else "")
@@ -118,6 +177,9 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", help="port (env ALIGNUI_PORT / GRADIO_SERVER_PORT; default 7860)")
     parser.add_argument("--device", choices=DEVICES, help="env ALIGNUI_DEVICE; default auto")
     parser.add_argument("--load-in-4bit", action="store_true", default=None, help="4-bit base model (CUDA only)")
+    parser.add_argument("--endpoint", action="append", metavar="NAME=BASE_URL#MODEL",
+                        help="an OpenAI-compatible endpoint as a generator (repeatable; env ALIGNUI_ENDPOINTS, "
+                             "comma-separated; key: ALIGNUI_ENDPOINT_API_KEY, else HF_TOKEN, else OPENAI_API_KEY)")
 
 
 def config_from(args: argparse.Namespace | None = None, env: Mapping[str, str] | None = None) -> AppConfig:
@@ -141,6 +203,9 @@ def config_from(args: argparse.Namespace | None = None, env: Mapping[str, str] |
         load_in_4bit=bool(four_bit) if four_bit is not None else _truthy(env.get("ALIGNUI_4BIT")),
         offline=_truthy(env.get("HF_HUB_OFFLINE")) or _truthy(env.get("ALIGNUI_OFFLINE")),
         space_id=space_id,
+        endpoints=parse_endpoints(get("endpoint"), env.get("ALIGNUI_ENDPOINTS")),
+        endpoint_api_key=(env.get("ALIGNUI_ENDPOINT_API_KEY") or env.get("HF_TOKEN") or env.get("OPENAI_API_KEY")
+                          or None),
         **_identity_settings(env, space_id),
     )
 

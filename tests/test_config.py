@@ -53,3 +53,41 @@ def test_non_numeric_port_says_what_to_pass():
 def test_describe_is_one_line():
     text = AppConfig(model="demo").describe()
     assert "\n" not in text and "model=demo" in text and "storage=storage" in text
+
+
+# -- endpoints (issue 14) ----------------------------------------------------------------------------------
+def test_endpoints_come_from_flags_else_the_environment_and_the_key_from_its_chain():
+    env = {"ALIGNUI_ENDPOINTS": "a=http://h:1/v1#m1, b=https://x.example/v1#org/m2", "HF_TOKEN": "hf_x",
+           "OPENAI_API_KEY": "sk-o"}
+    cfg = config_from(parse(), env=env)
+    assert [(e.name, e.base_url, e.model) for e in cfg.endpoints] == [("a", "http://h:1/v1", "m1"),
+                                                                      ("b", "https://x.example/v1", "org/m2")]
+    assert cfg.endpoint_api_key == "hf_x"
+    assert config_from(parse(), env={**env, "ALIGNUI_ENDPOINT_API_KEY": "k1"}).endpoint_api_key == "k1"
+    assert config_from(parse(), env={"OPENAI_API_KEY": "sk-o"}).endpoint_api_key == "sk-o"
+    flagged = config_from(parse("--endpoint", "c=http://h:2/v1#m#3", "--endpoint", "d=http://h:3#m"), env=env)
+    assert [(e.name, e.model) for e in flagged.endpoints] == [("c", "3"), ("d", "m")]  # the last '#' splits
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    ("nourl", "is not NAME=BASE_URL#MODEL"),
+    ("a=http://h:1/v1", "is not NAME=BASE_URL#MODEL"),
+    ("a b=http://h/v1#m", "endpoint name"),
+    ("base=http://h/v1#m", "endpoint name"),
+    ("a=ftp://h/v1#m", "is not an http"),
+    ("a=http://user:sk-secret@h/v1#m", "no credentials"),
+])
+def test_malformed_endpoints_are_one_line_errors(spec, fragment):
+    with pytest.raises(ConfigError, match=fragment) as err:
+        config_from(parse("--endpoint", spec), env={})
+    assert "\n" not in str(err.value) and "sk-secret" not in str(err.value)
+
+
+def test_endpoint_names_are_unique():
+    with pytest.raises(ConfigError, match="unique"):
+        config_from(parse(), env={"ALIGNUI_ENDPOINTS": "a=http://h/v1#m,a=http://g/v1#m"})
+
+
+def test_the_endpoint_key_is_never_described():
+    cfg = config_from(parse("--endpoint", "a=http://h:1/v1#m"), env={"ALIGNUI_ENDPOINT_API_KEY": "sk-very-secret"})
+    assert "sk-very-secret" not in cfg.describe() + repr(cfg) and "endpoints=[a=http://h:1/v1#m]" in cfg.describe()
