@@ -92,9 +92,11 @@ class JobRunner:
         self._sync_lock = threading.Lock()  # one index write at a time from this runner's threads
         self._closing = threading.Event()
         self.reconcile()
+        self._indexer: threading.Thread | None = None
         if index_every_s:  # runs started from the command line while the app runs reach the index too
-            threading.Thread(target=self._index_loop, args=(index_every_s,), daemon=True,
-                             name="alignui-runs-index").start()
+            self._indexer = threading.Thread(target=self._index_loop, args=(index_every_s,), daemon=True,
+                                             name="alignui-runs-index")
+            self._indexer.start()
 
     # -- queries ------------------------------------------------------------------------------------------
     def active_run(self) -> str | None:
@@ -184,6 +186,8 @@ class JobRunner:
         for a in active:
             if a.monitor is not None:
                 a.monitor.join(timeout=10)  # its last index write happens before the caller closes the store
+        if self._indexer is not None:  # likewise the index loop's (it holds the Store until it ends)
+            self._indexer.join(timeout=10)
 
     def _submit(self, pending: "_Pending") -> None:
         """Launch now when no job runs, else queue (one training job at a time on this machine)."""
