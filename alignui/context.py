@@ -45,4 +45,7 @@ class AppContext:
         return frozenset(getattr(self.config, "admins", ()) or ())
 
     def close(self) -> None:
+        runner = self.__dict__.pop("_job_runner", None)  # made on first use (training.app.runner.job_runner)
+        if runner is not None:
+            runner.shutdown()  # its index thread writes to the Store: end it first (training jobs keep running)
         self.store.close()

@@ -9,6 +9,7 @@ transaction a few times before giving up.
 Invariants:
 - A write is committed when `tx()` returns; callers tell the user "saved" only after.
 - Each thread uses its own cursor (DuckDB connections are not thread-safe).
+- After `close()` the Database holds no DuckDB object (connection and every thread's cursor are dropped).
 """
 
 from __future__ import annotations
@@ -60,16 +61,21 @@ class Database:
         self._local = threading.local()
         self._retries = retries
         self._closed = False
-        self.migrate()
+        try:
+            self.migrate()
+        except BaseException:  # e.g. a newer schema: do not keep the file open (and locked) until GC
+            self.close()
+            raise
 
     # -- connections -------------------------------------------------------------------------
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """This thread's cursor (created on first use)."""
-        if self._closed:
+        con = self._con
+        if self._closed or con is None:
             raise RuntimeError("the database is closed")
         cur = getattr(self._local, "cur", None)
         if cur is None:
-            cur = self._con.cursor()
+            cur = con.cursor()
             self._local.cur = cur
         return cur
 
@@ -83,6 +89,9 @@ class Database:
         while True:
             try:
                 self._con.close()
+                # Hold no DuckDB object once closed: whatever still references this Store (a library cache
+                # keeping an old Gradio app alive) would otherwise keep them alive to interpreter exit.
+                self._con, self._local = None, threading.local()
                 return
             except duckdb.Error as exc:
                 if "busy" not in str(exc).lower() or time.monotonic() > deadline:

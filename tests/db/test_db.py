@@ -1,3 +1,4 @@
+import gc
 import subprocess
 import sys
 import threading
@@ -173,3 +174,33 @@ def test_an_arena_battle_cannot_be_voted_as_an_annotation_pair_nor_the_reverse(t
             s.decide(annotated.id, "a", kind="arena")
         assert s.decide(battle.id, "a", kind="arena").verdict == "a"
         assert s.get_comparison(annotated.id).verdict is None
+
+
+def duckdb_connections_referenced() -> int:
+    gc.collect()
+    return sum(isinstance(r, duckdb.DuckDBPyConnection) for o in gc.get_objects() for r in gc.get_referents(o))
+
+
+def test_a_closed_store_holds_no_duckdb_object(tmp_path):
+    """Whatever keeps a closed Store alive (FastAPI's cache keeps an old Gradio app) must not keep its connection or
+    a thread's cursor alive to interpreter exit, where nanobind reports them as leaked."""
+    before = duckdb_connections_referenced()
+    s = Store(tmp_path / "a.duckdb")
+    used, stop = threading.Event(), threading.Event()
+
+    def worker():  # a long-lived thread (like a Gradio worker) that made its own cursor
+        s.vote_counts()
+        used.set()
+        stop.wait()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    try:
+        used.wait()
+        s.vote_counts()
+        assert duckdb_connections_referenced() > before
+        s.close()
+        assert duckdb_connections_referenced() == before
+    finally:
+        stop.set()
+        t.join()

@@ -95,9 +95,11 @@ class JobRunner:
         self._closing = threading.Event()
         self.index_problem: str | None = None  # the last failed index write, shown in the Train tab
         self.reconcile()
+        self._indexer: threading.Thread | None = None
         if index_every_s:  # the one watcher of run directories: app- and CLI-started runs reach the index
-            threading.Thread(target=self._index_loop, args=(index_every_s,), daemon=True,
-                             name="alignui-runs-index").start()
+            self._indexer = threading.Thread(target=self._index_loop, args=(index_every_s,), daemon=True,
+                                             name="alignui-runs-index")
+            self._indexer.start()
 
     # -- queries ------------------------------------------------------------------------------------------
     def active_run(self) -> str | None:
@@ -187,6 +189,8 @@ class JobRunner:
         for a in active:
             if a.monitor is not None:
                 a.monitor.join(timeout=10)  # its last index write happens before the caller closes the store
+        if self._indexer is not None:  # likewise the index loop's (it holds the Store until it ends)
+            self._indexer.join(timeout=10)
 
     def _submit(self, pending: "_Pending") -> None:
         """Launch now when no job runs, else queue (one training job at a time on this machine)."""
