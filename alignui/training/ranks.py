@@ -32,8 +32,14 @@ ENV_JOB_PID = "ALIGNUI_JOB_PID"  # same name as launch.ENV_JOB_PID (kept import-
 
 
 def launched() -> bool:
-    """True in a rank that an alignui supervisor started (accelerate sets WORLD_SIZE, the supervisor its pid)."""
-    return ENV_JOB_PID in os.environ and "WORLD_SIZE" in os.environ
+    """True in a rank of a distributed launcher (accelerate launch / torchrun set WORLD_SIZE): alignui's own
+    supervisor, or a multi-machine `accelerate launch` typed by hand (docs/scale.md)."""
+    return "WORLD_SIZE" in os.environ
+
+
+def supervised() -> bool:
+    """True in a rank that alignui's supervisor started (it puts its pid in the environment)."""
+    return launched() and ENV_JOB_PID in os.environ
 
 
 def rank() -> int:
@@ -41,8 +47,8 @@ def rank() -> int:
 
 
 def owner_pid() -> int:
-    """The pid status.json names: the supervisor's in a launched job, else this process's."""
-    return int(os.environ[ENV_JOB_PID]) if launched() else os.getpid()
+    """The pid status.json names: the supervisor's in a supervised job, else this process's."""
+    return int(os.environ[ENV_JOB_PID]) if supervised() else os.getpid()
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,8 @@ def as_rank(plan):
     gets its RankRunDir."""
     if not launched():
         return plan
-    start_watchdog(owner_pid())
+    if supervised():
+        start_watchdog(owner_pid())
     k = rank()
     if k == 0:
         return plan

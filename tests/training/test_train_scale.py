@@ -146,6 +146,7 @@ def test_preflight_refuses_what_cannot_work(monkeypatch):
 
 def test_outside_a_launched_job_ranks_change_nothing(tmp_path, monkeypatch):
     monkeypatch.delenv(ranks.ENV_JOB_PID, raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
     plan = types.SimpleNamespace(run=RunDir(tmp_path))
     assert not ranks.launched() and ranks.rank() == 0 and ranks.as_rank(plan) is plan and ranks.echo() is None
     import os
@@ -181,3 +182,14 @@ def test_the_train_form_offers_processes_accelerate_config_and_report_to():
     assert specs["accelerate_config"].group == "scale" and specs["accelerate_config"].kind == "text"
     assert specs["report_to"].kind == "choice" and specs["report_to"].choices == ("none", "tensorboard", "trackio",
                                                                                  "wandb")
+
+
+def test_a_rank_of_any_launcher_never_launches_again(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "16")  # e.g. a multi-machine `accelerate launch` typed by hand
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.delenv(ranks.ENV_JOB_PID, raising=False)
+    assert ranks.launched() and not ranks.supervised() and ranks.rank() == 3
+    assert not launch.needs_launch(DPOTrainConfig(num_processes=16))
+    import os
+
+    assert ranks.owner_pid() == os.getpid()
