@@ -2,7 +2,8 @@
 
 - from the CLI: `--set num_processes=2` with half the per-device batch (the same effective batch of 8 as the
   one-process cpu-demo run in test_train_dpo.py) writes ONE adapter and reaches the same effect on held-out
-  prompts (the polite closer: < 20% of base samples -> > 60% of adapter samples);
+  prompts (the polite closer: < 20% of base samples -> > 60% of adapter samples); with the same seed, 2 x 4
+  trains the same adapter as 1 x 8 (to float noise);
 - from the app's runner: cancel stops every rank at one step with a checkpoint, resume continues from it,
   SIGKILL of one rank marks the job failed within seconds and leaves no rank running, and a last resume
   finishes the run.
@@ -75,6 +76,26 @@ def test_two_process_adapter_has_the_one_process_effect(trained2, demo_model_dir
     after = closer_rate(PeftModel.from_pretrained(base, summary["adapter"]).eval(), tokenizer, prompts)
     print(f"2 processes: closer at the end of held-out samples: base {before:.1%} -> adapter {after:.1%}")
     assert before < 0.2 and after > 0.6 and after > 3 * before
+
+
+def test_two_processes_of_4_train_the_adapter_one_process_of_8_trains(trained2):
+    """The same 8 pairs make each optimiser step (accelerate hands rank k every other batch of 4 from the same
+    seeded order), so DDP's averaged gradient is the one-process gradient: the adapters agree to float noise."""
+    from safetensors.torch import load_file
+
+    storage, _ = trained2
+    adapters = []
+    for n in (1, 2):
+        out = run_train(storage, "--snapshot", "closer", "--preset", "cpu-demo", "--set", "max_steps=10",
+                        "--set", "sample_prompts=0", "--set", f"num_processes={n}",
+                        "--set", f"per_device_train_batch_size={8 // n}")
+        assert out.returncode == 0, out.stderr[-3000:] + out.stdout[-3000:]
+        summary = json.loads(out.stdout.strip().splitlines()[-1])
+        adapters.append(load_file(f"{summary['adapter']}/adapter_model.safetensors"))
+    one, two = adapters
+    assert one.keys() == two.keys()
+    assert max(float((one[k] - two[k]).abs().max()) for k in one) < 1e-5
+    assert max(float(one[k].abs().max()) for k in one if "lora_B" in k) > 1e-3  # and training did move them
 
 
 def rank_processes(supervisor_pid: int) -> dict[int, psutil.Process]:
