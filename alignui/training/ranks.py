@@ -113,17 +113,28 @@ def synced_stop(is_set: Callable[[], bool]) -> Callable[[], bool]:
 
 
 def start_watchdog(pid: int, every_s: float = 1.0) -> threading.Thread:
-    """Exit this rank (code 70) soon after process `pid` (the supervisor) is gone."""
+    """Exit this rank (code 70) soon after process `pid` (the supervisor) is gone: dead, a zombie its parent has
+    not reaped yet, or its pid reused by another process."""
+    import psutil
+
+    try:
+        born = psutil.Process(pid).create_time()
+    except psutil.Error:
+        born = None
+
+    def gone() -> bool:
+        try:
+            p = psutil.Process(pid)
+            return p.status() == psutil.STATUS_ZOMBIE or (born is not None and p.create_time() != born)
+        except psutil.NoSuchProcess:
+            return True
+        except psutil.Error:  # access denied: cannot tell, keep running
+            return False
 
     def watch() -> None:
-        while True:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                os._exit(70)
-            except PermissionError:
-                pass
+        while not gone():
             threading.Event().wait(every_s)
+        os._exit(70)
 
     thread = threading.Thread(target=watch, daemon=True, name="alignui-supervisor-watchdog")
     thread.start()

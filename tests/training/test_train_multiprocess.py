@@ -150,3 +150,46 @@ def test_cancel_resume_rank_death_resume_through_the_runner(storage):
         assert f"resuming from {cancelled_at}" in log and log.count("stop requested") >= 1
         logged = [m["step"] for m in run.read_metrics() if "loss" in m]
         assert logged == sorted(set(logged)) and logged[-1] == 30 and run.has_adapter
+
+
+def start_cli(storage, *args):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    cmd = [sys.executable, "-m", "alignui", "train", "dpo", "--storage", str(storage), *args]
+    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_ctrl_c_cancels_every_rank_and_a_killed_supervisor_takes_its_ranks_along(storage):
+    """The CLI's own envelope: Ctrl-C on the command stops both ranks at one step with a checkpoint; SIGKILL of
+    the supervisor alone (its ranks live in their own sessions) still ends every rank within seconds."""
+    closer_snapshot(storage, "closer", train_rows=120, test_rows=8)
+    settings = [f"--set={k}={v}" for k, v in {**FAST, "max_steps": 400}.items()]
+    proc = start_cli(storage, "--snapshot", "closer", *settings)
+    runs = storage / "runs"
+    wait_for(lambda: any(json.loads((r / "status.json").read_text()).get("step", 0) >= 3
+                         for r in runs.iterdir() if (r / "status.json").is_file()) if runs.is_dir() else False,
+             "training on 2 ranks", timeout=600)
+    run = next(runs.iterdir())
+    ranks = rank_processes(proc.pid)
+    assert sorted(ranks) == [0, 1]
+    proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=120)[0]
+    status = json.loads((run / "status.json").read_text())
+    assert proc.returncode == 2 and status["state"] == "cancelled" and "checkpoint saved" in status["error"]
+    assert f"checkpoint-{status['step']}" in os.listdir(run / "checkpoints"), output[-2000:]
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in ranks.values())
+
+    proc = start_cli(storage, "--run-id", run.name, "--resume")
+    wait_for(lambda: json.loads((run / "status.json").read_text()).get("step", 0) > status["step"] + 1,
+             "resumed training", timeout=600)
+    ranks = rank_processes(proc.pid)
+    proc.kill()  # the supervisor alone, as `kill -9 PID` would
+    killed = time.monotonic()
+    wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in ranks.values()),
+             "every rank to exit", timeout=30)
+    print(f"supervisor SIGKILLed: both ranks gone after {time.monotonic() - killed:.1f} s")
+    assert time.monotonic() - killed < 10
+    proc.communicate(timeout=10)

@@ -3,6 +3,7 @@ num_processes / accelerate_config / report_to settings, the launch command, pre-
 rank helpers outside a launched job. The real 2-process runs are in test_train_multiprocess.py."""
 
 import json
+import time
 import types
 from pathlib import Path
 
@@ -193,3 +194,19 @@ def test_a_rank_of_any_launcher_never_launches_again(monkeypatch):
     import os
 
     assert ranks.owner_pid() == os.getpid()
+
+
+def test_the_watchdog_ends_a_rank_whose_supervisor_is_a_zombie(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    supervisor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    rank = subprocess.Popen([sys.executable, "-c", f"import time; from alignui.training.ranks import start_watchdog; "
+                             f"start_watchdog({supervisor.pid}, every_s=0.1); time.sleep(60)"], cwd=REPO)
+    time.sleep(3)
+    assert rank.poll() is None  # the supervisor lives: the rank keeps going
+    supervisor.kill()  # not reaped yet: a zombie, as a killed job is until the runner polls it
+    assert rank.wait(timeout=20) == 70
+    supervisor.wait()
