@@ -10,6 +10,10 @@
     samples.jsonl   base vs adapter samples on held-out prompts (degenerate-sample check)
     checkpoints/    Trainer checkpoints (checkpoint-<step>/), resume starts from the last
     adapter/        the final standard PEFT adapter (adapter_config.json + adapter_model.safetensors)
+    tracking.json   where the metrics went (report_to: none | tensorboard | trackio | wandb)
+    tensorboard/    TensorBoard event files (report_to=tensorboard)
+    ranks/<k>/      a multi-process run's rank k > 0: its own status/metrics/stdout, never read by the app
+                    (rank 0 writes everything above; alignui.training.ranks)
 
 Owns: this layout and reading/writing each file safely. The run directory is the source of truth; the app
 copies its state into the database index (alignui.training.app.runner). Pure file IO: no torch, no database.

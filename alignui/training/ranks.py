@@ -32,8 +32,14 @@ ENV_JOB_PID = "ALIGNUI_JOB_PID"  # same name as launch.ENV_JOB_PID (kept import-
 
 
 def launched() -> bool:
-    """True in a rank that an alignui supervisor started (accelerate sets WORLD_SIZE, the supervisor its pid)."""
-    return ENV_JOB_PID in os.environ and "WORLD_SIZE" in os.environ
+    """True in a rank of a distributed launcher (accelerate launch / torchrun set WORLD_SIZE): alignui's own
+    supervisor, or a multi-machine `accelerate launch` typed by hand (docs/scale.md)."""
+    return "WORLD_SIZE" in os.environ
+
+
+def supervised() -> bool:
+    """True in a rank that alignui's supervisor started (it puts its pid in the environment)."""
+    return launched() and ENV_JOB_PID in os.environ
 
 
 def rank() -> int:
@@ -41,8 +47,8 @@ def rank() -> int:
 
 
 def owner_pid() -> int:
-    """The pid status.json names: the supervisor's in a launched job, else this process's."""
-    return int(os.environ[ENV_JOB_PID]) if launched() else os.getpid()
+    """The pid status.json names: the supervisor's in a supervised job, else this process's."""
+    return int(os.environ[ENV_JOB_PID]) if supervised() else os.getpid()
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,8 @@ def as_rank(plan):
     gets its RankRunDir."""
     if not launched():
         return plan
-    start_watchdog(owner_pid())
+    if supervised():
+        start_watchdog(owner_pid())
     k = rank()
     if k == 0:
         return plan
@@ -106,17 +113,28 @@ def synced_stop(is_set: Callable[[], bool]) -> Callable[[], bool]:
 
 
 def start_watchdog(pid: int, every_s: float = 1.0) -> threading.Thread:
-    """Exit this rank (code 70) soon after process `pid` (the supervisor) is gone."""
+    """Exit this rank (code 70) soon after process `pid` (the supervisor) is gone: dead, a zombie its parent has
+    not reaped yet, or its pid reused by another process."""
+    import psutil
+
+    try:
+        born = psutil.Process(pid).create_time()
+    except psutil.Error:
+        born = None
+
+    def gone() -> bool:
+        try:
+            p = psutil.Process(pid)
+            return p.status() == psutil.STATUS_ZOMBIE or (born is not None and p.create_time() != born)
+        except psutil.NoSuchProcess:
+            return True
+        except psutil.Error:  # access denied: cannot tell, keep running
+            return False
 
     def watch() -> None:
-        while True:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                os._exit(70)
-            except PermissionError:
-                pass
+        while not gone():
             threading.Event().wait(every_s)
+        os._exit(70)
 
     thread = threading.Thread(target=watch, daemon=True, name="alignui-supervisor-watchdog")
     thread.start()

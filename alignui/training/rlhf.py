@@ -295,6 +295,7 @@ def run_rlhf(job) -> dict[str, Any]:
     from alignui.data.snapshot import load_snapshot
     from alignui.training.common import load_tokenizer, train_and_measure
     from alignui.training.metrics import RunCallback
+    from alignui.training.ranks import synced_stop
     from alignui.training.rlhf_eval import finish, residency
 
     config: RLHFTrainConfig = job.config
@@ -303,7 +304,7 @@ def run_rlhf(job) -> dict[str, Any]:
     job.run.update_status(phase="loading reward model")
     judges = load_judges(config, job)
     job.check_stop("while loading")
-    callback = RunCallback(job.run, should_stop=job.stop.is_set, log=job.log)
+    callback = RunCallback(job.run, should_stop=synced_stop(job.stop.is_set), log=job.log)  # ranks stop together
     job.run.update_status(phase="loading policy")
     trainer, tokenizer = build_trainer(job, prompts, judges, [callback])
     resident = residency(trainer.model, judges, job.base)

@@ -2,7 +2,8 @@
 
 - from the CLI: `--set num_processes=2` with half the per-device batch (the same effective batch of 8 as the
   one-process cpu-demo run in test_train_dpo.py) writes ONE adapter and reaches the same effect on held-out
-  prompts (the polite closer: < 20% of base samples -> > 60% of adapter samples);
+  prompts (the polite closer: < 20% of base samples -> > 60% of adapter samples); with the same seed, 2 x 4
+  trains the same adapter as 1 x 8 (to float noise);
 - from the app's runner: cancel stops every rank at one step with a checkpoint, resume continues from it,
   SIGKILL of one rank marks the job failed within seconds and leaves no rank running, and a last resume
   finishes the run.
@@ -77,6 +78,26 @@ def test_two_process_adapter_has_the_one_process_effect(trained2, demo_model_dir
     assert before < 0.2 and after > 0.6 and after > 3 * before
 
 
+def test_two_processes_of_4_train_the_adapter_one_process_of_8_trains(trained2):
+    """The same 8 pairs make each optimiser step (accelerate hands rank k every other batch of 4 from the same
+    seeded order), so DDP's averaged gradient is the one-process gradient: the adapters agree to float noise."""
+    from safetensors.torch import load_file
+
+    storage, _ = trained2
+    adapters = []
+    for n in (1, 2):
+        out = run_train(storage, "--snapshot", "closer", "--preset", "cpu-demo", "--set", "max_steps=10",
+                        "--set", "sample_prompts=0", "--set", f"num_processes={n}",
+                        "--set", f"per_device_train_batch_size={8 // n}")
+        assert out.returncode == 0, out.stderr[-3000:] + out.stdout[-3000:]
+        summary = json.loads(out.stdout.strip().splitlines()[-1])
+        adapters.append(load_file(f"{summary['adapter']}/adapter_model.safetensors"))
+    one, two = adapters
+    assert one.keys() == two.keys()
+    assert max(float((one[k] - two[k]).abs().max()) for k in one) < 1e-5
+    assert max(float(one[k].abs().max()) for k in one if "lora_B" in k) > 1e-3  # and training did move them
+
+
 def rank_processes(supervisor_pid: int) -> dict[int, psutil.Process]:
     """{rank: process} of the ranks under a supervisor (torch's agent starts them in their own sessions)."""
     found = {}
@@ -129,3 +150,46 @@ def test_cancel_resume_rank_death_resume_through_the_runner(storage):
         assert f"resuming from {cancelled_at}" in log and log.count("stop requested") >= 1
         logged = [m["step"] for m in run.read_metrics() if "loss" in m]
         assert logged == sorted(set(logged)) and logged[-1] == 30 and run.has_adapter
+
+
+def start_cli(storage, *args):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    cmd = [sys.executable, "-m", "alignui", "train", "dpo", "--storage", str(storage), *args]
+    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_ctrl_c_cancels_every_rank_and_a_killed_supervisor_takes_its_ranks_along(storage):
+    """The CLI's own envelope: Ctrl-C on the command stops both ranks at one step with a checkpoint; SIGKILL of
+    the supervisor alone (its ranks live in their own sessions) still ends every rank within seconds."""
+    closer_snapshot(storage, "closer", train_rows=120, test_rows=8)
+    settings = [f"--set={k}={v}" for k, v in {**FAST, "max_steps": 400}.items()]
+    proc = start_cli(storage, "--snapshot", "closer", *settings)
+    runs = storage / "runs"
+    wait_for(lambda: any(json.loads((r / "status.json").read_text()).get("step", 0) >= 3
+                         for r in runs.iterdir() if (r / "status.json").is_file()) if runs.is_dir() else False,
+             "training on 2 ranks", timeout=600)
+    run = next(runs.iterdir())
+    ranks = rank_processes(proc.pid)
+    assert sorted(ranks) == [0, 1]
+    proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=120)[0]
+    status = json.loads((run / "status.json").read_text())
+    assert proc.returncode == 2 and status["state"] == "cancelled" and "checkpoint saved" in status["error"]
+    assert f"checkpoint-{status['step']}" in os.listdir(run / "checkpoints"), output[-2000:]
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in ranks.values())
+
+    proc = start_cli(storage, "--run-id", run.name, "--resume")
+    wait_for(lambda: json.loads((run / "status.json").read_text()).get("step", 0) > status["step"] + 1,
+             "resumed training", timeout=600)
+    ranks = rank_processes(proc.pid)
+    proc.kill()  # the supervisor alone, as `kill -9 PID` would
+    killed = time.monotonic()
+    wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in ranks.values()),
+             "every rank to exit", timeout=30)
+    print(f"supervisor SIGKILLed: both ranks gone after {time.monotonic() - killed:.1f} s")
+    assert time.monotonic() - killed < 10
+    proc.communicate(timeout=10)

@@ -3,6 +3,7 @@ num_processes / accelerate_config / report_to settings, the launch command, pre-
 rank helpers outside a launched job. The real 2-process runs are in test_train_multiprocess.py."""
 
 import json
+import time
 import types
 from pathlib import Path
 
@@ -146,6 +147,7 @@ def test_preflight_refuses_what_cannot_work(monkeypatch):
 
 def test_outside_a_launched_job_ranks_change_nothing(tmp_path, monkeypatch):
     monkeypatch.delenv(ranks.ENV_JOB_PID, raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
     plan = types.SimpleNamespace(run=RunDir(tmp_path))
     assert not ranks.launched() and ranks.rank() == 0 and ranks.as_rank(plan) is plan and ranks.echo() is None
     import os
@@ -181,3 +183,30 @@ def test_the_train_form_offers_processes_accelerate_config_and_report_to():
     assert specs["accelerate_config"].group == "scale" and specs["accelerate_config"].kind == "text"
     assert specs["report_to"].kind == "choice" and specs["report_to"].choices == ("none", "tensorboard", "trackio",
                                                                                  "wandb")
+
+
+def test_a_rank_of_any_launcher_never_launches_again(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "16")  # e.g. a multi-machine `accelerate launch` typed by hand
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.delenv(ranks.ENV_JOB_PID, raising=False)
+    assert ranks.launched() and not ranks.supervised() and ranks.rank() == 3
+    assert not launch.needs_launch(DPOTrainConfig(num_processes=16))
+    import os
+
+    assert ranks.owner_pid() == os.getpid()
+
+
+def test_the_watchdog_ends_a_rank_whose_supervisor_is_a_zombie(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    supervisor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    rank = subprocess.Popen([sys.executable, "-c", f"import time; from alignui.training.ranks import start_watchdog; "
+                             f"start_watchdog({supervisor.pid}, every_s=0.1); time.sleep(60)"], cwd=REPO)
+    time.sleep(3)
+    assert rank.poll() is None  # the supervisor lives: the rank keeps going
+    supervisor.kill()  # not reaped yet: a zombie, as a killed job is until the runner polls it
+    assert rank.wait(timeout=20) == 70
+    supervisor.wait()
