@@ -131,6 +131,11 @@ class TrainConfig:
         text = self.lora_target_modules.strip()
         return text if text == "all-linear" else [t.strip() for t in text.split(",") if t.strip()]
 
+    def reference_pass(self) -> bool:
+        """Whether each training step also runs the reference policy (the base with adapters off, no gradients):
+        DPO and KTO do; reference-free methods (ORPO, SimPO) and SFT/reward models do not. Pre-flight counts it."""
+        return False
+
     def reward_models(self) -> list[str]:
         """Reward models the job keeps in memory beside the policy (RLHF names them; others have none)."""
         return []

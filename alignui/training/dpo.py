@@ -47,6 +47,9 @@ class DPOTrainConfig(TrainConfig):
                  f"label_smoothing={self.label_smoothing} only applies to loss_type=robust; set loss_type=robust "
                  "or label_smoothing=0")
 
+    def reference_pass(self) -> bool:
+        return not self.precompute_ref_log_probs  # precomputed: one pass over the data before training instead
+
     def warnings(self) -> list[str]:
         out = super().warnings()
         if self.beta < 0.05:
@@ -60,31 +63,9 @@ def trainer_class():
     """trl.DPOTrainer plus `max_prompt_length` (prompts keep their last tokens), built lazily."""
     from trl import DPOTrainer
 
-    from alignui.training.common import keep_prompt_end
+    from alignui.training.common import with_prompt_end_truncation
 
-    class AlignDPOTrainer(DPOTrainer):
-        def __init__(self, *args, max_prompt_length: int | None = None, **kwargs):
-            self.max_prompt_length = max_prompt_length
-            super().__init__(*args, **kwargs)
-
-        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
-            # TRL drops pairs whose prompt alone fills max_length before we could shorten the prompt; switch its
-            # filter off while it tokenizes, shorten prompts (keeping the end), then apply the same filter.
-            max_length, args.max_length = args.max_length, None
-            try:
-                dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
-            finally:
-                args.max_length = max_length
-            limit, bos = self.max_prompt_length, self._tokenizer.bos_token_id
-            if limit is not None:
-                dataset = dataset.map(lambda ex: {"prompt_ids": keep_prompt_end(ex["prompt_ids"], limit, bos)},
-                                      desc=f"Keeping the last {limit} prompt tokens ({dataset_name})")
-            if max_length is not None:
-                dataset = dataset.filter(lambda ex: len(ex["prompt_ids"]) < max_length,
-                                         desc=f"Dropping pairs with no room for a response ({dataset_name})")
-            return dataset
-
-    return AlignDPOTrainer
+    return with_prompt_end_truncation(DPOTrainer)
 
 
 def dpo_arguments(config: DPOTrainConfig, base_kwargs: dict[str, Any]):
@@ -121,12 +102,15 @@ def run_dpo(job) -> dict[str, Any]:
     return run_snapshot_job(job, build_trainer, finish)
 
 
-def finish(job, trainer, tokenizer, data, *, train_metrics: dict, moved: float) -> dict[str, Any]:
-    """Held-out evaluation, the adapter, samples, watch-outs and the verdict; returns the summary."""
+def finish(job, trainer, tokenizer, data, *, train_metrics: dict, moved: float, judge=None) -> dict[str, Any]:
+    """Held-out evaluation, the adapter, samples, watch-outs and the verdict; returns the summary. Shared by the
+    preference methods (DPO, ORPO, SimPO, KTO); `judge(eval_metrics, n, train_accuracy=)` -> the verdict line
+    (default: evaluation.verdict, the held-out pairwise reward accuracy)."""
     import json
 
     from alignui.training.evaluation import sample_pairs, verdict, watchouts
 
+    judge = judge or verdict
     run, config = job.run, job.config
     test = trainer.eval_dataset
     eval_metrics: dict[str, Any] = {}
@@ -148,7 +132,7 @@ def finish(job, trainer, tokenizer, data, *, train_metrics: dict, moved: float) 
     train_acc = [r["rewards/accuracies"] for r in metrics if "rewards/accuracies" in r]
     notes = watchouts(metrics, samples=samples, preflight=json.loads(run.preflight_path.read_text())
                       if run.preflight_path.is_file() else None)
-    line = verdict(eval_metrics, len(test) if test is not None else 0,
+    line = judge(eval_metrics, len(test) if test is not None else 0,
                    train_accuracy=train_acc[-1] if train_acc else None)
     for text in [line, *notes]:
         job.log(text)
