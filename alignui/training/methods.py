@@ -135,6 +135,10 @@ METHODS: tuple[Method, ...] = (
            needs=("trl.experimental.cpo:CPOTrainer", "trl.experimental.cpo:CPOConfig"),
            help="pairs, no reference model (less memory than DPO); rewards the average log-probability per token, "
                 "so longer answers do not win by length"),
+    Method("kto", "KTO (thumbs up/down; pairs are split)", "alignui.training.kto:KTOTrainConfig",
+           "alignui.training.kto:run_kto", "kto.yaml", needs=("trl:KTOTrainer", "trl:KTOConfig"),
+           help="unpaired desirable/undesirable examples (each pair gives one of each): for thumbs up/down "
+                "feedback and unbalanced classes"),
 )
 
 

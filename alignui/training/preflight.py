@@ -87,7 +87,10 @@ def measure_lengths(report: PreflightReport, tokenizer, train, config: TrainConf
     indices = list(range(0, n, step))[:MAX_MEASURED_ROWS]
     report.measured_rows = len(indices)
     for i in indices:
-        p, c, r = pair_token_lengths(tokenizer, train[i])
+        row = train[i]
+        if "chosen" not in row:  # unpaired (KTO): one completion per row
+            row = {"prompt": row["prompt"], "chosen": row["completion"], "rejected": row["completion"]}
+        p, c, r = pair_token_lengths(tokenizer, row)
         kept_prompt = p if config.max_prompt_length is None else min(p, config.max_prompt_length)
         report.prompt_truncated += kept_prompt < p
         longest = kept_prompt + max(c, r)
@@ -189,6 +192,9 @@ def preflight(config: TrainConfig, setup: Setup, base: str, tokenizer, data,
                                        "copy)" if config.reference_pass() else "none (one model, no reference pass)")
     if report.rows == 0:
         report.refusals.append("the snapshot has no training rows: collect and export some votes first")
+        return report
+    report.refusals += config.data_refusals(data)
+    if report.refusals:
         return report
     measure_lengths(report, tokenizer, train, config)
     if report.lost_whole >= report.measured_rows:
