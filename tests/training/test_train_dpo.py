@@ -21,8 +21,8 @@ pytestmark = pytest.mark.slow
 HELD_OUT = 110  # of the corpus's 360 questions, never seen in training
 
 
-def run_train(storage, *args, timeout=900):
-    cmd = [sys.executable, "-m", "alignui", "train", "dpo", "--storage", str(storage), *args]
+def run_train(storage, *args, timeout=900, method="dpo"):
+    cmd = [sys.executable, "-m", "alignui", "train", method, "--storage", str(storage), *args]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
 
