@@ -188,3 +188,9 @@ def test_cli_refuses_a_one_class_snapshot_for_kto_in_one_line(storage):
     assert out.stderr.strip().splitlines()[-1].startswith(
         "error: pre-flight refused the run: the snapshot has only undesirable examples (5) and no desirable ones")
     assert not (storage / "runs").exists() or not any((storage / "runs").iterdir())
+
+
+def test_the_arena_serves_the_adapters_of_every_adapter_method():
+    from alignui.db.runs import ADAPTER_METHODS
+
+    assert set(ADAPTER_METHODS) == {m.name for m in registry.METHODS if m.produces_adapter}
