@@ -70,6 +70,7 @@ def test_configs_map_onto_trl_and_the_form_shows_each_methods_own_knobs():
     specs = {s.name: s for s in panel.form_fields([registry.get_method(n) for n in ("dpo", *NEW)])}
     assert specs["simpo_gamma"].methods == ("simpo",) and specs["beta"].methods == ("dpo", *NEW)
     assert specs["desirable_weight"].optional and "class balance" in specs["desirable_weight"].help
+    assert panel.method_about("simpo").startswith("**SimPO") and "no reference model" in panel.method_about("orpo")
     config = panel.config_from_form("kto", {**panel.preset_values("kto", "cpu-demo"), "desirable_weight": None})
     assert config.desirable_weight is None and config.max_steps == 80
 
