@@ -8,6 +8,8 @@ A snapshot is an immutable directory, storage/snapshots/<id>/:
                       columns prompt, chosen, rejected (conversational: lists of {role, content};
                       plain: strings), plus optional metadata columns; or, for thumbs up/down
                       feedback, TRL's unpaired columns prompt, completion, label (bool: desirable)
+    unpaired/         (exports since KTO) the same rows in TRL's unpaired format for KTO-style trainers:
+                      prompt, completion, label (chosen -> true, rejected -> false), id; same splits
     README.md         a dataset card
     data.parquet / data.jsonl (optional, when asked for)
 
@@ -35,6 +37,7 @@ from alignui.paths import StorageLayout, UnsafeNameError
 
 MANIFEST = "manifest.json"
 DATASET_DIR = "dataset"
+UNPAIRED_DIR = "unpaired"
 README = "README.md"
 #: Version of the snapshot layout and manifest keys (bump when either changes incompatibly).
 SNAPSHOT_SCHEMA_VERSION = 1
