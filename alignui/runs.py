@@ -34,7 +34,6 @@ from typing import Any
 from alignui.errors import NotFoundError
 from alignui.paths import StorageLayout, UnsafeNameError
 
-STATES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE_STATES = ("queued", "running")
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 

@@ -9,9 +9,8 @@ Owns:
   prepare_model_for_kbit_training). The model is loaded ONCE: with LoRA the reference policy is the same
   model with adapters disabled (TRL's behaviour when given a peft_config), never a second copy.
 - `lora_config`, `training_arguments` (the TrainingArguments kwargs every method shares),
-  `keep_prompt_end` (prompt truncation that keeps the latest turns; `with_prompt_end_truncation` and
-  `shorten_prompt_text` apply it inside TRL's DPO/KTO and ORPO/CPO tokenization), `pair_token_lengths` (what
-  TRL will tokenize, for the pre-flight report).
+  `keep_prompt_end` (prompt truncation that keeps the latest turns; alignui.training.trl_internals applies it
+  inside TRL's tokenization), `pair_token_lengths` (what TRL will tokenize, for the pre-flight report).
 
 No gradio, no duckdb: jobs read snapshots from disk (alignui.data.snapshot).
 """
@@ -173,47 +172,6 @@ def keep_prompt_end(ids: list[int], limit: int | None, keep_first: int | None = 
     if keep_first is not None and ids and ids[0] == keep_first and limit > 1:
         return [ids[0]] + list(ids[-(limit - 1):])
     return list(ids[-limit:])
-
-
-def with_prompt_end_truncation(trainer_cls):
-    """A subclass of a TRL trainer that tokenizes rows into `prompt_ids` in `_prepare_dataset` (DPOTrainer,
-    KTOTrainer) taking `max_prompt_length=`: prompts keep their last tokens (TRL 1.16 dropped the option)."""
-
-    class PromptEndTrainer(trainer_cls):
-        def __init__(self, *args, max_prompt_length: int | None = None, **kwargs):
-            self.max_prompt_length = max_prompt_length
-            super().__init__(*args, **kwargs)
-
-        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
-            # TRL drops rows whose prompt alone fills max_length before we could shorten the prompt; switch its
-            # filter off while it tokenizes, shorten prompts (keeping the end), then apply the same filter.
-            max_length, args.max_length = args.max_length, None
-            try:
-                dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
-            finally:
-                args.max_length = max_length
-            limit, bos = self.max_prompt_length, self._tokenizer.bos_token_id
-            if limit is not None:
-                dataset = dataset.map(lambda ex: {"prompt_ids": keep_prompt_end(ex["prompt_ids"], limit, bos)},
-                                      desc=f"Keeping the last {limit} prompt tokens ({dataset_name})")
-            if max_length is not None:
-                dataset = dataset.filter(lambda ex: len(ex["prompt_ids"]) < max_length,
-                                         desc=f"Dropping rows with no room for a response ({dataset_name})")
-            return dataset
-
-    PromptEndTrainer.__name__ = PromptEndTrainer.__qualname__ = f"Align{trainer_cls.__name__}"
-    return PromptEndTrainer
-
-
-def shorten_prompt_text(tokenizer, prompt: str, limit: int | None) -> str:
-    """`prompt` (already rendered by the chat template) cut to its last `limit` tokens, a leading BOS kept: for
-    trainers that tokenize the prompt text themselves (TRL's ORPO and CPO)."""
-    if limit is None:
-        return prompt
-    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    if len(ids) <= limit:
-        return prompt
-    return tokenizer.decode(keep_prompt_end(ids, limit, tokenizer.bos_token_id), skip_special_tokens=False)
 
 
 def _tokenize(tokenizer, messages_or_text, *, generation_prompt: bool) -> list[int]:

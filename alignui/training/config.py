@@ -290,11 +290,6 @@ def settings_from_file(path: Path, preset: str | None = None) -> dict[str, Any]:
     return settings
 
 
-def preset_descriptions(path: Path) -> dict[str, str]:
-    """Preset name -> its one-line description (for the Train tab)."""
-    return {name: str((p or {}).get("description", "")) for name, p in (read_yaml(path).get("presets") or {}).items()}
-
-
 def build_config(cls: type[TrainConfig], *, config_file: Path | None = None, preset: str | None = None,
                  overrides: Mapping[str, Any] | None = None) -> TrainConfig:
     """Class defaults < YAML file / preset < overrides, validated once at the end."""

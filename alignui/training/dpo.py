@@ -60,12 +60,10 @@ class DPOTrainConfig(TrainConfig):
 
 
 def trainer_class():
-    """trl.DPOTrainer plus `max_prompt_length` (prompts keep their last tokens), built lazily."""
-    from trl import DPOTrainer
+    """trl.DPOTrainer plus `max_prompt_length` (prompts keep their last tokens); the reach is in trl_internals."""
+    from alignui.training.trl_internals import keep_prompt_end_dpo_trainer
 
-    from alignui.training.common import with_prompt_end_truncation
-
-    return with_prompt_end_truncation(DPOTrainer)
+    return keep_prompt_end_dpo_trainer()
 
 
 def dpo_arguments(config: DPOTrainConfig, base_kwargs: dict[str, Any]):

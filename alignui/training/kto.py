@@ -115,9 +115,9 @@ def build_trainer(job, data, callbacks: list):
     from datasets import Dataset
     from transformers import PrinterCallback
 
-    from alignui.training.common import (check_dtypes, fix_trainable_dtype, load_base, lora_config,
-                                         training_arguments, with_prompt_end_truncation)
+    from alignui.training.common import check_dtypes, fix_trainable_dtype, load_base, lora_config, training_arguments
     from alignui.training.methods import load_trl
+    from alignui.training.trl_internals import keep_prompt_end_trainer
 
     trainer_cls, args_cls = load_trl(KTO_TRAINER, "kto"), load_trl(KTO_ARGS, "kto")
     config: KTOTrainConfig = job.config
@@ -131,7 +131,7 @@ def build_trainer(job, data, callbacks: list):
             "(the rarer class is weighted up so both pull equally)")
     args = args_cls(**training_arguments(config, job.run, job.setup, has_eval=test is not None),
                     beta=config.beta, desirable_weight=w_d, undesirable_weight=w_u, max_length=config.max_length)
-    trainer = with_prompt_end_truncation(trainer_cls)(
+    trainer = keep_prompt_end_trainer(trainer_cls)(
         model=model, args=args, train_dataset=train, eval_dataset=test, processing_class=tokenizer,
         peft_config=lora_config(config), callbacks=callbacks, max_prompt_length=config.max_prompt_length)
     trainer.remove_callback(PrinterCallback)  # RunCallback prints one readable line per log event instead

@@ -106,9 +106,13 @@ def trl_missing(path: str, method: str) -> str:
 
 def load_trl(path: str, method: str) -> Any:
     """The TRL class at "module:Class", or a one-line MethodUnavailable when this TRL lacks it."""
+    import warnings
+
     module, _, attr = path.partition(":")
     try:
-        return getattr(importlib.import_module(module), attr)
+        with warnings.catch_warnings():  # trl.experimental warns on every import that its API is unstable
+            warnings.simplefilter("ignore")
+            return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
         raise MethodUnavailable(trl_missing(path, method)) from exc
 

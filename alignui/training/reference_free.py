@@ -11,6 +11,8 @@ needs no separate SFT stage on a base model that has not seen the task's style; 
 length-normalised log-probability, so it does not reward length.
 
 Invariants:
+- Prompts keep their END: TRL's ORPO/CPO have no prompt limit, so alignui.training.trl_internals wraps their
+  row tokenizer (the one private reach, checked against the pinned TRL there).
 - One copy of the base model and no reference pass: the config says so (`reference_pass() is False`) and the
   pre-flight memory estimate leaves the reference's forward pass out.
 - TRL keeps these trainers under trl.experimental (1.16); where a TRL release moves or drops them the method
@@ -86,20 +88,6 @@ class SimPOTrainConfig(TrainConfig):
                 "cpo_alpha": self.sft_weight}
 
 
-def prompt_text_truncation(trainer_cls, tokenizer, limit: int | None):
-    """A subclass of TRL's ORPO/CPO trainer whose rows keep the last `limit` prompt tokens: those trainers
-    tokenize the chat-rendered prompt text themselves (`tokenize_row`) and have no prompt limit of their own."""
-    from alignui.training.common import shorten_prompt_text
-
-    class PromptEndTrainer(trainer_cls):
-        def tokenize_row(self, feature, model=None):
-            feature = {**feature, "prompt": shorten_prompt_text(tokenizer, feature["prompt"], limit)}
-            return super().tokenize_row(feature, model)
-
-    PromptEndTrainer.__name__ = PromptEndTrainer.__qualname__ = f"Align{trainer_cls.__name__}"
-    return PromptEndTrainer
-
-
 def build_with(trainer_path: str, args_path: str, method: str):
     """`build_trainer(job, data, callbacks) -> (trainer, tokenizer)` for a reference-free TRL trainer."""
 
@@ -109,6 +97,7 @@ def build_with(trainer_path: str, args_path: str, method: str):
         from alignui.training.common import (check_dtypes, fix_trainable_dtype, load_base, lora_config,
                                              training_arguments)
         from alignui.training.methods import load_trl
+        from alignui.training.trl_internals import keep_prompt_end_row_trainer
 
         trainer_cls, args_cls = load_trl(trainer_path, method), load_trl(args_path, method)
         config = job.config
@@ -117,7 +106,7 @@ def build_with(trainer_path: str, args_path: str, method: str):
         test = data["test"].select_columns(list(PAIR_COLUMNS)) if "test" in data and len(data["test"]) else None
         args = args_cls(**training_arguments(config, job.run, job.setup, has_eval=test is not None),
                         max_length=config.max_length, **config.trl_arguments())
-        trainer = prompt_text_truncation(trainer_cls, tokenizer, config.max_prompt_length)(
+        trainer = keep_prompt_end_row_trainer(trainer_cls, tokenizer, config.max_prompt_length)(
             model=model, args=args, train_dataset=train, eval_dataset=test, processing_class=tokenizer,
             peft_config=lora_config(config), callbacks=callbacks)
         trainer.remove_callback(PrinterCallback)  # RunCallback prints one readable line per log event instead

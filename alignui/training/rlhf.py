@@ -173,6 +173,9 @@ def trainer_class(algorithm: str):
     """TRL's RLOOTrainer or GRPOTrainer, plus a few rollouts written to rollouts.jsonl at each log event."""
     from trl import GRPOTrainer, RLOOTrainer
 
+    from alignui.training.trl_internals import latest_rollouts, require_compatible
+
+    require_compatible()
     parent = RLOOTrainer if algorithm == "rloo" else GRPOTrainer
 
     class AlignRLTrainer(parent):
@@ -183,7 +186,7 @@ def trainer_class(algorithm: str):
         def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
             is_step_log = "loss" in logs and self.model.training  # not the end-of-training summary, not eval
             if is_step_log and self.rollouts_path is not None and self.log_samples:
-                write_rollouts(self.rollouts_path, self.state.global_step, self._logs, self.num_generations,
+                write_rollouts(self.rollouts_path, self.state.global_step, latest_rollouts(self), self.num_generations,
                                self.log_samples)
             super().log(logs, start_time)
 

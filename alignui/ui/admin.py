@@ -17,7 +17,7 @@ from alignui.context import AppContext
 from alignui.db.users import GOLD_VERDICTS, MAX_OVERLAP
 from alignui.team.identity import ROLES
 from alignui.team.spaces import storage_status
-from alignui.ui.common import user_errors
+from alignui.ui.common import Page, user_errors
 from alignui.ui.signin import admins_of, identity_of
 
 GOLD_COLUMNS = ["pair (generations)", "right answer", "note", "marked by"]
@@ -138,7 +138,7 @@ def _backup_section(ctx: AppContext, result: gr.Markdown) -> tuple[gr.Markdown, 
     return storage, run
 
 
-def build(ctx: AppContext) -> None:
+def build(ctx: AppContext, page: Page) -> None:
     status = gr.Markdown(elem_id="admin-status")
     result = gr.Markdown(elem_id="admin-result")
     with gr.Accordion("People and roles", open=True):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import html
 
 import gradio as gr
-from gradio.context import Context
 
 from alignui.annotation import workspace as flow
 from alignui.annotation.pairs import stream_annotation_pair, submit_vote, user_turn
@@ -24,7 +23,7 @@ from alignui.annotation.pool import draw
 from alignui.ui import annotate_panels as panels
 from alignui.ui.annotate_keys import ACTION_KEYS, FOCUS_EDITOR, FOCUS_EMPTY_PROMPT, VOTE_KEYS, key_hint
 from alignui.ui.annotate_keys import HEAD as KEYS_HEAD
-from alignui.ui.common import GPU_QUEUE, user_errors
+from alignui.ui.common import GPU_QUEUE, Page, user_errors
 from alignui.ui.signin import admit_generation, identity_of
 from alignui.vocab import BUTTON_LABELS
 
@@ -99,7 +98,8 @@ def _layout(ctx: AppContext, name: gr.Textbox) -> dict:
 class _AnnotateTab:
     """The tab's widgets and its thin callbacks (one object per built app, no global state)."""
 
-    def __init__(self, ctx: AppContext):
+    def __init__(self, ctx: AppContext, page: Page):
+        self.page = page
         self.ctx = ctx
         secret = browser_secret(ctx.store)
         self.name_state = gr.BrowserState("", storage_key="alignui-annotator", secret=secret)
@@ -205,13 +205,13 @@ class _AnnotateTab:
         self.refresh_after(w["undo"].click(self.ui_undo, [ws, name], self.view_out + self.editor_out,
                                            api_visibility="private"))
         name.change(lambda typed: typed, [name], [self.name_state], api_visibility="private")
-        loaded = Context.root_block.load(self.ui_load, [self.name_state, prefs], [name, w["status"], *self.settings],
+        loaded = self.page.blocks.load(self.ui_load, [self.name_state, prefs], [name, w["status"], *self.settings],
                                          api_visibility="private")
         self.refresh_after(loaded)
 
 
-def build(ctx: AppContext) -> None:
-    _AnnotateTab(ctx).wire()
+def build(ctx: AppContext, page: Page) -> None:
+    _AnnotateTab(ctx, page).wire()
     _register_api(ctx)
 
 

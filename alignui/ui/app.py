@@ -13,7 +13,7 @@ from alignui.context import AppContext
 from alignui.team.identity import login_checker
 from alignui.team.spaces import start_periodic_backup, storage_status
 from alignui.ui import admin, annotate, arena, data, leaderboard, train
-from alignui.ui.common import CSS, theme
+from alignui.ui.common import CSS, Page, theme
 from alignui.ui.signin import sign_in_widgets
 
 TABS = (("Annotate", annotate.build), ("Data", data.build), ("Train", train.build), ("Arena", arena.build),
@@ -36,8 +36,8 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
         sign_in_widgets(ctx)
         with gr.Tabs():
             for name, build in TABS:
-                with gr.Tab(name, id=name.lower()):
-                    build(ctx)
+                with gr.Tab(name, id=name.lower()) as tab:
+                    build(ctx, Page(demo, tab))
     return demo
 
 

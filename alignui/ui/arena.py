@@ -14,7 +14,7 @@ import gradio as gr
 from alignui.serving.adapters import adapter_server
 from alignui.arena.battle import MODES, ArenaSettings, draw_heldout_prompt, play, vote
 from alignui.context import AppContext
-from alignui.ui.common import GPU_QUEUE, user_errors
+from alignui.ui.common import GPU_QUEUE, Page, user_errors
 from alignui.ui.signin import admit_generation, identity_of
 from alignui.vocab import ARENA_VERDICTS, BUTTON_LABELS
 
@@ -29,7 +29,7 @@ def _buttons(active: bool) -> list:
     return [gr.update(interactive=active) for _ in BUTTONS]
 
 
-def build(ctx: AppContext) -> None:
+def build(ctx: AppContext, page: Page) -> None:
     server = adapter_server(ctx.model)
     with gr.Column(elem_id="arena-tab"):
         gr.Markdown(INTRO)

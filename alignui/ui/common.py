@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from dataclasses import dataclass
 
 import gradio as gr
 
@@ -46,3 +47,13 @@ def user_errors(fn):
         except UserError as exc:
             raise gr.Error(str(exc)) from exc
     return wrapper
+
+
+@dataclass(frozen=True)
+class Page:
+    """Where a tab builder runs: the whole Blocks (for page-load events) and its own gr.Tab (for select events).
+    Passed in by alignui.ui.app, so no builder reaches into gradio's Context to find them."""
+
+    blocks: gr.Blocks
+    tab: gr.Tab
+

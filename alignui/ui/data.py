@@ -19,13 +19,13 @@ from alignui.data import FORMAT_CHOICES, ImportOptions, import_source, preview_s
 from alignui.db.records import VERDICTS
 from alignui.data.export import EXPORT_FORMATS, ExportOptions, export_and_push
 from alignui.serving.truncation import truncation_report
-from alignui.ui.common import user_errors
+from alignui.ui.common import Page, user_errors
 from alignui.ui.signin import admin_note, admin_only, identity_of
 
 MAPPED = ("prompt", "chosen", "rejected")
 
 
-def build(ctx: AppContext) -> None:
+def build(ctx: AppContext, page: Page) -> None:
     note = admin_note()
     who = gr.Textbox(label="Your name", placeholder="who is curating (recorded on fixes and deletes)",
                      elem_id="data-user", max_lines=1)

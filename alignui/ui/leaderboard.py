@@ -9,7 +9,6 @@ page never lists the models before an arena vote. Registers /leaderboard () -> t
 from __future__ import annotations
 
 import gradio as gr
-from gradio.context import Context
 
 from alignui.serving.adapters import adapter_server
 from alignui.arena.battle_files import arena_summary
@@ -17,7 +16,7 @@ from alignui.context import AppContext
 from alignui.team.identity import require
 from alignui.arena.judges import JUDGE_KINDS, JudgeSpec, judge_now
 from alignui.ui import leaderboard_charts as charts
-from alignui.ui.common import GPU_QUEUE, user_errors
+from alignui.ui.common import GPU_QUEUE, Page, user_errors
 from alignui.ui.signin import identity_of
 
 
@@ -41,7 +40,7 @@ def _judge_panel(ctx: AppContext):
     return kind, n, url, model, key, batch, voted, report
 
 
-def build(ctx: AppContext) -> None:
+def build(ctx: AppContext, page: Page) -> None:
     server = adapter_server(ctx.model)
     with gr.Column(elem_id="leaderboard-tab"):
         with gr.Row():
@@ -66,9 +65,7 @@ def build(ctx: AppContext) -> None:
                 charts.heatmap_figure(summary), charts.pairs_table(summary))
 
     refresh.click(ui_refresh, [rounds], outputs, api_visibility="private")
-    tab = Context.block  # the gr.Tab this builder runs in (alignui.ui.app opens one per tab)
-    if isinstance(tab, gr.Tab):
-        tab.select(ui_refresh, [rounds], outputs, api_visibility="private")
+    page.tab.select(ui_refresh, [rounds], outputs, api_visibility="private")
 
     def judge_callback(what: str):
         @user_errors

@@ -41,11 +41,6 @@ def oauth_username(request: Any) -> str | None:
     return userinfo.get("preferred_username") or None
 
 
-def profile_username(profile: gr.OAuthProfile | None) -> str | None:
-    """The name in a gr.OAuthProfile that Gradio injected into a callback (same value as oauth_username)."""
-    return profile.username if profile is not None else None
-
-
 def admins_of(ctx: AppContext) -> frozenset[str]:
     """Configured admins (ALIGNUI_ADMINS / the Space owner) plus names given the admin role in the Admin tab."""
     return frozenset(ctx.config_admins) | ctx.store.admin_names()

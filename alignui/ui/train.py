@@ -21,7 +21,7 @@ from alignui.training.app.panel import (KEY_FIELDS, FieldSpec, form_fields, meth
                                         preset_values, start_from_form)
 from alignui.training.app.runner import job_runner
 from alignui.ui import train_rlhf, train_view
-from alignui.ui.common import user_errors
+from alignui.ui.common import Page, user_errors
 from alignui.ui.signin import admin_note, admin_only, identity_of
 
 INTRO = ("### Train an adapter\nPick the votes (a snapshot), a base model and a preset, check the pre-flight "
@@ -92,7 +92,7 @@ def build_form(specs: list[FieldSpec], method: str) -> tuple[dict[str, Any], dic
     return widgets, columns
 
 
-def build(ctx: AppContext) -> None:
+def build(ctx: AppContext, page: Page) -> None:
     runner = job_runner(ctx)
     methods = available_methods()
     specs = form_fields(methods)

@@ -85,8 +85,7 @@ def current_run(ctx: AppContext, runner, run_id: str) -> RunDir | None:
 
 def refresh(ctx: AppContext, runner, run_id: str, seen: str, admin: bool = True):
     """The live view's outputs; Cancel and Resume stay greyed out for a non-admin (the server refuses too)."""
-    runner.sync_all()
-    table = runs_rows(ctx.store.list_runs())
+    table = runs_rows(ctx.store.list_runs())  # the index the runner keeps; this view only reads
     run = current_run(ctx, runner, run_id)
     if run is None:
         return (gr.skip(),) * 12 + (table,)
@@ -95,7 +94,7 @@ def refresh(ctx: AppContext, runner, run_id: str, seen: str, admin: bool = True)
                     queued_behind=runner.active_run() if run.id in queue else None)
     key = f"{view.run_id}:{view.n_metrics}"  # plots are re-sent only when new metrics (or another run) arrive
     curves = [pd.DataFrame(view.curves[key]) if view.curves[key] else empty_curve() for key, _ in PLOTS]
-    notes = "\n".join(f"- ⚠️ {w}" for w in view.watchouts)
+    notes = "\n".join(f"- ⚠️ {w}" for w in ([runner.index_problem] if runner.index_problem else []) + view.watchouts)
     sample_rows = [[s.get("prompt", ""), s.get("base", ""), s.get("adapter", "")] for s in view.samples]
     adapter = f"\n\nAdapter: `{view.adapter}` (listed in the Arena)" if view.adapter else ""
     return (view.headline, progress_html(view), *[c if key != seen else gr.skip() for c in curves], notes,

@@ -137,14 +137,15 @@ def test_orpo_and_simpo_tokenization_keep_the_end_of_long_prompts(demo_model_dir
     from transformers import AutoTokenizer
 
     from alignui.training.methods import load_trl
-    from alignui.training.reference_free import CPO_TRAINER, ORPO_TRAINER, prompt_text_truncation
+    from alignui.training.reference_free import CPO_TRAINER, ORPO_TRAINER
+    from alignui.training.trl_internals import keep_prompt_end_row_trainer
 
     tok = AutoTokenizer.from_pretrained(demo_model_dir)
     history = [{"role": "user", "content": "Tell me about the ocean. " * 30},
                {"role": "assistant", "content": "The ocean is blue."}, {"role": "user", "content": "What color is snow?"}]
     prompt = tok.apply_chat_template(history, tokenize=False, add_generation_prompt=True)
     for path in (ORPO_TRAINER, CPO_TRAINER):
-        trainer = object.__new__(prompt_text_truncation(load_trl(path, "test"), tok, 24))
+        trainer = object.__new__(keep_prompt_end_row_trainer(load_trl(path, "test"), tok, 24))
         trainer.processing_class, trainer.is_encoder_decoder, trainer.max_length = tok, False, 64
         row = trainer.tokenize_row({"prompt": prompt, "chosen": "Snow is white.", "rejected": "No."})
         assert 23 <= len(row["prompt_input_ids"]) <= 25 and "What color is snow?" in tok.decode(row["prompt_input_ids"])
@@ -156,14 +157,14 @@ def test_kto_tokenization_keeps_the_end_of_long_prompts(tmp_path, demo_model_dir
     from transformers import AutoTokenizer
     from trl import KTOConfig, KTOTrainer
 
-    from alignui.training.common import with_prompt_end_truncation
+    from alignui.training.trl_internals import keep_prompt_end_trainer
 
     tok = AutoTokenizer.from_pretrained(demo_model_dir)
     row = {"prompt": [{"role": "user", "content": "Tell me about the ocean. " * 30},
                       {"role": "assistant", "content": "The ocean is blue."},
                       {"role": "user", "content": "What color is snow?"}],
            "completion": [{"role": "assistant", "content": "Snow is white."}], "label": True}
-    trainer = object.__new__(with_prompt_end_truncation(KTOTrainer))
+    trainer = object.__new__(keep_prompt_end_trainer(KTOTrainer))
     trainer.max_prompt_length, trainer._tokenizer, trainer.calculate_KL = 24, tok, True
     args = KTOConfig(output_dir=str(tmp_path), max_length=64, report_to="none", use_cpu=True, bf16=False,
                      per_device_train_batch_size=2)

@@ -4,7 +4,8 @@ Owns: one job at a time (one GPU), start / cancel / resume, watching each job un
 failure a job could not write itself (SIGKILL, the OOM killer, a crash before its handlers were installed:
 the run is marked failed with the last lines of its log), re-attaching to jobs that outlived an app restart,
 and copying every run directory's state into the database index (Store.upsert_run), which the Runs table and
-the arena's model list read.
+the arena's model list read. The run directory is the only truth; the index is derived from it by one watcher
+(the index loop, which sees app- and CLI-started runs alike) plus the final write of a job that just ended.
 
 Invariants:
 - Training never runs in the web process: the job is the very command a user can type (see
@@ -26,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import alignui
 from alignui.errors import ConflictError
 from alignui.team.identity import Identity, require
 from alignui.paths import StorageLayout
@@ -34,7 +36,7 @@ from alignui.training.config import TrainConfig
 from alignui.training.methods import get_method
 from alignui.runs import ACTIVE_STATES, RunDir, list_run_dirs, new_run_id, now_iso
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_ROOT = Path(alignui.__file__).resolve().parents[1]  # the checkout holding alignui/, put on the job's path
 
 
 @dataclass
@@ -81,7 +83,7 @@ class JobRunner:
 
     def __init__(self, layout: StorageLayout, store=None, *, default_base_model: str = "",
                  python: str = sys.executable, poll_s: float = 0.5, kill_grace_s: float = 30.0,
-                 index_every_s: float = 5.0):
+                 index_every_s: float = 1.0):
         self.layout, self.store = layout, store
         self.default_base_model = default_base_model
         self.python, self.poll_s, self.kill_grace_s = python, poll_s, kill_grace_s
@@ -91,8 +93,9 @@ class JobRunner:
         self._synced: dict[str, int] = {}
         self._sync_lock = threading.Lock()  # one index write at a time from this runner's threads
         self._closing = threading.Event()
+        self.index_problem: str | None = None  # the last failed index write, shown in the Train tab
         self.reconcile()
-        if index_every_s:  # runs started from the command line while the app runs reach the index too
+        if index_every_s:  # the one watcher of run directories: app- and CLI-started runs reach the index
             threading.Thread(target=self._index_loop, args=(index_every_s,), daemon=True,
                              name="alignui-runs-index").start()
 
@@ -231,15 +234,10 @@ class JobRunner:
 
     # -- watching -----------------------------------------------------------------------------------------
     def _monitor(self, active: _Active) -> None:
-        last = None
+        # waits for the process only: the index loop copies the job's own status.json changes into the index
         while True:
             code = active.proc.poll() if active.proc is not None else (
                 None if pid_alive(active.pid, active.run.id) else -1)
-            status = active.run.read_status()
-            key = (status.get("state"), status.get("phase"))
-            if key != last:
-                last = key
-                self._safe_sync(active.run)
             if code is not None:
                 break
             time.sleep(self.poll_s)
@@ -288,7 +286,7 @@ class JobRunner:
             except Exception as exc:  # a closed store at shutdown, a vanished directory: try again later
                 if self._closing.is_set():
                     return
-                print(f"alignui: runs index: {type(exc).__name__}: {exc}", file=sys.stderr)
+                self._index_failed("runs index", exc)
 
     def sync_all(self) -> None:
         """Index every run directory whose status changed since the last sync (runs made by the CLI too)."""
@@ -304,7 +302,12 @@ class JobRunner:
         try:
             self.sync(run)
         except Exception as exc:  # the index is a cache of the run directory: never let it kill a monitor
-            print(f"alignui: could not index run {run.id}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            self._index_failed(f"run {run.id}", exc)
+
+    def _index_failed(self, what: str, exc: Exception) -> None:
+        self.index_problem = (f"the runs index could not be updated ({what}: {type(exc).__name__}: {exc}); the run "
+                              "directories are intact and the index is rebuilt from them on the next success")
+        print(f"alignui: {self.index_problem}", file=sys.stderr)
 
     def sync(self, run: RunDir) -> None:
         if self.store is None:
@@ -316,6 +319,7 @@ class JobRunner:
         with self._sync_lock:
             self.store.upsert_run(run.id, **index_row(run))
             self._synced[run.id] = mtime
+            self.index_problem = None
 
 
 def index_row(run: RunDir) -> dict[str, Any]:
