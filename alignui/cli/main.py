@@ -77,9 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_arguments(p)
     p.set_defaults(handler=cmd_export)
 
-    p = sub.add_parser("train", help="train a LoRA adapter (dpo), a reward model (reward), RLHF (rlhf) or SFT on "
-                       "the chosen responses (sft, RLHF's optional first step)")
-    p.add_argument("method", choices=["dpo", "reward", "rlhf", "sft"])
+    from alignui.training.methods import METHODS  # the registry: no torch/trl import
+
+    p = sub.add_parser("train", help="train on a snapshot: " + ", ".join(m.name for m in METHODS),
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="methods:\n" + "\n".join(f"  {m.name:<7} {m.help}" for m in METHODS))
+    p.add_argument("method", choices=[m.name for m in METHODS])
     p.add_argument("--snapshot", help="snapshot id or path (default: the newest)")
     p.add_argument("--config", help="YAML preset (see configs/)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting")

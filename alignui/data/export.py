@@ -13,6 +13,9 @@ Invariants:
 - Same rows and options -> same sha256 (over canonical rows, never file bytes).
 - Only verdicts a and b become pairs (chosen = the winner, or the annotator's
   edit of it); ties, both-bad, skips, pending and deleted comparisons are counted.
+- Beside the pairs (dataset/), unpaired/ holds the same rows in TRL's unpaired
+  format (prompt, completion, label) for KTO-style trainers: each pair gives its
+  chosen response as desirable and its rejected one as undesirable, same splits.
 - Export and push are privileged: require(identity, "export"/"push") first.
 """
 
@@ -34,8 +37,8 @@ from alignui.db.core import new_id
 from alignui.errors import UserError
 from alignui.team.identity import Identity, require
 from alignui.paths import StorageLayout
-from alignui.data.snapshot import (DATASET_DIR, MANIFEST, README, SNAPSHOT_SCHEMA_VERSION, SnapshotRef,
-                                     tables_sha256)
+from alignui.data.snapshot import (DATASET_DIR, MANIFEST, README, SNAPSHOT_SCHEMA_VERSION, UNPAIRED_DIR,
+                                   SnapshotRef, tables_sha256)
 
 EXPORT_FORMATS = ("hf", "parquet", "jsonl")
 PAIR_VERDICTS = ("a", "b")
@@ -165,6 +168,17 @@ def split_indices(n: int, test_size: float, seed: int) -> tuple[list[int], list[
     return order[n_test:], order[:n_test]
 
 
+def unpair(table):
+    """Pairs -> TRL's unpaired rows: (prompt, chosen, label true) then (prompt, rejected, label false), with ids."""
+    import pyarrow as pa
+
+    n = table.num_rows
+    halves = [pa.table([table.column("prompt"), table.column(side), pa.array([side == "chosen"] * n, pa.bool_()),
+                        table.column("id")], names=["prompt", "completion", "label", "id"])
+              for side in ("chosen", "rejected")]
+    return pa.concat_tables(halves)
+
+
 def _write_files(tmp: Path, splits: dict[str, Any], options: ExportOptions) -> None:
     """dataset/ (save_to_disk) plus data.parquet or data.jsonl, all from the same Arrow tables."""
     import pyarrow as pa
@@ -177,6 +191,8 @@ def _write_files(tmp: Path, splits: dict[str, Any], options: ExportOptions) -> N
     # Datasets wrap the Arrow tables as they are: train_test_split's indices mapping made saving 25x slower.
     DatasetDict({name: Dataset(t) for name, t in splits.items()}).save_to_disk(str(tmp / DATASET_DIR),
                                                                                num_shards=empty or None)
+    unpaired = DatasetDict({name: Dataset(unpair(t)) for name, t in splits.items()})
+    unpaired.save_to_disk(str(tmp / UNPAIRED_DIR), num_shards=empty or None)
     if options.format == "parquet":
         both = pa.concat_tables([t.append_column("split", pa.array([name] * t.num_rows, pa.string()))
                                  for name, t in splits.items()])
@@ -264,8 +280,8 @@ def _manifest(store, snapshot_id: str, created: datetime, sha: str, splits: dict
                     "min_agreement": options.min_agreement if options.policy == "drop_low_agreement" else None},
         "excluded": excluded, "verdicts": {k: v for k, v in histogram.items() if k != "deleted"},
         "sources": dict(sources.most_common()),
-        "files": [DATASET_DIR, MANIFEST, README] + ({"parquet": ["data.parquet"], "jsonl": ["data.jsonl"]}
-                                                    .get(options.format, [])),
+        "files": [DATASET_DIR, UNPAIRED_DIR, MANIFEST, README] + ({"parquet": ["data.parquet"],
+                                                                  "jsonl": ["data.jsonl"]}.get(options.format, [])),
         "columns": splits["train"].column_names, "options": {k: str(v) if isinstance(v, Path) else v
                                                for k, v in asdict(options).items()},
     }

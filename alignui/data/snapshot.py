@@ -6,7 +6,10 @@ A snapshot is an immutable directory, storage/snapshots/<id>/:
                        "format": "conversational"|"plain", "excluded": {...}, ...}
     dataset/          a datasets.DatasetDict (save_to_disk) with splits "train" and "test";
                       columns prompt, chosen, rejected (conversational: lists of {role, content};
-                      plain: strings), plus optional metadata columns
+                      plain: strings), plus optional metadata columns; or, for thumbs up/down
+                      feedback, TRL's unpaired columns prompt, completion, label (bool: desirable)
+    unpaired/         (exports since KTO) the same rows in TRL's unpaired format for KTO-style trainers:
+                      prompt, completion, label (chosen -> true, rejected -> false), id; same splits
     README.md         a dataset card
     data.parquet / data.jsonl (optional, when asked for)
 
@@ -34,9 +37,12 @@ from alignui.paths import StorageLayout, UnsafeNameError
 
 MANIFEST = "manifest.json"
 DATASET_DIR = "dataset"
+UNPAIRED_DIR = "unpaired"
 README = "README.md"
 #: Version of the snapshot layout and manifest keys (bump when either changes incompatibly).
 SNAPSHOT_SCHEMA_VERSION = 1
+#: The columns of an unpaired (thumbs up/down) snapshot: TRL's unpaired preference format.
+UNPAIRED_COLUMNS = {"prompt", "completion", "label"}
 
 
 def tables_sha256(tables: Mapping[str, Any]) -> str:
@@ -127,10 +133,11 @@ def load_snapshot(ref: SnapshotRef):
         raise UserError(f"{ref.dataset_path} is not a saved Hugging Face dataset ({exc})") from exc
     if not isinstance(data, DatasetDict):
         data = DatasetDict({"train": data})
-    missing = {"prompt", "chosen", "rejected"} - set(data["train"].column_names)
-    if missing:
+    columns = set(data["train"].column_names)
+    missing = {"prompt", "chosen", "rejected"} - columns
+    if missing and not UNPAIRED_COLUMNS <= columns:
         raise UserError(f"snapshot {ref.id} lacks the columns {sorted(missing)}; a preference snapshot needs "
-                        "prompt, chosen and rejected")
+                        "prompt, chosen and rejected (or prompt, completion, label for unpaired feedback)")
     return data
 
 

@@ -18,7 +18,9 @@ from alignui.db.core import from_json, to_json
 from alignui.errors import NotFoundError
 
 RUN_STATUSES = ("queued", "running", "done", "failed", "cancelled")
-ADAPTER_METHODS = ("dpo", "rlhf", "sft")  # methods whose output is a policy adapter (arena-servable)
+#: Methods whose output is a policy adapter (arena-servable); the training registry's `produces_adapter`
+#: (alignui.training.methods) must agree, which tests/training/test_train_methods.py checks.
+ADAPTER_METHODS = ("dpo", "rlhf", "sft", "orpo", "simpo", "kto")
 
 _COLUMNS = ("id, method, status, config, metrics, adapter_path, snapshot_id, snapshot_sha256, base_model, "
             "parent_run, error, created_at, finished_at")

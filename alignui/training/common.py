@@ -9,8 +9,8 @@ Owns:
   prepare_model_for_kbit_training). The model is loaded ONCE: with LoRA the reference policy is the same
   model with adapters disabled (TRL's behaviour when given a peft_config), never a second copy.
 - `lora_config`, `training_arguments` (the TrainingArguments kwargs every method shares),
-  `keep_prompt_end` (prompt truncation that keeps the latest turns), `pair_token_lengths` (what TRL will
-  tokenize, for the pre-flight report).
+  `keep_prompt_end` (prompt truncation that keeps the latest turns; alignui.training.trl_internals applies it
+  inside TRL's tokenization), `pair_token_lengths` (what TRL will tokenize, for the pre-flight report).
 
 No gradio, no duckdb: jobs read snapshots from disk (alignui.data.snapshot).
 """

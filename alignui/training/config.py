@@ -146,6 +146,19 @@ class TrainConfig:
         text = self.lora_target_modules.strip()
         return text if text == "all-linear" else [t.strip() for t in text.split(",") if t.strip()]
 
+    def reference_pass(self) -> bool:
+        """Whether each training step also runs the reference policy (the base with adapters off, no gradients):
+        DPO and KTO do; reference-free methods (ORPO, SimPO) and SFT/reward models do not. Pre-flight counts it."""
+        return False
+
+    def data_refusals(self, data) -> list[str]:
+        """Why this method cannot train on `data` (the snapshot's DatasetDict), for the pre-flight; [] = it can.
+        Every method but KTO needs pairs; KTO overrides this with its own check."""
+        if "chosen" in data["train"].column_names:
+            return []
+        return ["the snapshot holds unpaired (prompt, completion, label) rows, not pairs: only KTO trains on "
+                "those; pick KTO or export pairs"]
+
     def reward_models(self) -> list[str]:
         """Reward models the job keeps in memory beside the policy (RLHF names them; others have none)."""
         return []

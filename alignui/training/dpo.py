@@ -47,6 +47,9 @@ class DPOTrainConfig(TrainConfig):
                  f"label_smoothing={self.label_smoothing} only applies to loss_type=robust; set loss_type=robust "
                  "or label_smoothing=0")
 
+    def reference_pass(self) -> bool:
+        return not self.precompute_ref_log_probs  # precomputed: one pass over the data before training instead
+
     def warnings(self) -> list[str]:
         out = super().warnings()
         if self.beta < 0.05:
@@ -97,12 +100,15 @@ def run_dpo(job) -> dict[str, Any]:
     return run_snapshot_job(job, build_trainer, finish)
 
 
-def finish(job, trainer, tokenizer, data, *, train_metrics: dict, moved: float) -> dict[str, Any]:
-    """Held-out evaluation, the adapter, samples, watch-outs and the verdict; returns the summary."""
+def finish(job, trainer, tokenizer, data, *, train_metrics: dict, moved: float, judge=None) -> dict[str, Any]:
+    """Held-out evaluation, the adapter, samples, watch-outs and the verdict; returns the summary. Shared by the
+    preference methods (DPO, ORPO, SimPO, KTO); `judge(eval_metrics, n, train_accuracy=)` -> the verdict line
+    (default: evaluation.verdict, the held-out pairwise reward accuracy)."""
     import json
 
     from alignui.training.evaluation import sample_pairs, verdict, watchouts
 
+    judge = judge or verdict
     run, config = job.run, job.config
     test = trainer.eval_dataset
     eval_metrics: dict[str, Any] = {}
@@ -124,7 +130,7 @@ def finish(job, trainer, tokenizer, data, *, train_metrics: dict, moved: float) 
     train_acc = [r["rewards/accuracies"] for r in metrics if "rewards/accuracies" in r]
     notes = watchouts(metrics, samples=samples, preflight=json.loads(run.preflight_path.read_text())
                       if run.preflight_path.is_file() else None)
-    line = verdict(eval_metrics, len(test) if test is not None else 0,
+    line = judge(eval_metrics, len(test) if test is not None else 0,
                    train_accuracy=train_acc[-1] if train_acc else None)
     for text in [line, *notes]:
         job.log(text)

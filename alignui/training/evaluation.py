@@ -88,7 +88,7 @@ def watchouts(metrics: list[dict[str, Any]], *, samples: list[dict[str, Any]] | 
         (c0, c1), (m0, m1) = _ends(chosen), _ends(margin)
         if c1 < c0 - 0.01 and m1 > m0 + 0.01:
             out.append(f"chosen reward is falling ({c0:+.3f} -> {c1:+.3f}) while the margin grows ({m0:+.3f} -> "
-                       f"{m1:+.3f}): DPO pushes rejected answers down faster than chosen ones. Common and often "
+                       f"{m1:+.3f}): training pushes rejected answers down faster than chosen ones. Common and often "
                        "fine; if samples degrade, raise beta or lower the learning rate")
     acc = _series(train, "rewards/accuracies")
     if len(acc) >= 20 and _ends(acc, 5)[1] <= 0.55:

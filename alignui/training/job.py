@@ -179,6 +179,8 @@ def execute(method_name: str, *, storage: Path, snapshot: str | None = None, con
             resume: bool = False, stop: StopFlag | None = None) -> dict[str, Any]:
     """Run one training job in this process (the CLI's foreground contract); returns its summary."""
     method = get_method(method_name)
+    if method.unavailable_reason:
+        raise UserError(method.unavailable_reason)  # e.g. this TRL moved the method's trainer
     layout = StorageLayout(Path(storage)).ensure()
     plan = _prepare_run(method, layout, run_id=run_id, resume=resume, config_file=config_file, preset=preset,
                         overrides=dict(overrides or {}), snapshot=snapshot)

@@ -6,8 +6,11 @@ refusals (4-bit without CUDA, a model that does not fit, no usable pairs, ...). 
 the model's config only: weights are never loaded (the model is built on the meta device to count its
 parameters), so the web process can run it before launching a job, and the job runs it again first thing.
 
-The memory figure is an estimate (weights + LoRA weights/gradients/Adam states + activations + 20%), good
-to tell "fits comfortably" from "will not fit", not to the last MiB.
+The memory figure is an estimate (weights + LoRA weights/gradients/Adam states + activations + the reference
+pass where the method has one + 20%), good to tell "fits comfortably" from "will not fit", not to the last MiB.
+With LoRA the reference is the same weights with adapters off, so it costs no second model, only a no-grad
+forward per step (its logits are the big part); reference-free methods (ORPO, SimPO) count one model and no
+reference pass.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class PreflightReport:
     lora_params: int | None = None
     memory_bytes: int | None = None
     memory_parts: dict[str, int] = field(default_factory=dict)
+    reference: str = ""  # how the run holds its reference policy, in words
     available_bytes: int | None = None
     num_processes: int = 1  # training processes (alignui.training.launch)
     engine: str = "single"  # single | DDP | DEEPSPEED | FSDP | ... (accelerate's distributed_type)
@@ -70,7 +74,8 @@ class PreflightReport:
                  f"- pairs cut at max_length: **{self.scale(self.truncated)}**{est}; losing their whole response: "
                  f"**{self.scale(self.lost_whole)}**; prompts cut to max_prompt_length (end kept): "
                  f"**{self.scale(self.prompt_truncated)}**; longest pair {self.longest_pair} tokens",
-                 f"- device **{self.device}**, precision **{self.dtype}**"]
+                 f"- device **{self.device}**, precision **{self.dtype}**"
+                 + (f"; reference: {self.reference}" if self.reference else "")]
         if self.memory_bytes is not None:
             avail = f" of {self.available_bytes / GIB:.1f} GiB available" if self.available_bytes else ""
             parts = ", ".join(f"{k} {v / GIB:.2f}" for k, v in self.memory_parts.items())
@@ -92,7 +97,10 @@ def measure_lengths(report: PreflightReport, tokenizer, train, config: TrainConf
     indices = list(range(0, n, step))[:MAX_MEASURED_ROWS]
     report.measured_rows = len(indices)
     for i in indices:
-        p, c, r = pair_token_lengths(tokenizer, train[i])
+        row = train[i]
+        if "chosen" not in row:  # unpaired (KTO): one completion per row
+            row = {"prompt": row["prompt"], "chosen": row["completion"], "rejected": row["completion"]}
+        p, c, r = pair_token_lengths(tokenizer, row)
         kept_prompt = p if config.max_prompt_length is None else min(p, config.max_prompt_length)
         report.prompt_truncated += kept_prompt < p
         longest = kept_prompt + max(c, r)
@@ -122,7 +130,7 @@ def model_size(base: str, config: TrainConfig) -> dict[str, int]:
             lora += config.lora_r * (module.in_features + module.out_features)
     text = cfg.get_text_config()
     return {"params": total, "linear": linear, "lora": lora, "hidden": int(text.hidden_size),
-            "layers": int(text.num_hidden_layers)}
+            "layers": int(text.num_hidden_layers), "vocab": int(text.vocab_size)}
 
 
 def element_bytes(setup: Setup) -> int:
@@ -144,6 +152,8 @@ def estimate_memory(size: dict[str, int], config: TrainConfig, setup: Setup) -> 
     else:
         activations = size["layers"] * per_layer_full
     parts = {"weights": int(weights), "lora+adam": int(size["lora"] * 16), "activations": int(activations)}
+    if config.reference_pass():  # no-grad forward of the same weights, adapters off: its fp32 log-probs dominate
+        parts["reference pass"] = int(tokens * (size.get("vocab", 0) * 4 + 2 * size["hidden"] * elem))
     parts["overhead"] = int(0.2 * sum(parts.values())) + (512 * 1024 ** 2 if setup.device == "cuda" else 0)
     return parts
 
@@ -187,9 +197,14 @@ def preflight(config: TrainConfig, setup: Setup, base: str, tokenizer, data,
     `resident`: further models held in memory during the run ({label: base path}), counted at full weight."""
     train = data["train"]
     report = PreflightReport(rows=len(train), test_rows=len(data["test"]) if "test" in data else 0,
-                             device=setup.device, dtype=setup.dtype_name)
+                             device=setup.device, dtype=setup.dtype_name,
+                             reference="the base with adapters off (one extra no-grad forward per step, no second "
+                                       "copy)" if config.reference_pass() else "none (one model, no reference pass)")
     if report.rows == 0:
         report.refusals.append("the snapshot has no training rows: collect and export some votes first")
+        return report
+    report.refusals += config.data_refusals(data)
+    if report.refusals:
         return report
     measure_lengths(report, tokenizer, train, config)
     if report.lost_whole >= report.measured_rows:

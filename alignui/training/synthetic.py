@@ -2,7 +2,9 @@
 
 Owns: `closer_pairs` (chosen = a corpus answer ending with demo_corpus.POLITE_CLOSER, rejected = the same
 answer without it: a property a program can check in samples) and `write_snapshot`, which writes rows in
-the documented snapshot format (alignui.data.snapshot: DatasetDict train/test + manifest.json).
+the documented snapshot format (alignui.data.snapshot: DatasetDict train/test + manifest.json), and
+`closer_rate`, the effect measure of every preference method's test: the share of sampled answers to held-out
+prompts that end with the closer.
 
 Invariants: pure functions of the seed (random.Random passed in or seeded here, no global state); the held-out
 prompts (`split_prompts`) never appear in the training rows.
@@ -74,3 +76,23 @@ def closer_snapshot(storage: Path, snapshot_id: str = "synthetic-closer", *, tra
     train_prompts, held = split_prompts(rng, held_out)
     return write_snapshot(storage, snapshot_id, closer_pairs(train_prompts, train_rows, rng, plain),
                           closer_pairs(held, test_rows, rng, plain))
+
+
+def closer_rate(model, tokenizer, prompts: list[str], *, samples_per_prompt: int = 2, seed: int = 0,
+                max_new_tokens: int = 96) -> float:
+    """Share of sampled answers (temperature 0.8, top-p 0.95) to `prompts` that end with the polite closer."""
+    import torch
+
+    tokenizer.padding_side = "left"
+    torch.manual_seed(seed)
+    hits = total = 0
+    for start in range(0, len(prompts), 32):
+        chunk = [[{"role": "user", "content": p}] for p in prompts[start:start + 32]] * samples_per_prompt
+        enc = tokenizer.apply_chat_template(chunk, add_generation_prompt=True, return_tensors="pt", padding=True,
+                                            return_dict=True)
+        with torch.no_grad():
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=True, temperature=0.8, top_p=0.95)
+        texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        hits += sum(t.strip().endswith(corpus.POLITE_CLOSER) for t in texts)
+        total += len(texts)
+    return hits / total

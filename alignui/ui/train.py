@@ -17,8 +17,8 @@ from alignui.context import AppContext
 from alignui.data.snapshot import list_snapshots
 from alignui.training.config import preset_names
 from alignui.training.methods import available_methods, get_method
-from alignui.training.app.panel import (KEY_FIELDS, FieldSpec, form_fields, preflight_from_form, preset_values,
-                                    start_from_form)
+from alignui.training.app.panel import (KEY_FIELDS, FieldSpec, form_fields, method_about, preflight_from_form,
+                                        preset_values, start_from_form)
 from alignui.training.app.runner import job_runner
 from alignui.ui import train_rlhf, train_view
 from alignui.ui.common import Page, user_errors
@@ -114,6 +114,8 @@ def build(ctx: AppContext, page: Page) -> None:
                              elem_id="train-method")
         preset = gr.Dropdown(presets, value=chosen, label="Preset", info="fills the settings below", scale=2,
                              elem_id="train-preset")
+    about = gr.Markdown(method_about(first), elem_id="train-method-about")
+    method.change(method_about, method, about, api_visibility="private")
     widgets, columns = build_form(specs, first)
     rlhf = train_rlhf.build_options(ctx, first)  # RLHF's own choices, shown while the method is RLHF
     with gr.Row():

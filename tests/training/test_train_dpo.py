@@ -14,15 +14,15 @@ import pytest
 import torch
 
 from alignui.serving.demo_corpus import POLITE_CLOSER
-from alignui.training.synthetic import all_prompts, closer_snapshot, split_prompts
+from alignui.training.synthetic import all_prompts, closer_rate, closer_snapshot, split_prompts
 from conftest import REPO
 
 pytestmark = pytest.mark.slow
 HELD_OUT = 110  # of the corpus's 360 questions, never seen in training
 
 
-def run_train(storage, *args, timeout=900):
-    cmd = [sys.executable, "-m", "alignui", "train", "dpo", "--storage", str(storage), *args]
+def run_train(storage, *args, timeout=900, method="dpo"):
+    cmd = [sys.executable, "-m", "alignui", "train", method, "--storage", str(storage), *args]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
 
@@ -75,22 +75,6 @@ def test_run_directory_holds_config_lineage_status_and_samples(trained):
     assert len(samples) == 4 and all(s["base"] and s["adapter"] for s in samples)
     assert [p.name for p in sorted((run / "checkpoints").iterdir()) if p.is_dir()] == ["checkpoint-60",
                                                                                         "checkpoint-80"]
-
-
-def closer_rate(model, tokenizer, prompts, samples_per_prompt=2, seed=0) -> float:
-    tokenizer.padding_side = "left"
-    torch.manual_seed(seed)
-    hits = total = 0
-    for start in range(0, len(prompts), 32):
-        chunk = [[{"role": "user", "content": p}] for p in prompts[start:start + 32]] * samples_per_prompt
-        enc = tokenizer.apply_chat_template(chunk, add_generation_prompt=True, return_tensors="pt", padding=True,
-                                            return_dict=True)
-        with torch.no_grad():
-            out = model.generate(**enc, max_new_tokens=96, do_sample=True, temperature=0.8, top_p=0.95)
-        texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-        hits += sum(t.strip().endswith(POLITE_CLOSER) for t in texts)
-        total += len(texts)
-    return hits / total
 
 
 def test_effect_adapter_ends_with_the_preferred_phrase_far_more_often(trained, demo_model_dir):

@@ -1,4 +1,5 @@
-"""DPO on CUDA: the dtype choice (bf16, fp16 before Ampere), 4-bit QLoRA, precomputed reference log-probs.
+"""DPO on CUDA: the dtype choice (bf16, fp16 before Ampere), 4-bit QLoRA, precomputed reference log-probs;
+ORPO, SimPO and KTO with their gpu-lora presets.
 
 Marked `gpu`: skipped, with the reason shown, where no CUDA GPU is visible (see tests/conftest.py).
 """
@@ -12,12 +13,13 @@ from training.test_train_dpo import run_train
 
 pytestmark = pytest.mark.gpu
 SHORT = ["--preset", "gpu-lora", "--set", "base_model=demo", "--set", "max_steps=12", "--set", "save_steps=6",
-         "--set", "learning_rate=3e-4", "--set", "max_length=256", "--set", "gradient_accumulation_steps=1"]
+         "--set", "learning_rate=3e-4", "--set", "max_length=256", "--set", "max_prompt_length=128",
+         "--set", "gradient_accumulation_steps=1"]  # max_prompt_length: the preset's 512 is refused under 256
 
 
-def train(storage, *extra):
+def train(storage, *extra, method="dpo"):
     closer_snapshot(storage, "closer", train_rows=96, test_rows=16)
-    out = run_train(storage, "--snapshot", "closer", *SHORT, *extra)
+    out = run_train(storage, "--snapshot", "closer", *SHORT, *extra, method=method)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -50,3 +52,10 @@ def test_qlora_4bit_trains_and_its_adapter_loads_on_the_full_precision_base(stor
 def test_precomputed_reference_log_probs(storage):
     summary = train(storage, "--set", "precompute_ref_log_probs=true")
     assert summary["params_moved"] > 0 and summary["eval"]["eval_rewards/accuracies"] > 0.5
+
+
+@pytest.mark.parametrize("method", ["orpo", "simpo", "kto"])
+def test_other_preference_methods_train_in_half_precision_on_cuda(storage, method):
+    summary = train(storage, method=method)
+    assert summary["params_moved"] > 0 and summary["train"]["peak_gpu_memory_gb"] > 0
+    assert summary["eval"]["eval_rewards/margins"] > 0

@@ -86,6 +86,12 @@ def form_fields(methods: list[Method]) -> list[FieldSpec]:
     return [FieldSpec(**s) for s in specs.values()]
 
 
+def method_about(method_name: str) -> str:
+    """One line under the Method dropdown: what the method trains on and when to prefer it."""
+    method = get_method(method_name)
+    return f"**{method.label}**: {method.help}" if method.help else ""
+
+
 def preset_values(method_name: str, preset: str | None) -> dict[str, Any]:
     """Every setting of `method_name` as the preset sets it (class defaults where it is silent)."""
     method = get_method(method_name)
