@@ -58,11 +58,11 @@ def build_options(ctx: AppContext, method: str) -> RLHFOptions:
             source = gr.Dropdown(reward_model_choices(ctx.layout), value="new", label="Reward model", scale=3,
                                  info="train a new one first, or reuse a finished one (the arena can judge with "
                                       "it too)", elem_id="rlhf-reward-source")
-            reward_preset = gr.Dropdown(reward_presets, value=_default(reward_presets, ctx.model.device),
+            reward_preset = gr.Dropdown(reward_presets, value=_default(reward_presets, ctx.device),
                                         label="Reward-model preset", scale=2, elem_id="rlhf-reward-preset")
             sft_first = gr.Checkbox(False, label="SFT on the chosen responses first", scale=2,
                                     info="the classic first RLHF step; off by default", elem_id="rlhf-sft-first")
-            sft_preset = gr.Dropdown(sft_presets, value=_default(sft_presets, ctx.model.device), label="SFT preset",
+            sft_preset = gr.Dropdown(sft_presets, value=_default(sft_presets, ctx.device), label="SFT preset",
                                      scale=2, elem_id="rlhf-sft-preset")
         gr.Markdown(RESIDENT_BEFORE, elem_id="rlhf-memory-note")
         go = gr.Button("Start RLHF (reward model, then RL)", variant="primary", elem_id="rlhf-start")
