@@ -115,7 +115,9 @@ def pytest_configure(config):
     """One per-machine cache for the whole test session, as the app has (ALIGNUI_CACHE_DIR, read by AppConfig
     here and by every `python -m alignui` subprocess): pytest's cache dir of this checkout, so the demo model is
     built once and the user's own ~/.cache/alignui is never touched (hermetic)."""
-    os.environ["ALIGNUI_CACHE_DIR"] = str(Path(config.cache.mkdir("alignui-cache")))
+    cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider: a cache beside the tests then
+    path = Path(cache.mkdir("alignui-cache")) if cache is not None else REPO / ".pytest_cache" / "d" / "alignui-cache"
+    os.environ["ALIGNUI_CACHE_DIR"] = str(path)
 
 
 def model_status(url: str) -> dict:
@@ -177,6 +179,38 @@ def server(config):
     demo, context = launch(config, block=False, quiet=True, seed=0)
     context.loader.wait()
     yield Served(url=f"http://127.0.0.1:{config.port}/", ctx=context, demo=demo)
+    demo.close()
+    context.close()
+
+
+def slowed_load(gate, fraction: float = 0.4):
+    """A model load for `launch(load=...)`/AppContext.open that reports a demo-build step at `fraction`, holds
+    until `gate` is set (or the app closes), then loads the real demo model: a slow first start, on demand."""
+    from alignui.serving.demo_model import BuildCancelled
+    from alignui.serving.loading import load_model
+
+    def load(config, *, log, progress, cancel, hub):
+        progress("building the demo model (once per machine): pre-training on the bundled corpus", fraction)
+        while not gate.is_set():
+            if cancel.wait(0.05):
+                raise BuildCancelled("the demo model build was cancelled")
+        return load_model(config, log=log, progress=progress, cancel=cancel, hub=hub)
+    return load
+
+
+@pytest.fixture
+def slow_server(config):
+    """The app served while its model is still 'building' (slowed_load); `.gate.set()` lets loading finish."""
+    import threading
+
+    from alignui.ui.app import launch
+
+    gate = threading.Event()
+    demo, context = launch(config, block=False, quiet=True, seed=0, load=slowed_load(gate))
+    served = Served(url=f"http://127.0.0.1:{config.port}/", ctx=context, demo=demo)
+    served.gate = gate
+    yield served
+    gate.set()
     demo.close()
     context.close()
 

@@ -29,10 +29,8 @@ def panel_html(status: LoadStatus) -> str:
         return (f'<div class="alignui-loading alignui-loading-failed"><b>The model could not be loaded.</b> '
                 f"{html.escape(status.error)}<br>Fix the cause (the server log has the details) and restart "
                 "the app; the Data, Train and Leaderboard tabs work meanwhile.</div>")
-    bar = (f'<progress max="1" value="{status.fraction:.3f}"></progress>' if status.fraction is not None
-           else "<progress></progress>")
     return (f'<div class="alignui-loading"><b>Preparing the model</b>: {html.escape(status.step)} · '
-            f"{status.percent} · {status.elapsed_s:.0f} s so far<br>{bar}<br>"
+            f"<b>{status.percent}</b> · {status.elapsed_s:.0f} s so far<br>"
             "<small>The page is usable meanwhile; generating (Annotate, Arena) starts once the model is "
             "ready. This panel goes away by itself.</small></div>")
 
@@ -40,21 +38,23 @@ def panel_html(status: LoadStatus) -> str:
 def build(ctx: AppContext, header: gr.Markdown, header_text: Callable[[AppContext], str]) -> None:
     """The panel under the header, kept up to date on every page load until the model is ready."""
     status = ctx.model_status
-    panel = gr.HTML(panel_html(status), visible=not status.ready, elem_id="model-loading")
+    with gr.Column(visible=not status.ready, elem_id="model-loading") as box:
+        panel = gr.HTML(panel_html(status), elem_id="model-loading-text")
+        bar = gr.HTML("", min_height=44, elem_id="model-loading-bar")  # Gradio's own progress bar shows here
 
     def ui_wait(progress=gr.Progress()):
         """Stream the loading step until loading ends (one open page = one cheap polling loop)."""
         while True:
             now = ctx.model_status
             if now.ready or now.error:
-                yield header_text(ctx), gr.update(value=panel_html(now), visible=bool(now.error))
+                yield header_text(ctx), gr.update(visible=bool(now.error)), panel_html(now), gr.skip()
                 return
-            progress(now.fraction, desc=f"Preparing the model: {now.step}")
-            yield gr.skip(), gr.update(value=panel_html(now), visible=True)
+            progress(now.fraction, desc=now.step)
+            yield gr.skip(), gr.update(visible=True), panel_html(now), gr.skip()
             time.sleep(POLL_S)
 
-    Context.root_block.load(ui_wait, None, [header, panel], api_visibility="private", concurrency_limit=None,
-                            show_progress="full", show_progress_on=[panel])
+    Context.root_block.load(ui_wait, None, [header, box, panel, bar], api_visibility="private",
+                            concurrency_limit=None, show_progress="full", show_progress_on=[bar])
 
     def model_status() -> dict:
         """Where loading the model stands: {"ready", "step", "progress" (0..1 or null), "error", "elapsed_s"}."""
