@@ -62,13 +62,25 @@ def launch(config: AppConfig, *, block: bool = True, quiet: bool = False, seed: 
     print(f"alignui: loading {config.model} in the background; the web page answers meanwhile", flush=True)
     demo = build_ui(ctx)
     demo.queue(default_concurrency_limit=8)
+    if block:
+        _stop_on_sigterm()
     backups = start_periodic_backup(config, ctx.store)
     demo.launch(server_name=config.host, server_port=config.port, prevent_thread_lock=not block, quiet=quiet,
                 theme=theme(), css=CSS, head=annotate.HEAD, show_error=True,
                 auth=login_checker(config.users), auth_message="alignui: sign in with your annotator account",
                 max_file_size=int(config.max_upload_mb * 1024 * 1024))
-    if block:
+    if block:  # launch() returned: Ctrl+C or SIGTERM (see _stop_on_sigterm); close what we opened
         if backups is not None:
             backups.stop()
         ctx.close()
     return demo, ctx
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a service manager, `kill`) stops the server like Ctrl+C does, so the context is closed: a demo
+    build in progress is cancelled and its child process ended, instead of being left running."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
