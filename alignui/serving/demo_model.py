@@ -145,8 +145,10 @@ def _build_in_subprocess(out: Path, spec: DemoSpec, progress: Progress, cancel: 
     a 2-core machine its spinning slowed later generation on the model worker thread ~3x (measured).
     The child reports "PROGRESS <fraction> <step>" lines on stdout and exits if this process goes away."""
     cmd = [sys.executable, "-m", "alignui.serving.demo_model", str(out), json.dumps(asdict(spec)), str(os.getpid())]
+    root = str(Path(__file__).resolve().parents[2])  # the child finds alignui from any working directory
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     with tempfile.TemporaryFile("w+") as errors:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, text=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, text=True, env=env)
         try:
             _follow_progress(proc, progress, cancel)
         finally:
