@@ -99,8 +99,8 @@ def ensure_demo_model(path: Path, spec: DemoSpec = DemoSpec(), log=print, progre
     with _build_lock(path.parent / ".demo-build.lock", progress, cancel):
         if is_built(path):  # another process built it while this one waited
             return path
-        log(f"alignui: building the offline demo model under {path} (once per machine; about a minute on "
-            "2 idle cores, longer on a busy host)")
+        log(f"alignui: building the offline demo model under {path} (once per machine: about a minute on "
+            "2 idle cores, up to ~18 minutes measured on a busy shared 2-core host; the web page shows progress)")
         tmp = Path(tempfile.mkdtemp(prefix=".demo-build-", dir=path.parent))
         try:
             started = time.time()

@@ -11,8 +11,8 @@ Invariants:
 - dtype follows the device: bf16 on CUDA when supported, else fp16; fp32 on
   CPU and MPS. One dtype for the whole model, so LoRA weights created later
   match the base (the "expected scalar type BFloat16" error cannot arise).
-- 4-bit is refused without CUDA, with a message that says so; without CUDA and
-  4-bit, bitsandbytes is never imported (skip_bitsandbytes_without_cuda).
+- 4-bit is refused without CUDA, with a message that says so; without CUDA,
+  bitsandbytes is never imported (skip_bitsandbytes_without_cuda).
 - The tokenizer always has a pad token and pads on the left (batched generation).
 - On CPU the served model's linear layers run a paired decode step one row per core where that
   measures faster here (alignui.serving.cpu_decode); training loads its own, unswitched copy.
@@ -142,15 +142,16 @@ def load_pretrained(source: str | Path, device: str, *, four_bit: bool = False, 
     return model, tokenizer, dtype
 
 
-def skip_bitsandbytes_without_cuda(four_bit: bool) -> None:
+def skip_bitsandbytes_without_cuda() -> None:
     """Keep bitsandbytes unimported where it cannot run: PEFT imports it whenever it is installed, and on a
-    machine without CUDA its import prints a CPU "kernels" warning on every start. A `None` entry in
-    sys.modules makes `find_spec`/`import` report it absent (PEFT and transformers then skip it)."""
+    machine without CUDA its import prints a CPU "kernels" warning on every start (4-bit is refused there
+    anyway, by quantization_config). A `None` entry in sys.modules makes `find_spec`/`import` report it
+    absent (PEFT and transformers then skip it)."""
     import sys
 
     import torch
 
-    if not four_bit and not torch.cuda.is_available() and "bitsandbytes" not in sys.modules:
+    if not torch.cuda.is_available() and "bitsandbytes" not in sys.modules:
         sys.modules["bitsandbytes"] = None  # type: ignore[assignment]
 
 
@@ -164,7 +165,7 @@ def load_model(config: AppConfig, log: Callable[[str], None] = print, *, progres
 
     `progress(step, fraction)` hears each step (the demo build's own steps included); `cancel` stops a demo
     build; `hub` is the process's remembered answer to "is the Hub reachable" (probed here once if None)."""
-    skip_bitsandbytes_without_cuda(config.load_in_4bit)
+    skip_bitsandbytes_without_cuda()
     progress("choosing the device", None)
     device = pick_device(config.device)
     if config.load_in_4bit:
