@@ -20,7 +20,7 @@ GPU_QUEUE = "gpu"
 
 CSS = """
 .alignui-header {border-bottom: 1px solid var(--border-color-primary); padding-bottom: 4px;}
-.alignui-loading progress {width: 100%; height: 10px;}
+#model-loading-bar {min-height: 84px !important;}  /* room for Gradio's progress bar, off the tabs */
 .alignui-notice {color: var(--color-accent); font-weight: 600;}
 .alignui-response textarea {font-size: 15px; line-height: 1.5;}
 """

@@ -40,17 +40,22 @@ def build(ctx: AppContext, header: gr.Markdown, header_text: Callable[[AppContex
     status = ctx.model_status
     with gr.Column(visible=not status.ready, elem_id="model-loading") as box:
         panel = gr.HTML(panel_html(status), elem_id="model-loading-text")
-        bar = gr.HTML("", min_height=44, elem_id="model-loading-bar")  # Gradio's own progress bar shows here
+        bar = gr.HTML("", elem_id="model-loading-bar")  # Gradio's own progress bar shows here
 
     def ui_wait(progress=gr.Progress()):
-        """Stream the loading step until loading ends (one open page = one cheap polling loop)."""
+        """Stream the loading step until loading ends (one open page = one cheap polling loop). The panel is
+        re-sent only when the step or its percent changes: each update hides Gradio's bar until the next
+        progress() call, so updating every poll would make it flicker."""
+        shown = None
         while True:
             now = ctx.model_status
             if now.ready or now.error:
                 yield header_text(ctx), gr.update(visible=bool(now.error)), panel_html(now), gr.skip()
                 return
             progress(now.fraction, desc=now.step)
-            yield gr.skip(), gr.update(visible=True), panel_html(now), gr.skip()
+            if (now.step, now.percent) != shown:
+                shown = (now.step, now.percent)
+                yield gr.skip(), gr.update(visible=True), panel_html(now), gr.skip()
             time.sleep(POLL_S)
 
     Context.root_block.load(ui_wait, None, [header, box, panel, bar], api_visibility="private",
