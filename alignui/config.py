@@ -37,6 +37,16 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """ALIGNUI_CACHE_DIR, else $XDG_CACHE_HOME/alignui, else ~/.cache/alignui: what one machine builds once
+    (the demo model) and every data root, test and training job reuses."""
+    env = os.environ if env is None else env
+    if env.get("ALIGNUI_CACHE_DIR"):
+        return Path(env["ALIGNUI_CACHE_DIR"]).expanduser()
+    base = Path(env["XDG_CACHE_HOME"]).expanduser() if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
+    return base / "alignui"
+
+
 def default_storage(env: Mapping[str, str]) -> Path:
     """ALIGNUI_STORAGE, else /data on a Space with persistent storage, else ./storage."""
     if env.get("ALIGNUI_STORAGE"):
@@ -100,6 +110,11 @@ class AppConfig:
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
     load_in_4bit: bool = field(default=False, metadata={"help": "load the base model in 4-bit (CUDA + bitsandbytes)"})
     offline: bool = field(default=False, metadata={"help": "never contact the Hugging Face Hub"})
+    cache_dir: Path = field(default_factory=default_cache_dir, metadata={
+        "help": "per-machine cache: the demo model is built here once (ALIGNUI_CACHE_DIR; default "
+                "$XDG_CACHE_HOME/alignui or ~/.cache/alignui)"})
+    hf_endpoint: str = field(default="https://huggingface.co", metadata={
+        "help": "the Hub's address, probed once at start to tell offline from online (HF_ENDPOINT)"})
     space_id: str | None = field(default=None, metadata={"help": "set by Hugging Face Spaces"})
     # -- identity, roles, limits and Spaces (issue 8; parsing lives in alignui/team/identity.py) --------------
     admins: frozenset[str] = field(default=frozenset(), metadata={
@@ -132,6 +147,7 @@ class AppConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "storage", Path(self.storage).expanduser())
+        object.__setattr__(self, "cache_dir", Path(self.cache_dir).expanduser())
         if not isinstance(self.port, int) or not 1 <= self.port <= 65535:
             raise ConfigError(f"port must be a number from 1 to 65535, got {self.port!r}; pass --port 7860")
         if self.device not in DEVICES:
@@ -153,6 +169,11 @@ class AppConfig:
             raise ConfigError("endpoint names must be unique; give each --endpoint its own NAME")
         if self.backup_every_minutes and not self.backup_repo:
             raise ConfigError("ALIGNUI_BACKUP_EVERY needs ALIGNUI_BACKUP_REPO (a private dataset id such as me/backup)")
+
+    @property
+    def demo_model_dir(self) -> Path:
+        """Where the built-in demo model lives: once per machine, shared by every data root."""
+        return self.cache_dir / "models" / "demo"
 
     @property
     def persistent(self) -> bool:
@@ -202,6 +223,8 @@ def config_from(args: argparse.Namespace | None = None, env: Mapping[str, str] |
         device=get("device") or env.get("ALIGNUI_DEVICE", "auto"),
         load_in_4bit=bool(four_bit) if four_bit is not None else _truthy(env.get("ALIGNUI_4BIT")),
         offline=_truthy(env.get("HF_HUB_OFFLINE")) or _truthy(env.get("ALIGNUI_OFFLINE")),
+        cache_dir=default_cache_dir(env),
+        hf_endpoint=(env.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/"),
         space_id=space_id,
         endpoints=parse_endpoints(get("endpoint"), env.get("ALIGNUI_ENDPOINTS")),
         endpoint_api_key=(env.get("ALIGNUI_ENDPOINT_API_KEY") or env.get("HF_TOKEN") or env.get("OPENAI_API_KEY")

@@ -1,21 +1,30 @@
 """AppContext: what a running app holds open, passed explicitly to every callback.
 
-Owns: opening the data root, the Store and the model in the right order, and
-closing them. There is no module-level state: the UI and the CLI receive one
+Owns: opening the data root and the Store, starting the model loader (the model
+loads in the background: alignui.serving.loader), and closing all of it in
+reverse order. There is no module-level state: the UI and the CLI receive one
 AppContext and hand its parts to the functions they call.
+
+Invariants:
+- `ctx.model` is the loaded ModelHandle or raises ModelNotReady (a UserError
+  with the loading step and progress): callers never see a half-loaded model.
+- After `close()` no thread of ours remains (the loader and the model worker are joined).
 """
 
 from __future__ import annotations
 
 import random
+import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
 from alignui.config import AppConfig
 from alignui.db import Store
-from alignui.team.limits import Limits
-from alignui.serving.loading import ModelHandle, load_model
 from alignui.paths import StorageLayout
+from alignui.serving.hub import HubAccess
+from alignui.serving.loader import LoadStatus, ModelLoader
+from alignui.serving.loading import ModelHandle, load_model
+from alignui.team.limits import Limits
 
 
 @dataclass
@@ -23,21 +32,53 @@ class AppContext:
     config: AppConfig
     layout: StorageLayout
     store: Store
-    model: ModelHandle
+    loader: ModelLoader
     rng: random.Random = field(default_factory=random.Random)
     limits: Limits = field(default_factory=Limits)
+    #: Guards what is made on first use and kept on the context (the job runner).
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @classmethod
-    def open(cls, config: AppConfig, *, seed: int | None = None, log: Callable[[str], None] = print) -> "AppContext":
+    def open(cls, config: AppConfig, *, seed: int | None = None, log: Callable[[str], None] = print,
+             wait: bool = True, load: Callable[..., ModelHandle] = load_model) -> "AppContext":
+        """Open the data root and start loading the model; `wait=False` returns at once (the web app)."""
         layout = StorageLayout(config.storage).ensure()
         store = Store(layout.db_path)
-        try:
-            model = load_model(config, log=log)
-        except BaseException:
-            store.close()
-            raise
-        return cls(config=config, layout=layout, store=store, model=model, rng=random.Random(seed),
-                   limits=Limits.from_config(config))
+        loader = ModelLoader(config, log=log, hub=HubAccess.of(config), load=load).start()
+        ctx = cls(config=config, layout=layout, store=store, loader=loader, rng=random.Random(seed),
+                  limits=Limits.from_config(config))
+        if wait:
+            try:
+                loader.wait()
+            except BaseException:
+                ctx.close()
+                raise
+        return ctx
+
+    @property
+    def model(self) -> ModelHandle:
+        """The loaded model; raises ModelNotReady (a UserError saying the step and progress) before."""
+        return self.loader.handle()
+
+    @property
+    def model_status(self) -> LoadStatus:
+        return self.loader.status()
+
+    @property
+    def served_ref(self) -> str:
+        """What the app serves ('demo' after a fallback); the configured model while it still loads."""
+        status = self.loader.status()
+        return self.model.ref if status.ready else self.config.model
+
+    @property
+    def hub(self) -> HubAccess:
+        """Whether the Hub is reachable: probed once per process, then remembered."""
+        return self.loader.hub
+
+    @property
+    def device(self) -> str:
+        """The device the model is (or will be) on, known early in loading (for form defaults)."""
+        return self.loader.device()
 
     @property
     def config_admins(self) -> frozenset[str]:
@@ -48,4 +89,5 @@ class AppContext:
         runner = self.__dict__.pop("_job_runner", None)  # made on first use (training.app.runner.job_runner)
         if runner is not None:
             runner.shutdown()  # its index thread writes to the Store: end it first (training jobs keep running)
+        self.loader.close()
         self.store.close()

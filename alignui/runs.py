@@ -26,6 +26,7 @@ Invariants:
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
@@ -214,3 +215,13 @@ def list_run_dirs(layout: StorageLayout) -> list[RunDir]:
         return []
     return sorted((RunDir(p) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
                   key=lambda r: r.id.split("-", 1)[-1], reverse=True)
+
+
+def format_eta(seconds: float | None) -> str:
+    """h:mm:ss or m:ss for a progress line; '?' when unknown (here, not in training.metrics: the web app
+    shows it without importing transformers)."""
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+        else f"{seconds // 60}:{seconds % 60:02d}"

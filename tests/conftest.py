@@ -1,8 +1,8 @@
 """Shared fixtures: real parts only (a DuckDB file, the demo model, a Gradio server, headless Chromium).
 
-- `demo_model_dir`: the demo model, built once per machine and cached in pytest's cache dir
-  (the build is deterministic, so a cached copy is the same model).
-- `storage`: a fresh data root with the demo model copied in.
+- `demo_model_dir`: the demo model, built once in the session's per-machine cache (ALIGNUI_CACHE_DIR = a
+  directory under pytest's cache dir; the build is deterministic, so a cached copy is the same model).
+- `storage`: a fresh data root (the demo model stays in the cache, as in the app).
 - `config` / `ctx`: an AppConfig / AppContext on that root.
 - `server`: the app served in-process on a free localhost port; `client`: gradio_client on it.
 - `browser` / `page`: Playwright driving Debian's /usr/bin/chromium headless.
@@ -17,7 +17,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import shutil  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -112,17 +111,44 @@ def wait_for_port(port: int, timeout: float = 120.0, proc: subprocess.Popen | No
     raise TimeoutError(f"nothing answered on port {port} within {timeout} s")
 
 
+def pytest_configure(config):
+    """One per-machine cache for the whole test session, as the app has (ALIGNUI_CACHE_DIR, read by AppConfig
+    here and by every `python -m alignui` subprocess): pytest's cache dir of this checkout, so the demo model is
+    built once and the user's own ~/.cache/alignui is never touched (hermetic)."""
+    cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider: a cache beside the tests then
+    path = Path(cache.mkdir("alignui-cache")) if cache is not None else REPO / ".pytest_cache" / "d" / "alignui-cache"
+    os.environ["ALIGNUI_CACHE_DIR"] = str(path)
+
+
+def model_status(url: str) -> dict:
+    """The app's /model_status answer (the port answers before the model is loaded)."""
+    from gradio_client import Client
+
+    return Client(url, verbose=False).predict(api_name="/model_status")
+
+
+def wait_for_model(url: str, timeout: float = 300.0, proc: subprocess.Popen | None = None) -> dict:
+    def ready():
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited early with code {proc.returncode}")
+        status = model_status(url)
+        if status["error"]:
+            raise RuntimeError(f"the model did not load: {status['error']}")
+        return status if status["ready"] else None
+
+    return wait_for(ready, "the model to load", timeout)
+
+
 @pytest.fixture(scope="session")
-def demo_model_dir(request) -> Path:
-    cache = Path(request.config.cache.mkdir("alignui-demo-model"))
-    return ensure_demo_model(cache / "demo", log=lambda msg: None)
+def demo_model_dir() -> Path:
+    """The demo model in the session's cache, where the app, `train` and every test find it."""
+    return ensure_demo_model(AppConfig().demo_model_dir, log=lambda msg: None)
 
 
 @pytest.fixture
 def storage(tmp_path, demo_model_dir) -> Path:
-    root = tmp_path / "storage"
-    shutil.copytree(demo_model_dir, root / "models" / "demo")
-    return root
+    """A fresh data root; the demo model is not copied into it (it lives in the per-machine cache)."""
+    return tmp_path / "storage"
 
 
 @pytest.fixture
@@ -151,7 +177,40 @@ def server(config):
     from alignui.ui.app import launch
 
     demo, context = launch(config, block=False, quiet=True, seed=0)
+    context.loader.wait()
     yield Served(url=f"http://127.0.0.1:{config.port}/", ctx=context, demo=demo)
+    demo.close()
+    context.close()
+
+
+def slowed_load(gate, fraction: float = 0.4):
+    """A model load for `launch(load=...)`/AppContext.open that reports a demo-build step at `fraction`, holds
+    until `gate` is set (or the app closes), then loads the real demo model: a slow first start, on demand."""
+    from alignui.serving.demo_model import BuildCancelled
+    from alignui.serving.loading import load_model
+
+    def load(config, *, log, progress, cancel, hub):
+        progress("building the demo model (once per machine): pre-training on the bundled corpus", fraction)
+        while not gate.is_set():
+            if cancel.wait(0.05):
+                raise BuildCancelled("the demo model build was cancelled")
+        return load_model(config, log=log, progress=progress, cancel=cancel, hub=hub)
+    return load
+
+
+@pytest.fixture
+def slow_server(config):
+    """The app served while its model is still 'building' (slowed_load); `.gate.set()` lets loading finish."""
+    import threading
+
+    from alignui.ui.app import launch
+
+    gate = threading.Event()
+    demo, context = launch(config, block=False, quiet=True, seed=0, load=slowed_load(gate))
+    served = Served(url=f"http://127.0.0.1:{config.port}/", ctx=context, demo=demo)
+    served.gate = gate
+    yield served
+    gate.set()
     demo.close()
     context.close()
 
@@ -179,6 +238,7 @@ class ServerProcess:
                "--port", str(self.port)]
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
         wait_for_port(self.port, proc=self.proc)
+        wait_for_model(self.url, proc=self.proc)
         return self
 
     def stop(self, kill: bool = False) -> None:
@@ -259,7 +319,6 @@ def reward_storage(tmp_path_factory, demo_model_dir):
     from alignui.training.synthetic import closer_snapshot
 
     storage = tmp_path_factory.mktemp("rlhf") / "storage"
-    shutil.copytree(demo_model_dir, storage / "models" / "demo")
     closer_snapshot(storage, "closer", train_rows=200, test_rows=40, held_out=110, seed=0)
     cmd = [sys.executable, "-m", "alignui", "train", "reward", "--storage", str(storage), "--snapshot", "closer",
            "--preset", "cpu-demo"]

@@ -54,6 +54,7 @@ class Workspace:
     decided: tuple[str, ...] = ()  # verdicts given in this workspace, newest last (the undo stack)
     parked: tuple[str, ...] = ()  # pending pairs set aside by an undo, shown again after the re-vote
     saved: str = ""  # the last "Saved: ..." line, kept in view while the next pair streams
+    streaming: bool = False  # a pair is being written for `prompt_text` (a vote now is refused, kindly)
 
     @property
     def conversation(self) -> list[dict]:
@@ -102,7 +103,7 @@ def generate(store: Store, model: ModelHandle, ws: Workspace, text: str, prefs: 
     if text != ws.prompt_text.strip() and not ws.parent_pair:  # typed over a drawn prompt: a new conversation
         ws = replace(ws, history=(), pool_prompt=None)
     messages, meta = _messages(ws, text, prefs)
-    ws = replace(ws, prompt_text=text, pair_id=None, ready_at=None)
+    ws = replace(ws, prompt_text=text, pair_id=None, ready_at=None, streaming=True)
     source = CONVERSATION_SOURCE if ws.parent_pair else VARIANT_SOURCE if meta.get("pool_prompt") else "user"
     try:
         yield _view(ws, "Generating…")
@@ -111,10 +112,10 @@ def generate(store: Store, model: ModelHandle, ws: Workspace, text: str, prefs: 
             if step.pair is None:
                 yield _view(ws, "Generating…", text_a=step.text_a, text_b=step.text_b)
                 continue
-            ws = replace(ws, pair_id=step.pair.id, ready_at=time.time())
+            ws = replace(ws, pair_id=step.pair.id, ready_at=time.time(), streaming=False)
             yield _view(ws, f"Pair `{step.pair.id}` {READY}", text_a=step.text_a, text_b=step.text_b)
     except PromptTooLong as exc:
-        yield _view(ws, f"⚠️ {exc}.", too_long=True)
+        yield _view(replace(ws, streaming=False), f"⚠️ {exc}.", too_long=True)
 
 
 def next_prompt(store: Store, model: ModelHandle, ws: Workspace, prefs: AnnotationPrefs, rng: random.Random, *,
@@ -143,6 +144,9 @@ def next_prompt(store: Store, model: ModelHandle, ws: Workspace, prefs: Annotati
 def vote(store: Store, ws: Workspace, verdict: str, *, annotator: str | None, edited: str | None = None,
          continue_after: bool = False) -> View:
     """Save the verdict on the pair on screen; with `continue_after`, set up the next turn of its conversation."""
+    if not ws.pair_id and ws.streaming:
+        raise UserError("the pair is still being written: vote once both responses are complete "
+                        "(the status line then says the pair is ready)")
     if not ws.pair_id:
         raise UserError("no pair to vote on yet: type a prompt and press Enter, or press N to draw one")
     if continue_after and verdict not in ("a", "b"):

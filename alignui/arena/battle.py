@@ -124,11 +124,13 @@ def draw_heldout_prompt(store: Store, rng: random.Random) -> Prompt:
 
 @dataclass(frozen=True)
 class BattleProgress:
-    """Texts so far; `battle_id` is set once both sides are done and the battle is saved. No model names."""
+    """Texts so far; `battle_id` is set once both sides are done and the battle is saved. No model names.
+    `question` is the user turn being judged (a held-out draw included), for the screen."""
 
     text_a: str
     text_b: str
     battle_id: str = ""
+    question: str = ""
 
 
 def run_of(store: Store, ref: str) -> Run | None:
@@ -142,14 +144,16 @@ def stream_battle(store: Store, server: AdapterServer, messages: Messages, rng: 
     pair = servable_pair(store, server, settings.mode, rng)
     left, right = assign_sides(store, pair, rng)
     sampling = with_seed(settings.sampling, rng.randrange(2**31))
+    question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    yield BattleProgress("", "", question=question)
     for update in server.stream_two(messages, run_of(store, left), run_of(store, right), sampling):
         if update.result is None:
-            yield BattleProgress(update.text_a, update.text_b)
+            yield BattleProgress(update.text_a, update.text_b, question=question)
             continue
         gen_a, gen_b = update.result
         battle = store.save_pair(messages, gen_a, gen_b, kind="arena", annotator=annotator, prompt_id=prompt_id,
                                  meta={"mode": settings.mode})
-        yield BattleProgress(gen_a.text, gen_b.text, battle.id)
+        yield BattleProgress(gen_a.text, gen_b.text, battle.id, question=question)
 
 
 def battle_prompt(store: Store, text: str, rng: random.Random, drawn_id: str | None = None

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest, norm
 
 from alignui.arena.bradley_terry import bradley_terry, count_battles
 
@@ -61,6 +60,7 @@ def win_rate(wins: float, losses: float, ties: float = 0.0, confidence: float = 
     With ties the score varies less than a Bernoulli variable, so Wilson on the half-counted score is
     slightly conservative (wider than needed); the sign test drops ties, as a sign test does.
     """
+    from scipy.stats import binomtest  # imported where used: scipy.stats costs seconds at app start
     from statsmodels.stats.proportion import proportion_confint
 
     n = wins + losses + ties
@@ -111,6 +111,8 @@ def length_controlled_win_rate(score: np.ndarray, length_model: np.ndarray, leng
     b0, se = float(fit.params[0]), float(fit.bse[0])
     if not (math.isfinite(b0) and math.isfinite(se)):
         return None
+    from scipy.stats import norm
+
     z = norm.ppf(0.975)
     sig = lambda v: 1.0 / (1.0 + math.exp(-v))  # noqa: E731
     return LengthControlled(sig(b0), sig(b0 - z * se), sig(b0 + z * se), float(fit.params[1]) if sd > 0 else 0.0)
@@ -158,6 +160,8 @@ def _more_votes(wr: WinRate, rules: VerdictRules) -> int:
     # Agresti-Coull-shrunk rate so that 0% or 100% still has a spread)
     p = (wr.wins + 0.5 * wr.ties + 2) / (wr.n + 4)
     gap = wr.rate - rules.worse if wr.rate > rules.working else rules.working - wr.rate
+    from scipy.stats import norm
+
     z = norm.ppf(1 - (1 - rules.confidence) / 2)
     needed = z * z * p * (1 - p) / max(gap, 1e-9) ** 2
     if wr.n < votes_to_tell(rules):  # near a bar the projection explodes; the planned size still holds

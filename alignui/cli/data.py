@@ -16,7 +16,7 @@ import argparse
 import os
 from functools import partial
 
-from alignui.config import DEFAULT_MODEL
+from alignui.config import config_from
 from alignui.team.identity import LOCAL_OPERATOR
 
 
@@ -47,9 +47,9 @@ def _token_counter(args: argparse.Namespace, layout):
         return None, None
     from alignui.serving.truncation import load_tokenizer, truncation_report
 
-    model = getattr(args, "model", None) or os.environ.get("ALIGNUI_MODEL") or DEFAULT_MODEL
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
-    tokenizer, why = load_tokenizer(model, layout.demo_model_dir, offline=offline)
+    app = config_from(None, os.environ)
+    model = getattr(args, "model", None) or app.model
+    tokenizer, why = load_tokenizer(model, app.demo_model_dir, offline=app.offline)
     if tokenizer is None:
         return None, why
     return partial(truncation_report, tokenizer), None

@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> dict:
+    from alignui.serving.loading import skip_bitsandbytes_without_cuda
+
+    skip_bitsandbytes_without_cuda()  # before trl/peft import it: no CPU "kernels" warning on every run
     from alignui.cli.main import storage_of
     from alignui.training.config import parse_sets
     from alignui.training.job import execute

@@ -1,14 +1,18 @@
 """Loading the base model and tokenizer: device, dtype, 4-bit, and the offline demo fallback.
 
 Owns: `load_model(config)` -> ModelHandle. A hub id or local path is tried
-first; with no hub access and nothing cached, the built-in demo model is
-built under the data root and served instead, with a notice for the UI.
+first (alignui.serving.hub.choose_model: the Hub is probed once, offline loads
+are cached-only); with no hub access and nothing cached, the built-in demo
+model is built once per machine (AppConfig.demo_model_dir) and served
+instead, with a notice for the UI. alignui.serving.loader runs this in the
+background so that the web page answers at once.
 
 Invariants:
 - dtype follows the device: bf16 on CUDA when supported, else fp16; fp32 on
   CPU and MPS. One dtype for the whole model, so LoRA weights created later
   match the base (the "expected scalar type BFloat16" error cannot arise).
-- 4-bit is refused without CUDA, with a message that says so.
+- 4-bit is refused without CUDA, with a message that says so; without CUDA,
+  bitsandbytes is never imported (skip_bitsandbytes_without_cuda).
 - The tokenizer always has a pad token and pads on the left (batched generation).
 - On CPU the served model's linear layers run a paired decode step one row per core where that
   measures faster here (alignui.serving.cpu_decode); training loads its own, unswitched copy.
@@ -23,9 +27,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from alignui.config import DEMO_MODEL, AppConfig
-from alignui.serving.demo_model import ensure_demo_model
 from alignui.errors import UserError
-from alignui.paths import StorageLayout
+from alignui.serving.demo_model import Progress, ensure_demo_model
+from alignui.serving.hub import HubAccess, choose_model, fallback_notice
 
 
 @dataclass
@@ -55,6 +59,10 @@ class ModelHandle:
     def submit(self, fn: Callable[..., Any], *args, **kwargs) -> Future:
         """Run `fn` on the model's worker thread (serialised with all other model work)."""
         return self.executor.submit(fn, *args, **kwargs)
+
+    def close(self) -> None:
+        """Stop the worker thread (after the work already queued on it)."""
+        self.executor.shutdown(wait=True, cancel_futures=True)
 
     @property
     def context_length(self) -> int:
@@ -134,43 +142,74 @@ def load_pretrained(source: str | Path, device: str, *, four_bit: bool = False, 
     return model, tokenizer, dtype
 
 
-def load_model(config: AppConfig, log: Callable[[str], None] = print) -> ModelHandle:
-    """The configured model, or the demo model with a notice when the hub cannot be reached."""
+def skip_bitsandbytes_without_cuda() -> None:
+    """Keep bitsandbytes unimported where it cannot run: PEFT imports it whenever it is installed, and on a
+    machine without CUDA its import prints a CPU "kernels" warning on every start (4-bit is refused there
+    anyway, by quantization_config). A `None` entry in sys.modules makes `find_spec`/`import` report it
+    absent (PEFT and transformers then skip it)."""
+    import sys
+
+    import torch
+
+    if not torch.cuda.is_available() and "bitsandbytes" not in sys.modules:
+        sys.modules["bitsandbytes"] = None  # type: ignore[assignment]
+
+
+def _no_progress(step: str, fraction: float | None = None) -> None:
+    return None
+
+
+def load_model(config: AppConfig, log: Callable[[str], None] = print, *, progress: Progress = _no_progress,
+               cancel: threading.Event | None = None, hub: HubAccess | None = None) -> ModelHandle:
+    """The configured model, or the demo model with a notice when the hub cannot be reached.
+
+    `progress(step, fraction)` hears each step (the demo build's own steps included); `cancel` stops a demo
+    build; `hub` is the process's remembered answer to "is the Hub reachable" (probed here once if None)."""
+    skip_bitsandbytes_without_cuda()
+    progress("choosing the device", None)
     device = pick_device(config.device)
-    layout = StorageLayout(config.storage)
     if config.load_in_4bit:
         quantization_config(device, pick_dtype(device))  # refuse early, before any download
-    if config.model == DEMO_MODEL:
-        return _serving(_demo_handle(layout, device, log, notice=None), log)
-    local = Path(config.model).expanduser()
-    if local.exists():
-        model, tok, dtype = load_pretrained(local, device, four_bit=config.load_in_4bit)
-        return _serving(ModelHandle(model, tok, str(local), device, dtype, quantized=config.load_in_4bit), log)
+    progress(f"checking whether {config.model} can be loaded", None)
+    choice = choose_model(config.model, hub or HubAccess.of(config))
+    if choice.is_demo:
+        if choice.notice:
+            log(f"alignui: {choice.notice}")
+        return _serving(_demo_handle(config, device, log, progress, cancel, notice=choice.notice), log, progress)
+    progress(f"loading {config.model}", None)
     try:
-        model, tok, dtype = load_pretrained(config.model, device, four_bit=config.load_in_4bit,
-                                            local_only=config.offline)
+        model, tok, dtype = load_pretrained(choice.source, device, four_bit=config.load_in_4bit,
+                                            local_only=choice.local_only)
     except (OSError, ValueError) as exc:
-        why = "offline mode is on" if config.offline else "the Hugging Face Hub could not be reached"
-        notice = (f"Could not load {config.model} ({why} and it is not cached): serving the built-in demo "
-                  "model instead. Pass --model with a local path to use your own.")
-        log(f"alignui: {notice} [{type(exc).__name__}]")
-        return _serving(_demo_handle(layout, device, log, notice=notice), log)
-    return _serving(ModelHandle(model, tok, config.model, device, dtype, quantized=config.load_in_4bit), log)
+        if Path(config.model).expanduser().exists():
+            raise
+        notice = fallback_notice(config.model, "it could not be loaded")
+        log(f"alignui: {notice} [{type(exc).__name__}: {str(exc)[:200]}]")
+        return _serving(_demo_handle(config, device, log, progress, cancel, notice=notice), log, progress)
+    ref = choice.source if choice.local_only and Path(choice.source).exists() else config.model
+    handle = ModelHandle(model, tok, ref, device, dtype, quantized=config.load_in_4bit)
+    return _serving(handle, log, progress)
 
 
-def _serving(handle: ModelHandle, log: Callable[[str], None]) -> ModelHandle:
+def _serving(handle: ModelHandle, log: Callable[[str], None], progress: Progress = _no_progress) -> ModelHandle:
     """On CPU, let a paired generation's two rows run on two cores where this machine gains from it."""
     from alignui.serving.cpu_decode import is_batch_parallel, speed_up_batched_decode
 
     if handle.device == "cpu":
+        progress("measuring paired decoding on this CPU", 0.99)
         gain = handle.submit(speed_up_batched_decode, handle.model).result()
         if is_batch_parallel(handle.model):
             log(f"alignui: paired decoding spreads the two responses over CPU cores ({gain:.1f}x faster per step)")
     return handle
 
 
-def _demo_handle(layout: StorageLayout, device: str, log, notice: str | None) -> ModelHandle:
-    path = ensure_demo_model(layout.demo_model_dir, log=log)
+def _demo_handle(config: AppConfig, device: str, log, progress: Progress, cancel: threading.Event | None,
+                 notice: str | None) -> ModelHandle:
+    def building(step: str, fraction: float | None = None) -> None:
+        progress(f"building the demo model (once per machine): {step}", fraction)
+
+    path = ensure_demo_model(config.demo_model_dir, log=log, progress=building, cancel=cancel)
+    progress("loading the demo model", 0.98)
     model, tok, dtype = load_pretrained(path, device, local_only=True)
     return ModelHandle(model, tok, DEMO_MODEL, device, dtype, is_demo=True,
                        notice=notice or "Serving the built-in demo model (tiny, offline, trained on a toy corpus).")

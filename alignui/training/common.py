@@ -25,7 +25,6 @@ from typing import Any, Callable
 from alignui.config import DEMO_MODEL, config_from
 from alignui.errors import UserError
 from alignui.serving.loading import load_pretrained, pick_device, pick_dtype, quantization_config
-from alignui.paths import StorageLayout
 from alignui.training.config import TrainConfig
 from alignui.runs import RunDir
 
@@ -55,13 +54,22 @@ def resolve_setup(config: TrainConfig) -> Setup:
 
 
 def resolve_base_model(base_model: str, storage: Path, log: Callable[[str], None] = print) -> str:
-    """A loadable reference: '' = the app's model (ALIGNUI_MODEL or its default), 'demo' = the built-in model
-    (built under the data root if missing), a local path (made absolute), or a hub id as given."""
+    """A loadable reference: 'demo' = the built-in model (built once per machine, in the cache), a local path
+    (made absolute), or a hub id as given. '' = what `serve` would serve here, by the same rule
+    (alignui.serving.hub.choose_model): ALIGNUI_MODEL or its default, or, offline with that not cached, the
+    demo model; the log says which and why."""
     from alignui.serving.demo_model import ensure_demo_model
+    from alignui.serving.hub import HubAccess, choose_model
 
-    name = base_model.strip() or config_from(None, os.environ).model
+    app = config_from(None, os.environ)
+    name = base_model.strip()
+    if not name:
+        choice = choose_model(app.model, HubAccess.of(app))
+        name = choice.source
+        log(f"alignui: base model: {choice.notice or name} (what `serve` would serve here; "
+            "pass --set base_model=... to choose)")
     if name == DEMO_MODEL:
-        return str(ensure_demo_model(StorageLayout(storage).demo_model_dir, log=log).resolve())
+        return str(ensure_demo_model(app.demo_model_dir, log=log).resolve())
     local = Path(name).expanduser()
     return str(local.resolve()) if local.exists() else name
 

@@ -169,7 +169,7 @@ def _prepare_run(method: Method, layout: StorageLayout, *, run_id: str | None, r
     from alignui.training import preflight as pf
 
     quiet_libraries()
-    checked = pf.check(config, layout.root, snap, log=lambda line: None)
+    checked = pf.check(config, layout.root, snap, log=lambda line: print(line, file=sys.stderr))  # e.g. which base
     checked[0].raise_if_refused()
     return _Plan(RunDir.create(layout, run_id or new_run_id(method.name)), config, snap, checked)
 
@@ -230,6 +230,7 @@ def _run(method: Method, layout: StorageLayout, plan: _Plan, resume: bool, stop:
     run.update_status(phase="pre-flight")
     report, setup, base = plan.checked or pf.check(config, layout.root, snap, log=log)
     run.preflight_path.write_text(json.dumps(report.to_dict(), indent=2, default=str))
+    log(f"alignui: base model {base}" + ("" if config.base_model else " (none given: what `serve` would serve here)"))
     log(report.markdown().replace("**", ""))
     report.raise_if_refused()
     assert setup is not None

@@ -14,25 +14,16 @@ Invariants:
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any, Callable
 
 from transformers import TrainerCallback
 
-from alignui.runs import RunDir
+from alignui.runs import RunDir, format_eta  # noqa: F401  (format_eta: re-exported, it lived here)
 
 #: Metrics printed on the progress line, in order (whatever the method logs of them).
 PROGRESS_KEYS = (("loss", "loss"), ("rewards/accuracies", "acc"), ("rewards/margins", "margin"),
                  ("rewards/chosen", "chosen"), ("rewards/rejected", "rejected"), ("reward", "reward"))
-
-
-def format_eta(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
-        else f"{seconds // 60}:{seconds % 60:02d}"
 
 
 class RunCallback(TrainerCallback):

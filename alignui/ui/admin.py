@@ -17,7 +17,7 @@ from alignui.context import AppContext
 from alignui.db.users import GOLD_VERDICTS, MAX_OVERLAP
 from alignui.team.identity import ROLES
 from alignui.team.spaces import storage_status
-from alignui.ui.common import Page, user_errors
+from alignui.ui.common import Page, api_errors, user_errors
 from alignui.ui.signin import admins_of, identity_of
 
 GOLD_COLUMNS = ["pair (generations)", "right answer", "note", "marked by"]
@@ -59,18 +59,18 @@ def _people_section(ctx: AppContext, result: gr.Markdown) -> tuple[gr.Dataframe,
                              elem_id="admin-remove-name", scale=3)
         remove = gr.Button("Remove all their votes", variant="stop", elem_id="admin-remove-votes", scale=1)
 
-    @user_errors
+    @api_errors  # an API endpoint too: gradio_client gets the error; show_progress hidden: no badges
     def ui_set_role(user: str, new_role: str, request: gr.Request):
         message = team.set_role(ctx.store, identity_of(ctx, request), user, new_role)
         return message, team.people(ctx.store, ctx.config_admins)
 
-    @user_errors
+    @api_errors  # an API endpoint too: gradio_client gets the error; show_progress hidden: no badges
     def ui_remove(annotator: str, request: gr.Request):
         message = team.remove_votes(ctx.store, identity_of(ctx, request), annotator)
         return message, team.people(ctx.store, ctx.config_admins)
 
-    set_role.click(ui_set_role, [name, role], [result, people], api_name="admin_set_role")
-    remove.click(ui_remove, [spammer], [result, people], api_name="admin_remove_votes")
+    set_role.click(ui_set_role, [name, role], [result, people], api_name="admin_set_role", show_progress="hidden")
+    remove.click(ui_remove, [spammer], [result, people], api_name="admin_remove_votes", show_progress="hidden")
     return people, [set_role, remove]
 
 
@@ -87,21 +87,21 @@ def _overlap_section(ctx: AppContext, result: gr.Markdown) -> tuple[gr.Number, g
         unmark = gr.Button("Unmark", elem_id="admin-unmark-gold", scale=1)
     gold = gr.Dataframe(headers=GOLD_COLUMNS, interactive=False, elem_id="admin-gold")
 
-    @user_errors
+    @api_errors  # an API endpoint too: gradio_client gets the error; show_progress hidden: no badges
     def ui_overlap(k: float, request: gr.Request) -> str:
         return team.set_overlap(ctx.store, identity_of(ctx, request), k)
 
-    @user_errors
+    @api_errors  # an API endpoint too: gradio_client gets the error; show_progress hidden: no badges
     def ui_mark(pair_id: str, verdict: str, why: str, request: gr.Request):
         return team.mark_gold(ctx.store, identity_of(ctx, request), pair_id, verdict, why), _gold_rows(ctx)
 
-    @user_errors
+    @api_errors  # an API endpoint too: gradio_client gets the error; show_progress hidden: no badges
     def ui_unmark(pair_id: str, request: gr.Request):
         return team.unmark_gold(ctx.store, identity_of(ctx, request), pair_id), _gold_rows(ctx)
 
-    save.click(ui_overlap, [overlap], result, api_name="admin_set_overlap")
-    mark.click(ui_mark, [pair, answer, note], [result, gold], api_name="admin_mark_gold")
-    unmark.click(ui_unmark, [pair], [result, gold], api_name="admin_unmark_gold")
+    save.click(ui_overlap, [overlap], result, api_name="admin_set_overlap", show_progress="hidden")
+    mark.click(ui_mark, [pair, answer, note], [result, gold], api_name="admin_mark_gold", show_progress="hidden")
+    unmark.click(ui_unmark, [pair], [result, gold], api_name="admin_unmark_gold", show_progress="hidden")
     return overlap, gold, [save, mark, unmark]
 
 
@@ -116,11 +116,12 @@ def _agreement_section(ctx: AppContext) -> None:
                             label="Disputed pairs (prompt and responses shown as plain text)",
                             column_widths=["10%", "24%", "27%", "27%", "7%", "5%"])
 
-    @user_errors
+    @api_errors  # an API endpoint too: gradio_client gets the error; show_progress hidden: no badges
     def ui_agreement(min_agreement: float):
         return team.agreement_tables(ctx.store, float(min_agreement))
 
-    compute.click(ui_agreement, [threshold], [headline, annotators, disputed], api_name="agreement")
+    compute.click(ui_agreement, [threshold], [headline, annotators, disputed], api_name="agreement",
+                  show_progress="hidden")
 
 
 def _backup_section(ctx: AppContext, result: gr.Markdown) -> tuple[gr.Markdown, gr.Button]:
@@ -130,11 +131,11 @@ def _backup_section(ctx: AppContext, result: gr.Markdown) -> tuple[gr.Markdown, 
                           placeholder="my-name/alignui-backup", elem_id="admin-backup-repo", scale=3)
         run = gr.Button("Back up now", elem_id="admin-backup", scale=1)
 
-    @user_errors
+    @api_errors  # an API endpoint too: gradio_client gets the error; show_progress hidden: no badges
     def ui_backup(repo_id: str, request: gr.Request) -> str:
         return team.backup(ctx.store, ctx.config, identity_of(ctx, request), repo_id)
 
-    run.click(ui_backup, [repo], result, api_name="admin_backup")
+    run.click(ui_backup, [repo], result, api_name="admin_backup", show_progress="hidden")
     return storage, run
 
 

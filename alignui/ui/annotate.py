@@ -18,12 +18,13 @@ from alignui.annotation import workspace as flow
 from alignui.annotation.pairs import stream_annotation_pair, submit_vote, user_turn
 from alignui.annotation.prefs import AnnotationPrefs, browser_secret
 from alignui.context import AppContext
+from alignui.errors import UserError
 from alignui.serving.generation import PairSettings
 from alignui.annotation.pool import draw
 from alignui.ui import annotate_panels as panels
 from alignui.ui.annotate_keys import ACTION_KEYS, FOCUS_EDITOR, FOCUS_EMPTY_PROMPT, VOTE_KEYS, key_hint
 from alignui.ui.annotate_keys import HEAD as KEYS_HEAD
-from alignui.ui.common import GPU_QUEUE, Page, user_errors
+from alignui.ui.common import GPU_QUEUE, Page, api_errors, refuse, user_errors
 from alignui.ui.signin import admit_generation, identity_of
 from alignui.vocab import BUTTON_LABELS
 
@@ -106,6 +107,7 @@ class _AnnotateTab:
         self.prefs_state = gr.BrowserState(AnnotationPrefs().to_dict(), storage_key="alignui-generation", secret=secret)
         self.ws = gr.State(flow.Workspace())
         self.verdict = gr.State("")
+        self.saved = gr.State(False)  # did the last verdict click save one (else: do not auto-advance)
         self.name = gr.Textbox(label="Your name", placeholder="remembered in this browser", scale=2, min_width=140,
                                elem_id="annotator", render=False)
         self.w = w = _layout(ctx, self.name)
@@ -136,8 +138,8 @@ class _AnnotateTab:
             yield _show(view)
 
     @user_errors
-    def ui_after_vote(self, state, prefs, typed, request: gr.Request):
-        if state.pair_id:  # the editor is open (no verdict yet): nothing to advance
+    def ui_after_vote(self, state, saved, prefs, typed, request: gr.Request):
+        if state.pair_id or not saved:  # the editor is open, or the verdict was refused: nothing to advance
             yield tuple(gr.skip() for _ in self.view_out)
             return
         admit_generation(self.ctx, request, None)
@@ -146,23 +148,28 @@ class _AnnotateTab:
             yield _show(view)
 
     def voting(self, verdict: str):
-        @user_errors
         def ui_vote(state, typed, edit_on, continue_on, text_a, text_b, request: gr.Request):
             if edit_on and verdict in ("a", "b") and state.pair_id:  # open the editor; save on Ctrl+Enter
                 label = f"Edit response {verdict.upper()} before saving it as the winner · Ctrl+Enter saves · Esc cancels"
                 opened = (gr.update(visible=True), gr.update(value=text_a if verdict == "a" else text_b, label=label),
                           verdict, edit_on, continue_on)
-                return (*(gr.skip() for _ in self.view_out), *opened)
-            view = flow.vote(self.ctx.store, state, verdict, annotator=self.who(typed, request),
-                             continue_after=continue_on)
-            return (*_show(view), *self.closed_editor)
+                return (*(gr.skip() for _ in self.view_out), *opened, False)
+            return self.saving(state, typed, verdict, continue_on, None, request)
         return ui_vote
 
-    @user_errors
+    def saving(self, state, typed, verdict, continue_on, edited, request):
+        """Save a verdict; a refusal is a warning that changes nothing (the checkboxes included) and sets
+        `saved` False, so the chained auto-advance does not run."""
+        try:
+            view = flow.vote(self.ctx.store, state, verdict, annotator=self.who(typed, request), edited=edited,
+                             continue_after=continue_on)
+        except UserError as exc:
+            refuse(exc)
+            return (*(gr.skip() for _ in self.view_out + self.editor_out), False)
+        return (*_show(view), *self.closed_editor, True)
+
     def ui_save_edit(self, state, typed, edited, verdict, continue_on, request: gr.Request):
-        view = flow.vote(self.ctx.store, state, verdict, annotator=self.who(typed, request), edited=edited,
-                         continue_after=continue_on)
-        return (*_show(view), *self.closed_editor)
+        return self.saving(state, typed, verdict, continue_on, edited, request)
 
     @user_errors
     def ui_undo(self, state, typed, request: gr.Request):
@@ -183,8 +190,8 @@ class _AnnotateTab:
     def advance_after(self, event) -> None:
         """After a saved verdict: refresh the counters and make the next pair ready without a click."""
         self.refresh_after(event)
-        event.success(self.ui_after_vote, [self.ws, self.prefs_state, self.name], self.view_out, **GPU).then(
-            None, js=FOCUS_EMPTY_PROMPT)
+        event.success(self.ui_after_vote, [self.ws, self.saved, self.prefs_state, self.name], self.view_out,
+                      **GPU).then(None, js=FOCUS_EMPTY_PROMPT)
 
     def wire(self) -> None:
         w, ws, name, prefs = self.w, self.ws, self.name, self.prefs_state
@@ -194,13 +201,14 @@ class _AnnotateTab:
         w["next"].click(self.ui_next, [ws, prefs, name], self.view_out, **GPU).then(None, js=FOCUS_EMPTY_PROMPT)
         vote_inputs = [ws, name, w["edit_on"], w["continue_on"], w["text_a"], w["text_b"]]
         for (verdict, _), button in zip(BUTTONS, w["votes"]):
-            clicked = button.click(self.voting(verdict), vote_inputs, self.view_out + self.editor_out,
+            clicked = button.click(self.voting(verdict), vote_inputs, self.view_out + self.editor_out + [self.saved],
                                    api_visibility="private")
             clicked.then(None, js=FOCUS_EDITOR)
             self.advance_after(clicked)
         self.advance_after(w["save_edit"].click(self.ui_save_edit, [ws, name, w["edit_box"], self.verdict,
                                                                     w["continue_on"]],
-                                                self.view_out + self.editor_out, api_visibility="private"))
+                                                self.view_out + self.editor_out + [self.saved],
+                                                api_visibility="private"))
         w["cancel_edit"].click(lambda: self.closed_editor, None, self.editor_out, api_visibility="private")
         self.refresh_after(w["undo"].click(self.ui_undo, [ws, name], self.view_out + self.editor_out,
                                            api_visibility="private"))
@@ -216,7 +224,7 @@ def build(ctx: AppContext, page: Page) -> None:
 
 
 def _register_api(ctx: AppContext) -> None:
-    @user_errors
+    @api_errors
     def generate_pair(prompt: str, request: gr.Request) -> tuple[str, str, str]:
         """Generate two responses to `prompt`; returns (text_a, text_b, pair_id)."""
         identity = identity_of(ctx, request)
@@ -226,7 +234,7 @@ def _register_api(ctx: AppContext) -> None:
                                            annotator=annotator):
             yield step.text_a, step.text_b, (step.pair.id if step.pair else "")
 
-    @user_errors
+    @api_errors
     def submit_vote_api(pair_id: str, verdict: str, request: gr.Request) -> str:
         """Record a verdict (a, b, tie, both_bad or skip) on a pair; returns a status line."""
         return submit_vote(ctx.store, pair_id, verdict, annotator=identity_of(ctx, request).name)

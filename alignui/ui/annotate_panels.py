@@ -71,7 +71,7 @@ def _widget_values(prefs: AnnotationPrefs) -> tuple:
 def settings_panel(ctx: AppContext, prefs_state: gr.BrowserState) -> list:
     """Widgets for AnnotationPrefs; every change is validated and remembered in the browser."""
     d = AnnotationPrefs()
-    longest = max(16, min(2048, ctx.model.context_length - 8))
+    longest = 2048  # the model may still be loading; a length its context cannot hold is refused with advice
     with gr.Accordion("Generation settings", open=False, elem_id="generation-settings"):
         with gr.Row():
             temperature = gr.Slider(0, 2, value=d.temperature, step=0.05, label="Temperature",

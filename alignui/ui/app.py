@@ -6,13 +6,16 @@ and launching it with theme and CSS (Gradio 6 takes them in launch()).
 
 from __future__ import annotations
 
+from typing import Callable
+
 import gradio as gr
 
 from alignui.config import AppConfig
 from alignui.context import AppContext
 from alignui.team.identity import login_checker
 from alignui.team.spaces import start_periodic_backup, storage_status
-from alignui.ui import admin, annotate, arena, data, leaderboard, train
+from alignui.serving.loading import ModelHandle, load_model
+from alignui.ui import admin, annotate, arena, data, leaderboard, model_status, train
 from alignui.ui.common import CSS, Page, theme
 from alignui.ui.signin import sign_in_widgets
 
@@ -21,9 +24,15 @@ TABS = (("Annotate", annotate.build), ("Data", data.build), ("Train", train.buil
 
 
 def header_markdown(ctx: AppContext) -> str:
-    lines = [f"## alignui\n**Model:** {ctx.model.describe()} · **Data root:** `{ctx.layout.root.resolve()}`"]
-    if ctx.model.notice:
-        lines.append(f"> ⚠️ {ctx.model.notice}")
+    status = ctx.model_status
+    if status.ready:
+        model, notice = ctx.model.describe(), ctx.model.notice
+    else:
+        model = f"{ctx.config.model} ({'could not be loaded' if status.error else 'loading…'})"
+        notice = None
+    lines = [f"## alignui\n**Model:** {model} · **Data root:** `{ctx.layout.root.resolve()}`"]
+    if notice:
+        lines.append(f"> ⚠️ {notice}")
     storage = storage_status(ctx.config)
     if storage.message:  # loud on every tab: data would vanish on restart
         lines.append(f"> ⚠️ **Data is not persistent.** {storage.message}")
@@ -32,7 +41,8 @@ def header_markdown(ctx: AppContext) -> str:
 
 def build_ui(ctx: AppContext) -> gr.Blocks:
     with gr.Blocks(title="alignui") as demo:
-        gr.Markdown(header_markdown(ctx), elem_classes="alignui-header", elem_id="header")
+        header = gr.Markdown(header_markdown(ctx), elem_classes="alignui-header", elem_id="header")
+        model_status.build(ctx, header, header_markdown)
         sign_in_widgets(ctx)
         with gr.Tabs():
             for name, build in TABS:
@@ -41,20 +51,36 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
     return demo
 
 
-def launch(config: AppConfig, *, block: bool = True, quiet: bool = False, seed: int | None = None):
-    """Open the context, build the UI, serve it. Returns (demo, ctx) when `block` is False."""
+def launch(config: AppConfig, *, block: bool = True, quiet: bool = False, seed: int | None = None,
+           load: Callable[..., ModelHandle] = load_model):
+    """Open the context, build the UI, serve it. Returns (demo, ctx) when `block` is False.
+
+    The page answers before the model is loaded: `load` runs on the context's loader thread and the page
+    shows its progress (alignui.ui.model_status)."""
     print(config.describe(), flush=True)
-    ctx = AppContext.open(config, seed=seed)
-    print(f"alignui: model {ctx.model.describe()}", flush=True)
+    ctx = AppContext.open(config, seed=seed, wait=False, load=load)
+    print(f"alignui: loading {config.model} in the background; the web page answers meanwhile", flush=True)
     demo = build_ui(ctx)
     demo.queue(default_concurrency_limit=8)
+    if block:
+        _stop_on_sigterm()
     backups = start_periodic_backup(config, ctx.store)
     demo.launch(server_name=config.host, server_port=config.port, prevent_thread_lock=not block, quiet=quiet,
                 theme=theme(), css=CSS, head=annotate.HEAD, show_error=True,
                 auth=login_checker(config.users), auth_message="alignui: sign in with your annotator account",
                 max_file_size=int(config.max_upload_mb * 1024 * 1024))
-    if block:
+    if block:  # launch() returned: Ctrl+C or SIGTERM (see _stop_on_sigterm); close what we opened
         if backups is not None:
             backups.stop()
         ctx.close()
     return demo, ctx
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a service manager, `kill`) stops the server like Ctrl+C does, so the context is closed: a demo
+    build in progress is cancelled and its child process ended, instead of being left running."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -9,12 +9,14 @@ endpoints /arena_battle (prompt) -> (text_a, text_b, battle_id) and /arena_vote 
 
 from __future__ import annotations
 
+import html
+
 import gradio as gr
 
 from alignui.serving.adapters import adapter_server
 from alignui.arena.battle import MODES, ArenaSettings, draw_heldout_prompt, play, vote
 from alignui.context import AppContext
-from alignui.ui.common import GPU_QUEUE, Page, user_errors
+from alignui.ui.common import GPU_QUEUE, Page, api_errors, user_errors
 from alignui.ui.signin import admit_generation, identity_of
 from alignui.vocab import ARENA_VERDICTS, BUTTON_LABELS
 
@@ -29,8 +31,15 @@ def _buttons(active: bool) -> list:
     return [gr.update(interactive=active) for _ in BUTTONS]
 
 
+def _question(text: str) -> str:
+    """The prompt being judged, shown above the answers (escaped: it is user or dataset text)."""
+    return f"**Prompt being judged:** {html.escape(text)}" if text else ""
+
+
 def build(ctx: AppContext, page: Page) -> None:
-    server = adapter_server(ctx.model)
+    def server():  # the model loads in the background: ask for it when a battle starts
+        return adapter_server(ctx.model)
+
     with gr.Column(elem_id="arena-tab"):
         gr.Markdown(INTRO)
         with gr.Row(equal_height=True):
@@ -40,6 +49,7 @@ def build(ctx: AppContext, page: Page) -> None:
             go = gr.Button("Battle", variant="primary", scale=1, min_width=110, elem_id="arena-go")
         mode = gr.Dropdown([(label, key) for key, label in MODES.items()], value="base_vs_newest",
                            label="Who meets whom", elem_id="arena-mode")
+        question = gr.Markdown(elem_id="arena-question")
         with gr.Column(elem_id="arena-battle"), gr.Row(equal_height=True):
             text_a = gr.Textbox(label="Model A", lines=8, max_lines=24, interactive=False, elem_id="arena-a",
                                 elem_classes="alignui-response")
@@ -62,16 +72,15 @@ def build(ctx: AppContext, page: Page) -> None:
     def ui_battle(text: str, how: str, drawn: str, request: gr.Request):
         identity = identity_of(ctx, request)
         admit_generation(ctx, request, text, identity)
-        yield ("", "", "", "Generating both answers…", *_buttons(False))
-        who = identity.name
-        for step in play(ctx.store, server, text, ctx.rng, settings=ArenaSettings(mode=how or "base_vs_newest"),
+        who, models = identity.name, server()
+        for step in play(ctx.store, models, text, ctx.rng, settings=ArenaSettings(mode=how or "base_vs_newest"),
                          drawn_id=drawn or None, annotator=who):
             done = bool(step.battle_id)
             yield (step.text_a, step.text_b, step.battle_id, ASK if done else "Generating both answers…",
-                   *_buttons(done))
+                   _question(step.question), *_buttons(done))
 
     for trigger in (go.click, prompt.submit):
-        trigger(ui_battle, [prompt, mode, drawn_id], [text_a, text_b, battle_id, reveal, *buttons],
+        trigger(ui_battle, [prompt, mode, drawn_id], [text_a, text_b, battle_id, reveal, question, *buttons],
                 api_visibility="private", concurrency_id=GPU_QUEUE, concurrency_limit=1)
 
     def vote_for(verdict: str):
@@ -89,14 +98,14 @@ def build(ctx: AppContext, page: Page) -> None:
 
 
 def _register_api(ctx: AppContext, server) -> None:
-    @user_errors
+    @api_errors
     def arena_battle(prompt: str, request: gr.Request) -> tuple[str, str, str]:
         """A blind battle on `prompt` (empty: a held-out prompt); returns (text_a, text_b, battle_id)."""
         admit_generation(ctx, request, prompt)
-        for step in play(ctx.store, server, prompt, ctx.rng):
+        for step in play(ctx.store, server(), prompt, ctx.rng):
             yield step.text_a, step.text_b, step.battle_id
 
-    @user_errors
+    @api_errors
     def arena_vote(battle_id: str, verdict: str, request: gr.Request) -> str:
         """Vote a, b, tie or both_bad on a battle, once; returns the revealed "model_a vs model_b"."""
         return vote(ctx.store, battle_id, verdict, annotator=identity_of(ctx, request).name).text

@@ -16,7 +16,7 @@ from alignui.context import AppContext
 from alignui.team.identity import require
 from alignui.arena.judges import JUDGE_KINDS, JudgeSpec, judge_now
 from alignui.ui import leaderboard_charts as charts
-from alignui.ui.common import GPU_QUEUE, Page, user_errors
+from alignui.ui.common import GPU_QUEUE, Page, api_errors, user_errors
 from alignui.ui.signin import identity_of
 
 
@@ -41,7 +41,6 @@ def _judge_panel(ctx: AppContext):
 
 
 def build(ctx: AppContext, page: Page) -> None:
-    server = adapter_server(ctx.model)
     with gr.Column(elem_id="leaderboard-tab"):
         with gr.Row():
             verdicts = gr.Markdown("Open this tab or press Refresh to compute the leaderboard.", elem_id="lb-verdicts")
@@ -73,7 +72,7 @@ def build(ctx: AppContext, page: Page) -> None:
             if (typed_url or "").strip():  # pointing the server at a URL of one's choice is an admin's call
                 require(identity_of(ctx, request), "change_model")
             spec = JudgeSpec(how, typed_url or "", typed_model or "", typed_key or "")
-            out = judge_now(ctx.store, server, spec, int(count), ctx.rng, what=what,
+            out = judge_now(ctx.store, adapter_server(ctx.model), spec, int(count), ctx.rng, what=what,
                             progress=lambda done, total: progress((done, total), desc="judging"))
             return charts.judge_markdown(out)
         return ui_judge
@@ -82,7 +81,7 @@ def build(ctx: AppContext, page: Page) -> None:
         button.click(judge_callback(what), [kind, n, url, model, key], report, api_visibility="private",
                      concurrency_id=GPU_QUEUE, concurrency_limit=1)
 
-    @user_errors
+    @api_errors
     def leaderboard() -> dict:
         """The arena's stats summary: {"models": [...], "pairs": [...], "verdicts": [...], ...}."""
         return arena_summary(ctx.store, bootstrap=1000)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import gradio as gr
+from gradio.context import Context
 
 from alignui.context import AppContext
 from alignui.data.snapshot import list_snapshots
@@ -98,7 +99,7 @@ def build(ctx: AppContext, page: Page) -> None:
     specs = form_fields(methods)
     first = methods[0].name
     presets = preset_names(get_method(first).presets_path)
-    chosen = default_preset(presets, ctx.model.device)
+    chosen = default_preset(presets, ctx.device)
     specs = [with_default(s, preset_values(first, chosen)) for s in specs] if chosen else specs
     gr.Markdown(INTRO)
     note = admin_note()
@@ -108,7 +109,7 @@ def build(ctx: AppContext, page: Page) -> None:
                                info="the exported votes to train on", scale=3, elem_id="train-snapshot")
         refresh = gr.Button("↻", scale=0, min_width=50, elem_id="train-refresh")
         export = gr.Button("Export now", scale=1, elem_id="train-export")
-        base = gr.Textbox(ctx.model.ref, label="Base model", info="the served model by default", scale=3,
+        base = gr.Textbox(ctx.served_ref, label="Base model", info="the served model by default", scale=3,
                           elem_id="train-base")
         method = gr.Dropdown([(m.label, m.name) for m in methods], value=first, label="Method", scale=2,
                              elem_id="train-method")
@@ -126,8 +127,24 @@ def build(ctx: AppContext, page: Page) -> None:
     train_rlhf.build_live(ctx, runner, rlhf, snapshot, base, method, widgets, start, selected, message)
     push = train_view.build(ctx, runner, selected, message)
     _wire_setup(ctx, specs, widgets, columns, snapshot, refresh, export, method, preset)
+    _wire_fresh(ctx, snapshot, base)
     _wire_start(ctx, runner, specs, widgets, snapshot, base, method, check, start, message, selected)
     admin_only(ctx, note, [export, start, rlhf.go, push], "train, export or push adapters")
+
+
+def _wire_fresh(ctx, snapshot, base) -> None:
+    """Snapshot choices and the served model as they are now: on every page load and whenever the tab is
+    opened (an export in the Data tab adds a snapshot); the chosen snapshot stays chosen while it exists."""
+    def ui_fresh(current: str | None):
+        choices = snapshot_choices(ctx)
+        ids = [value for _, value in choices]
+        return (gr.update(choices=choices, value=current if current in ids else (ids[0] if ids else None)),
+                ctx.served_ref)
+
+    Context.root_block.load(ui_fresh, [snapshot], [snapshot, base], api_visibility="private", show_progress="hidden")
+    tab = Context.block  # the gr.Tab this builder runs in (alignui.ui.app opens one per tab)
+    if isinstance(tab, gr.Tab):
+        tab.select(ui_fresh, [snapshot], [snapshot, base], api_visibility="private", show_progress="hidden")
 
 
 def _wire_setup(ctx, specs, widgets, columns, snapshot, refresh, export, method, preset) -> None:
@@ -154,7 +171,7 @@ def _wire_setup(ctx, specs, widgets, columns, snapshot, refresh, export, method,
     @user_errors
     def ui_method(name: str):
         presets = preset_names(get_method(name).presets_path)
-        chosen = default_preset(presets, ctx.model.device)
+        chosen = default_preset(presets, ctx.device)
         # fill the values here too: the preset name may stay the same (cpu-demo), and then preset.change never fires
         values = preset_values(name, chosen) if chosen else {}
         return (gr.update(choices=presets, value=chosen),

@@ -26,6 +26,7 @@ from alignui.training.methods import get_method
 from alignui.training.app.rlhf_plan import start_rlhf_from_form
 from alignui.training.app.rlhf_view import RESIDENT_BEFORE, RL_CURVES, reward_model_choices, rlhf_view
 from alignui.ui.common import user_errors
+from alignui.ui.train_view import curve_frame
 from alignui.ui.signin import identity_of
 
 RL_TITLES = {"reward": "Mean reward (rollouts)", "kl": "KL to the reference", "length": "Response length"}
@@ -58,20 +59,19 @@ def build_options(ctx: AppContext, method: str) -> RLHFOptions:
             source = gr.Dropdown(reward_model_choices(ctx.layout), value="new", label="Reward model", scale=3,
                                  info="train a new one first, or reuse a finished one (the arena can judge with "
                                       "it too)", elem_id="rlhf-reward-source")
-            reward_preset = gr.Dropdown(reward_presets, value=_default(reward_presets, ctx.model.device),
+            reward_preset = gr.Dropdown(reward_presets, value=_default(reward_presets, ctx.device),
                                         label="Reward-model preset", scale=2, elem_id="rlhf-reward-preset")
             sft_first = gr.Checkbox(False, label="SFT on the chosen responses first", scale=2,
                                     info="the classic first RLHF step; off by default", elem_id="rlhf-sft-first")
-            sft_preset = gr.Dropdown(sft_presets, value=_default(sft_presets, ctx.model.device), label="SFT preset",
+            sft_preset = gr.Dropdown(sft_presets, value=_default(sft_presets, ctx.device), label="SFT preset",
                                      scale=2, elem_id="rlhf-sft-preset")
         gr.Markdown(RESIDENT_BEFORE, elem_id="rlhf-memory-note")
         go = gr.Button("Start RLHF (reward model, then RL)", variant="primary", elem_id="rlhf-start")
     return RLHFOptions(group, source, reward_preset, sft_first, sft_preset, go)
 
 
-def empty_curve(x: str = "step") -> pd.DataFrame:
-    return pd.DataFrame({x: pd.Series(dtype="float64"), "value": pd.Series(dtype="float64"),
-                         "series": pd.Series(dtype="str")})
+def _series(plot: str) -> list[str]:
+    return [label for _, label in RL_CURVES[plot]]
 
 
 def build_live(ctx: AppContext, runner, options: RLHFOptions, snapshot, base, method, widgets: dict, start,
@@ -86,7 +86,7 @@ def build_live(ctx: AppContext, runner, options: RLHFOptions, snapshot, base, me
             histogram = gr.BarPlot(pd.DataFrame({"margin": [], "pairs": []}), x="margin", y="pairs", height=240,
                                    title="Reward margins, held-out pairs",
                                    elem_id="rlhf-histogram")
-            plots = [gr.LinePlot(empty_curve(), x="step", y="value", color="series", title=RL_TITLES[key],
+            plots = [gr.LinePlot(curve_frame(_series(key)), x="step", y="value", color="series", title=RL_TITLES[key],
                                  height=240, elem_id=f"rlhf-plot-{key}") for key in RL_CURVES]
         notes = gr.Markdown(elem_id="rlhf-watchouts")
         verdict = gr.Markdown(elem_id="rlhf-verdict")
@@ -109,7 +109,7 @@ def refresh(ctx: AppContext, runner, run_id: str, seen: str):
         return (gr.update(visible=False),) + (gr.skip(),) * 10 + (seen, gr.skip())
     key = f"{view.stages[-1]['run'] if view.stages else ''}:{view.n_metrics}:{len(view.histogram)}"
     fresh = key != seen  # plots are re-sent only when new metrics arrived, so they do not flicker
-    curves = [pd.DataFrame(view.curves[k]) if view.curves.get(k) else empty_curve() for k in RL_CURVES]
+    curves = [curve_frame(_series(k), view.curves.get(k)) for k in RL_CURVES]
     hist = pd.DataFrame(view.histogram) if view.histogram else pd.DataFrame({"margin": [], "pairs": []})
     notes = "\n".join(f"- ⚠️ {w}" for w in view.watchouts)
     return (gr.update(visible=True), view.stage_markdown, view.resident, view.reward_summary,

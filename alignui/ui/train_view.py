@@ -14,7 +14,7 @@ import gradio as gr
 
 from alignui.context import AppContext
 from alignui.training.push import push_adapter
-from alignui.training.app.panel import RUN_COLUMNS, RunView, run_view, runs_rows
+from alignui.training.app.panel import CURVES, RUN_COLUMNS, RunView, run_view, runs_rows
 from alignui.runs import RunDir, list_run_dirs
 from alignui.ui.common import user_errors
 from alignui.ui.signin import identity_of
@@ -31,9 +31,19 @@ def progress_html(view: RunView | None) -> str:
             f'<span>{pct}%</span></div>')
 
 
-def empty_curve() -> pd.DataFrame:
-    return pd.DataFrame({"step": pd.Series(dtype="int64"), "value": pd.Series(dtype="float64"),
-                         "series": pd.Series(dtype="str")})
+def curve_frame(names: list[str], rows: list[dict] | None = None) -> pd.DataFrame:
+    """One plot's value: the run's rows plus one empty (NaN) row per series this plot can show. Gradio's
+    LinePlot swaps only the data on a new value and keeps the colour scale made from its first value; an empty
+    first value left every later series without a colour (lines drawn with no stroke, issue 13's bug 4), so
+    every value, the first included, names every series (`names`). NaN points are not drawn."""
+    slots = pd.DataFrame({"step": [float("nan")] * len(names), "value": [float("nan")] * len(names),
+                          "series": names})
+    frame = pd.concat([pd.DataFrame(rows), slots], ignore_index=True) if rows else slots
+    return frame.astype({"step": "float64", "value": "float64", "series": "str"})
+
+
+def series_of(plot: str) -> list[str]:
+    return [label for _, label in CURVES[plot]]
 
 
 def build(ctx: AppContext, runner, selected: gr.State, message: gr.Markdown) -> gr.Button:
@@ -45,7 +55,7 @@ def build(ctx: AppContext, runner, selected: gr.State, message: gr.Markdown) -> 
             cancel = gr.Button("Cancel", interactive=False, elem_id="train-cancel")
             resume = gr.Button("Resume", interactive=False, elem_id="train-resume")
         with gr.Row():
-            plots = [gr.LinePlot(empty_curve(), x="step", y="value", color="series", title=title, height=240,
+            plots = [gr.LinePlot(curve_frame(series_of(key)), x="step", y="value", color="series", title=title, height=240,
                                  elem_id=f"train-plot-{key}") for key, title in PLOTS]
         notes = gr.Markdown(elem_id="train-watchouts")
         verdict = gr.Markdown(elem_id="train-verdict")
@@ -93,7 +103,7 @@ def refresh(ctx: AppContext, runner, run_id: str, seen: str, admin: bool = True)
     view = run_view(run, cancelling=runner.is_cancelling(run.id),
                     queued_behind=runner.active_run() if run.id in queue else None)
     key = f"{view.run_id}:{view.n_metrics}"  # plots are re-sent only when new metrics (or another run) arrive
-    curves = [pd.DataFrame(view.curves[key]) if view.curves[key] else empty_curve() for key, _ in PLOTS]
+    curves = [curve_frame(series_of(key), view.curves[key]) for key, _ in PLOTS]
     notes = "\n".join(f"- ⚠️ {w}" for w in ([runner.index_problem] if runner.index_problem else []) + view.watchouts)
     sample_rows = [[s.get("prompt", ""), s.get("base", ""), s.get("adapter", "")] for s in view.samples]
     adapter = f"\n\nAdapter: `{view.adapter}` (listed in the Arena)" if view.adapter else ""

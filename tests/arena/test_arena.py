@@ -26,7 +26,9 @@ def make_adapter(store, storage: Path, run_id: str, *, seed: int = 0, method: st
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    base = AutoModelForCausalLM.from_pretrained(storage / "models" / "demo")
+    from alignui.config import AppConfig
+
+    base = AutoModelForCausalLM.from_pretrained(AppConfig().demo_model_dir)  # the per-machine cache (conftest)
     peft = get_peft_model(base, LoraConfig(r=4, lora_alpha=2, target_modules=["q_proj", "v_proj"],
                                            init_lora_weights=False))
     path = storage / "runs" / run_id / "adapter"

@@ -67,7 +67,7 @@ def test_reward_model_learns_the_property_and_is_registered(reward_storage):
 
 
 @pytest.mark.slow
-def test_adapter_holds_the_score_head_and_says_how_to_score(reward_storage):
+def test_adapter_holds_the_score_head_and_says_how_to_score(reward_storage, demo_model_dir):
     from safetensors.torch import load_file
 
     storage, summary = reward_storage
@@ -77,7 +77,7 @@ def test_adapter_holds_the_score_head_and_says_how_to_score(reward_storage):
     assert any("lora_B" in name and t.abs().sum() > 0 for name, t in weights.items())
     meta = json.loads((run / "adapter" / "alignui_reward.json").read_text())
     assert meta["kind"] == "reward" and meta["conversational"] is True and meta["snapshot"] == "closer"
-    assert meta["base_model"] == "demo" and Path(meta["base_model_path"]) == (storage / "models" / "demo").resolve()
+    assert meta["base_model"] == "demo" and Path(meta["base_model_path"]) == demo_model_dir.resolve()
     lineage = json.loads((run / "lineage.json").read_text())
     assert lineage["method"] == "reward" and lineage["snapshot"] == "closer" and len(lineage["snapshot_sha256"]) == 64
     assert not (storage / "alignui.duckdb").exists()  # the job never opened the database

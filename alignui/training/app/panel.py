@@ -21,7 +21,7 @@ from typing import Any
 from alignui.training.config import TrainConfig, build_config
 from alignui.training.evaluation import watchouts
 from alignui.training.methods import Method, get_method
-from alignui.training.metrics import format_eta
+from alignui.runs import format_eta
 from alignui.runs import RunDir, read_json
 
 #: Settings shown open at the top of the form (the seed's key knobs); the rest sit in "More settings".

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import alignui
 from alignui.errors import ConflictError
@@ -81,7 +81,7 @@ def exit_reason(code: int | None) -> str:
 class JobRunner:
     """Owned by the web app (one per data root); `store` may be None (then nothing is indexed)."""
 
-    def __init__(self, layout: StorageLayout, store=None, *, default_base_model: str = "",
+    def __init__(self, layout: StorageLayout, store=None, *, default_base_model: str | Callable[[], str] = "",
                  python: str = sys.executable, poll_s: float = 0.5, kill_grace_s: float = 30.0,
                  index_every_s: float = 1.0):
         self.layout, self.store = layout, store
@@ -117,8 +117,9 @@ class JobRunner:
 
         require(identity, "train")
         method = get_method(method_name)
-        if not config.base_model and self.default_base_model:
-            config = type(config).from_mapping({"base_model": self.default_base_model}, base=config)
+        default = self.default_base_model() if callable(self.default_base_model) else self.default_base_model
+        if not config.base_model and default:
+            config = type(config).from_mapping({"base_model": default}, base=config)
         snap = resolve_snapshot(self.layout.root, snapshot_id, allow_paths=False)
         report, _, _ = check(config, self.layout.root, snap, log=lambda line: None)
         report.raise_if_refused()
@@ -363,9 +364,9 @@ def _signal_group(pid: int, sig: int) -> None:
 
 def job_runner(ctx) -> JobRunner:
     """The one JobRunner of an app context (made on first use and kept on it, like the adapter server)."""
-    with ctx.model.lock:
+    with ctx.lock:
         runner = ctx.__dict__.get("_job_runner")
-        if runner is None:
-            runner = JobRunner(ctx.layout, ctx.store, default_base_model=ctx.model.ref)
+        if runner is None:  # the base model by default: what the app serves (known once the model is loaded)
+            runner = JobRunner(ctx.layout, ctx.store, default_base_model=lambda: ctx.served_ref)
             ctx.__dict__["_job_runner"] = runner
         return runner
