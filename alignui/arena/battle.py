@@ -8,7 +8,7 @@ held-out prompt, streaming a battle into a pending arena comparison, and recordi
 Blinding invariants:
 - A battle id is the comparison id: 48 random bits, derived from nothing about the models.
 - Nothing this module hands out before the vote (BattleProgress) carries a model name.
-- A battle is voted once (Store.decide's conditional update); a second vote raises ConflictError
+- A battle is voted once, by the annotator it was played for (Store.decide's conditional update); a second vote raises ConflictError
   and changes nothing. Only then does `vote` reveal both names.
 """
 
@@ -19,11 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from alignui.serving.adapters import BASE, AdapterServer
-from alignui.vocab import user_turn
+from alignui.team.identity import ANONYMOUS
+from alignui.vocab import normalize_verdict, user_turn
 from alignui.db import ARENA_VERDICTS, Store
 from alignui.db.records import Messages, Prompt
 from alignui.db.runs import Run
-from alignui.errors import NotFoundError, UserError
+from alignui.errors import NotFoundError, UserError, quoted, text_arg
 from alignui.serving.generation import PairSettings, with_seed
 from alignui.arena.stats import win_rate
 
@@ -196,12 +197,14 @@ class Reveal:
 
 def vote(store: Store, battle_id: str, verdict: str, *, annotator: str | None = None) -> Reveal:
     """Record the one vote on a battle and reveal both models; UserError subclasses on anything wrong."""
-    battle_id = (battle_id or "").strip()
+    battle_id = text_arg(battle_id, "battle id", allow_none=True).strip()
+    verdict = normalize_verdict(verdict, ARENA_VERDICTS)
     try:
         battle = store.get_comparison(battle_id)
     except NotFoundError:
         battle = None
     if battle is None or battle.kind != "arena":
-        raise NotFoundError(f"no arena battle with id {battle_id!r}: start a battle first and vote on its id")
-    decided = store.decide(battle_id, verdict, annotator=annotator, allowed=ARENA_VERDICTS, kind="arena")
+        raise NotFoundError(f"no arena battle with id {quoted(battle_id)}: start a battle first and vote on its id")
+    decided = store.decide(battle_id, verdict, annotator=annotator, allowed=ARENA_VERDICTS, kind="arena",
+                           claimable=ANONYMOUS)
     return Reveal(decided.id, decided.model_a, decided.model_b, decided.verdict)

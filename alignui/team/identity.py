@@ -27,7 +27,7 @@ from alignui.config import NAME_PATTERN
 
 #: Actions only admins may take.
 ADMIN_ACTIONS = ("train", "export", "push", "delete", "edit_guidelines", "change_model", "fix_verdict", "import",
-                 "manage_users", "configure")
+                 "manage_users", "configure", "review_everyones_votes")
 ROLES = ("annotator", "admin")
 ANONYMOUS = "anonymous"
 SIGNED_IN = ("oauth", "login", "cli")

@@ -3,7 +3,8 @@ per-source and per-annotator counts, and export (with push to the hub).
 
 Thin callbacks only: unpack widgets, call one function of alignui.data / alignui.annotation.curation /
 alignui.data.export, format the answer. Privileged actions (import, export, push, fix_verdict, delete) are
-checked on the server by those functions with the identity from `identity_of`.
+checked on the server by those functions with the identity from `identity_of`. Reads (browse, open, counts)
+pass the same identity: an annotator sees only their own comparisons (alignui.annotation.curation).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def build(ctx: AppContext) -> None:
     with gr.Accordion("Browse and fix", open=True):
         refresh, fix_buttons = _browse_panel(ctx, who)
     with gr.Accordion("Counts", open=False):
-        _counts_panel(ctx, refresh)
+        _counts_panel(ctx, who, refresh)
     with gr.Accordion("Export", open=True):
         privileged += _export_panel(ctx, who)
     admin_only(ctx, note, privileged + fix_buttons, "import, fix verdicts, delete or export")
@@ -92,13 +93,12 @@ def _import_panel(ctx: AppContext, who: gr.Textbox) -> list[gr.Button]:
 
 
 def _browse_panel(ctx: AppContext, who: gr.Textbox):
-    choices = ctx.store.filter_choices()
     with gr.Row():
         verdict = gr.Dropdown([curation.ANY, *VERDICTS, "pending"], value=curation.ANY, label="Verdict",
                               elem_id="filter-verdict")
-        annotator = gr.Dropdown([curation.ANY, *choices["annotator"]], value=curation.ANY, label="Annotator",
+        annotator = gr.Dropdown([curation.ANY], value=curation.ANY, label="Annotator",
                                 elem_id="filter-annotator", allow_custom_value=True)
-        source = gr.Dropdown([curation.ANY, *choices["source"]], value=curation.ANY, label="Source",
+        source = gr.Dropdown([curation.ANY], value=curation.ANY, label="Source",
                              elem_id="filter-source", allow_custom_value=True)
         date_from = gr.Textbox(label="From (YYYY-MM-DD)", elem_id="filter-from", max_lines=1)
         date_to = gr.Textbox(label="To (YYYY-MM-DD)", elem_id="filter-to", max_lines=1)
@@ -112,16 +112,17 @@ def _browse_panel(ctx: AppContext, who: gr.Textbox):
     filters = [verdict, annotator, source, date_from, date_to, text, deleted]
 
     @user_errors
-    def ui_browse(v, a, s, d1, d2, t, dl, p):
-        found = curation.browse_page(ctx.store, curation.make_filter(v, a, s, d1, d2, t, dl), p or 1)
-        fresh = ctx.store.filter_choices()
+    def ui_browse(v, a, s, d1, d2, t, dl, p, name, request: gr.Request):
+        viewer = identity_of(ctx, request, name)
+        found = curation.browse_page(ctx.store, curation.make_filter(v, a, s, d1, d2, t, dl), p or 1, viewer=viewer)
+        fresh = curation.filter_choices(ctx.store, viewer)
         return (found.rows, found.caption, found.page,
                 gr.Dropdown(choices=[curation.ANY, *fresh["annotator"]]),
                 gr.Dropdown(choices=[curation.ANY, *fresh["source"]]))
 
     outputs = [table, caption, page, annotator, source]
-    search.click(ui_browse, [*filters, page], outputs, api_visibility="private")
-    text.submit(ui_browse, [*filters, page], outputs, api_visibility="private")
+    search.click(ui_browse, [*filters, page, who], outputs, api_visibility="private")
+    text.submit(ui_browse, [*filters, page, who], outputs, api_visibility="private")
     return search, _detail_panel(ctx, who, table, search)
 
 
@@ -155,38 +156,41 @@ def _detail_panel(ctx: AppContext, who: gr.Textbox, table: gr.Dataframe, search:
     table.select(ui_select, None, picked, api_visibility="private")
 
     @user_errors
-    def ui_open(cid):
-        return _detail_markdown(curation.open_comparison(ctx.store, cid)) if cid else ""
+    def ui_open(cid, name, request: gr.Request):
+        return _detail_markdown(curation.open_comparison(ctx.store, cid, identity_of(ctx, request, name))) if cid else ""
 
-    picked.change(ui_open, picked, detail, api_visibility="private")
+    picked.change(ui_open, [picked, who], detail, api_visibility="private")
 
     @user_errors
     def ui_fix(cid, verdict, name, request: gr.Request):
-        status = curation.fix_verdict(ctx.store, cid, verdict, identity_of(ctx, request, name))
-        return status, _detail_markdown(curation.open_comparison(ctx.store, cid))
+        identity = identity_of(ctx, request, name)
+        status = curation.fix_verdict(ctx.store, cid, verdict, identity)
+        return status, _detail_markdown(curation.open_comparison(ctx.store, cid, identity))
 
     @user_errors
     def ui_delete(cid, name, request: gr.Request):
-        status = curation.delete_comparison(ctx.store, cid, identity_of(ctx, request, name))
-        return status, _detail_markdown(curation.open_comparison(ctx.store, cid))
+        identity = identity_of(ctx, request, name)
+        status = curation.delete_comparison(ctx.store, cid, identity)
+        return status, _detail_markdown(curation.open_comparison(ctx.store, cid, identity))
 
     fix.click(ui_fix, [picked, new_verdict, who], [action, detail], api_visibility="private")
     delete.click(ui_delete, [picked, who], [action, detail], api_visibility="private")
     return [fix, delete]
 
 
-def _counts_panel(ctx: AppContext, refresh: gr.Button) -> None:
+def _counts_panel(ctx: AppContext, who: gr.Textbox, refresh: gr.Button) -> None:
     head = ["total", "a", "b", "tie", "both_bad", "skip", "pending", "deleted"]
     by_source = gr.Dataframe(headers=["source", *head], interactive=False, elem_id="counts-source")
     by_annotator = gr.Dataframe(headers=["annotator", *head], interactive=False, elem_id="counts-annotator")
     button = gr.Button("Refresh counts", elem_id="counts-refresh")
 
-    def ui_counts():
-        found = curation.counts(ctx.store)
+    @user_errors
+    def ui_counts(name, request: gr.Request):
+        found = curation.counts(ctx.store, identity_of(ctx, request, name))
         return found["source"], found["annotator"]
 
     for trigger in (button.click, refresh.click):
-        trigger(ui_counts, None, [by_source, by_annotator], api_visibility="private")
+        trigger(ui_counts, [who], [by_source, by_annotator], api_visibility="private")
 
 
 def _export_panel(ctx: AppContext, who: gr.Textbox) -> list[gr.Button]:
