@@ -19,8 +19,10 @@ from alignui.context import AppContext
 from alignui.data import FORMAT_CHOICES, ImportOptions, import_source, preview_source
 from alignui.db.records import VERDICTS
 from alignui.data.export import EXPORT_FORMATS, ExportOptions, export_and_push
+from alignui.data.sources import web_source
 from alignui.serving.truncation import truncation_report
 from alignui.ui.common import user_errors
+from alignui.team.identity import require
 from alignui.ui.signin import admin_note, admin_only, identity_of
 
 MAPPED = ("prompt", "chosen", "rejected")
@@ -39,16 +41,15 @@ def build(ctx: AppContext) -> None:
     with gr.Accordion("Export", open=True):
         privileged += _export_panel(ctx, who)
     admin_only(ctx, note, privileged + fix_buttons, "import, fix verdicts, delete or export")
+    # "Read columns" is in `privileged` too: it reads server files
 
 
-def _source_of(upload: str | None, typed: str | None) -> str:
-    source = upload or (typed or "").strip()
-    if not source:
-        raise gr.Error("Upload a file, or type a path on the server or a hub dataset id, first.")
-    return source
+def _source_of(ctx: AppContext, upload: str | None, typed: str | None) -> str:
+    return web_source(upload, typed, ctx.config.import_dirs)
 
 
 def _import_panel(ctx: AppContext, who: gr.Textbox) -> list[gr.Button]:
+    """The import widgets; returns its privileged buttons (Read columns and Import: both read server files)."""
     with gr.Row():
         upload = gr.File(label="File (.jsonl, .json, .csv, .parquet, .txt, .gz)", type="filepath",
                          elem_id="import-file", scale=2)
@@ -69,27 +70,31 @@ def _import_panel(ctx: AppContext, who: gr.Textbox) -> list[gr.Button]:
     summary = gr.JSON(label="Import summary", elem_id="import-summary")
 
     @user_errors
-    def ui_preview(path, text, split_name):
-        p = preview_source(_source_of(path, text), split_name or None)
+    def ui_preview(path, text, split_name, name, request: gr.Request):
+        identity = identity_of(ctx, request, name)
+        require(identity, "import")  # before the path is even looked at
+        p = preview_source(_source_of(ctx, path, text), split_name or None, identity)
         found = f"detected format **{p.detected}**" if p.detected else "format not recognised: map the columns below"
         note = f"`{p.label}`: {p.rows} rows, columns {', '.join(p.columns)}; {found}."
         guess = [name if name in p.columns else None for name in MAPPED]
         return [note] + [gr.Dropdown(choices=[""] + p.columns, value=g) for g in guess]
 
-    read.click(ui_preview, [upload, typed, split], [status, *maps], api_visibility="private")
+    read.click(ui_preview, [upload, typed, split, who], [status, *maps], api_visibility="private")
 
     @user_errors
     def ui_import(path, text, fmt_name, split_name, prompt_col, chosen_col, rejected_col, name,
                   request: gr.Request):
         mapping = {k: v for k, v in zip(MAPPED, (prompt_col, chosen_col, rejected_col)) if v and v != k}
-        source = _source_of(path, text)
+        identity = identity_of(ctx, request, name)
+        require(identity, "import")  # before the path is even looked at
+        source = _source_of(ctx, path, text)
         options = ImportOptions(format=fmt_name, split=split_name or None, mapping=mapping,
                                 label=Path(source).name if path else None)
-        result = import_source(ctx.store, source, options, identity_of(ctx, request, name)).as_dict()
+        result = import_source(ctx.store, source, options, identity).as_dict()
         return f"Imported **{result['imported']}** {result['kind']}, skipped {result['skipped']}.", result
 
     go.click(ui_import, [upload, typed, fmt, split, *maps, who], [status, summary], api_visibility="private")
-    return [go]
+    return [read, go]
 
 
 def _browse_panel(ctx: AppContext, who: gr.Textbox):
