@@ -45,6 +45,7 @@ def text_arg(value: object, what: str, *, allow_none: bool = False) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise UserError(f"the {what} holds a character that is not valid text (a lone surrogate "
-                        f"U+{ord(value[exc.start]):04X} at position {exc.start}): remove it and send it again") from None
+        char = f"U+{ord(value[exc.start]):04X}"
+        raise UserError(f"the {what} holds a character that is not valid text (a lone surrogate {char} at position "
+                        f"{exc.start}): remove it and send it again") from None
     return value

@@ -11,6 +11,8 @@ from alignui.errors import UserError
 
 Messages = list[dict[str, str]]
 
+ANONYMOUS = "anonymous"  # the name of a caller who is neither signed in nor typed a name
+
 VERDICTS = ("a", "b", "tie", "both_bad", "skip")        # what an annotation vote may say
 ARENA_VERDICTS = ("a", "b", "tie", "both_bad")          # an arena vote (and a gold answer) cannot skip
 

@@ -30,8 +30,7 @@ from alignui.db.votes import validate_messages
 from alignui.errors import UserError, text_arg
 from alignui.serving.generation import PairSettings, stream_pair, with_seed
 from alignui.serving.loading import ModelHandle
-from alignui.team.identity import ANONYMOUS
-from alignui.vocab import SAVED_LABELS, normalize_verdict, user_turn  # noqa: F401  (user_turn re-exported)
+from alignui.vocab import ANONYMOUS, SAVED_LABELS, normalize_verdict, user_turn  # noqa: F401 (re-exported)
 
 VERDICT_LABELS = SAVED_LABELS
 

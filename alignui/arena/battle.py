@@ -8,7 +8,8 @@ held-out prompt, streaming a battle into a pending arena comparison, and recordi
 Blinding invariants:
 - A battle id is the comparison id: 48 random bits, derived from nothing about the models.
 - Nothing this module hands out before the vote (BattleProgress) carries a model name.
-- A battle is voted once, by the annotator it was played for (Store.decide's conditional update); a second vote raises ConflictError
+- A battle is voted once, by the annotator it was played for (Store.decide's conditional update); a second
+  vote raises ConflictError
   and changes nothing. Only then does `vote` reveal both names.
 """
 
@@ -19,8 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from alignui.serving.adapters import BASE, AdapterServer
-from alignui.team.identity import ANONYMOUS
-from alignui.vocab import normalize_verdict, user_turn
+from alignui.vocab import ANONYMOUS, normalize_verdict, user_turn
 from alignui.db import ARENA_VERDICTS, Store
 from alignui.db.records import Messages, Prompt
 from alignui.db.runs import Run

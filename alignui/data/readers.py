@@ -28,6 +28,7 @@ DATA_SUFFIXES = TEXT_SUFFIXES + (".parquet",)
 SUPPORTED = ".jsonl, .json, .csv, .tsv, .txt (a prompt per line), .parquet (each optionally .gz), a saved Hugging Face " \
             "dataset directory, or a hub dataset id"
 POOL_SPLITS = ("train", "heldout")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _BINARY_MAGIC = (b"\x89PNG", b"PK\x03\x04", b"%PDF", b"\x7fELF", b"GIF8", b"\xff\xd8\xff", b"PAR1")
 
@@ -109,6 +110,25 @@ def _bad_json(label: str, where: str, exc: json.JSONDecodeError) -> SourceError:
                        "again (nothing was imported)")
 
 
+def _too_deep(label: str, where: str) -> SourceError:
+    return SourceError(f"{label}, {where}: JSON nested too deeply to read (hundreds of levels of [ or {{); flatten "
+                       "or drop that row and import again (nothing was imported)")
+
+
+def _valid_text(rows: list[Row], text: str, label: str) -> list[Row]:
+    """`rows`, unless a \\udXXX escape left a lone surrogate (not storable text) in one: SourceError naming it.
+    Only JSON can hold one (files are decoded strictly), and only where such an escape appears."""
+    if _SURROGATE_ESCAPE.search(text):
+        for row in rows:
+            try:
+                json.dumps(row.data, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                raise SourceError(f"{label}, {row.where}: holds a lone surrogate (a \\ud800-\\udfff escape without "
+                                  "its pair), which is not valid text; fix or drop that row and import again "
+                                  "(nothing was imported)") from None
+    return rows
+
+
 def _jsonl(text: str, label: str) -> list[Row]:
     rows = []
     for n, line in enumerate(text.split("\n"), 1):  # not splitlines(): JSON strings may hold U+2028
@@ -118,11 +138,13 @@ def _jsonl(text: str, label: str) -> list[Row]:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
             raise _bad_json(label, f"line {n}", exc) from exc
+        except RecursionError:
+            raise _too_deep(label, f"line {n}") from None
         if not isinstance(value, dict):
             raise SourceError(f"{label}, line {n}: expected a JSON object per line, got a JSON "
                               f"{type(value).__name__}; write one {{...}} row per line (nothing was imported)")
         rows.append(Row(f"line {n}", value))
-    return rows
+    return _valid_text(rows, text, label)
 
 
 def _json(text: str, label: str) -> list[Row]:
@@ -132,6 +154,8 @@ def _json(text: str, label: str) -> list[Row]:
         if exc.msg == "Extra data":  # JSON Lines saved as .json (datasets' to_json does this by default)
             return _jsonl(text, label)
         raise _bad_json(label, f"line {exc.lineno}", exc) from exc
+    except RecursionError:
+        raise _too_deep(label, "the document") from None
     if isinstance(value, dict):
         lists = {k: v for k, v in value.items() if isinstance(v, list)}
         if len(lists) == 1 and all(isinstance(r, dict) for r in next(iter(lists.values()))):
@@ -148,7 +172,7 @@ def _json(text: str, label: str) -> list[Row]:
         if not isinstance(item, dict):
             raise SourceError(f"{label}, item {i}: expected an object, got a JSON {type(item).__name__} (nothing "
                               "was imported)")
-    return [Row(f"item {i}", item) for i, item in enumerate(value, 1)]
+    return _valid_text([Row(f"item {i}", item) for i, item in enumerate(value, 1)], text, label)
 
 
 def _csv(text: str, label: str, delimiter: str = ",") -> list[Row]:

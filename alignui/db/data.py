@@ -49,7 +49,8 @@ class BrowseFilter:
 
     def __post_init__(self):
         if self.verdict and self.verdict not in (*VERDICTS, PENDING):
-            raise UserError(f"verdict filter must be one of {', '.join((*VERDICTS, PENDING))}; got {quoted(self.verdict)}")
+            raise UserError(f"verdict filter must be one of {', '.join((*VERDICTS, PENDING))}; "
+                            f"got {quoted(self.verdict)}")
         if self.kind and self.kind not in KINDS:
             raise UserError(f"kind filter must be one of {', '.join(KINDS)}; got {self.kind!r}")
         if self.date_from and self.date_to and self.date_from > self.date_to:

@@ -162,7 +162,9 @@ def _detail_panel(ctx: AppContext, who: gr.Textbox, table: gr.Dataframe, search:
 
     @user_errors
     def ui_open(cid, name, request: gr.Request):
-        return _detail_markdown(curation.open_comparison(ctx.store, cid, identity_of(ctx, request, name))) if cid else ""
+        if not cid:
+            return ""
+        return _detail_markdown(curation.open_comparison(ctx.store, cid, identity_of(ctx, request, name)))
 
     picked.change(ui_open, [picked, who], detail, api_visibility="private")
 
