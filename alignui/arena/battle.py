@@ -2,7 +2,7 @@
 
 Owns: the list of arena models ('base' + every finished adapter, newest first), pairing (default
 "base vs newest adapter"; or the pair with the fewest battles so far; or the pair whose win rate is
-least certain), left/right assignment (balanced per pair, a seeded coin when even), drawing a
+least certain), left/right assignment (a fresh coin per battle, balanced over the arena), drawing a
 held-out prompt, streaming a battle into a pending arena comparison, and recording the vote.
 
 Blinding invariants:
@@ -33,6 +33,9 @@ MODES = {
     "fewest_battles": "the pair with the fewest battles so far",
     "most_uncertain": "the pair whose win rate is least certain",
 }
+#: Seating bound: a pairing whose left counts differ by more than this share of its battles (and more than
+#: SEATING_DRIFT_MIN) seats its under-seated model left; a fair coin seldom gets there (tests/arena/test_seating.py).
+SEATING_DRIFT, SEATING_DRIFT_MIN = 0.1, 20
 VERDICT_TEXT = {"a": "A is better", "b": "B is better", "tie": "a tie", "both_bad": "both bad"}
 
 
@@ -106,13 +109,16 @@ def servable_pair(store: Store, server: AdapterServer, mode: str, rng: random.Ra
 
 
 def assign_sides(store: Store, pair: tuple[str, str], rng: random.Random) -> tuple[str, str]:
-    """(left, right): the model that sat left less often in this pairing goes left; a seeded coin if even."""
+    """(left, right) by a fresh fair coin from `rng` for every battle, so that no reveal says anything about the
+    next seating (a balancing rule let a voter who saw one reveal predict the next). The coin keeps left and
+    right balanced over the arena (the share drifts as 1/sqrt(n)); only a pairing that has drifted past
+    SEATING_DRIFT seats its under-seated model left outright, a hard bound that a fair coin almost never meets."""
     served = store.arena_pairings()
     x, y = pair
     left_x, left_y = served.get((x, y), 0), served.get((y, x), 0)
-    if left_x == left_y:
-        return (x, y) if rng.random() < 0.5 else (y, x)
-    return (x, y) if left_x < left_y else (y, x)
+    if abs(left_x - left_y) > max(SEATING_DRIFT_MIN, SEATING_DRIFT * (left_x + left_y)):
+        return (x, y) if left_x < left_y else (y, x)
+    return (x, y) if rng.random() < 0.5 else (y, x)
 
 
 def draw_heldout_prompt(store: Store, rng: random.Random) -> Prompt:

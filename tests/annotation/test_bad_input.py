@@ -47,9 +47,9 @@ def test_the_api_refuses_odd_prompts_ids_and_verdicts_in_one_line(server, client
     calls = [((5,), "/generate_pair", "the prompt must be text, got int 5"),
              (([1, 2],), "/arena_battle", "the prompt must be text, got list [1, 2]"),
              ((5, "a"), "/submit_vote", "the pair id must be text, got int 5"),
-             ((pair.id, {"v": 1}), "/submit_vote", "unknown verdict {'v': 1}"),
+             ((pair.id, {"v": 1}), "/submit_vote", "verdict must be one of a, b, tie, both_bad, skip; got {'v': 1}"),
              (("x" * 100_000, "a"), "/submit_vote", "(100,000 characters)"),
-             ((pair.id, 7), "/arena_vote", "unknown verdict 7")]
+             ((pair.id, 7), "/arena_vote", "verdict must be one of a, b, tie, both_bad; got 7")]
     for args, endpoint, expected in calls:
         with pytest.raises(Exception) as refused:
             client.predict(*args, api_name=endpoint)
