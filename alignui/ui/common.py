@@ -1,13 +1,22 @@
 """Small UI helpers shared by the tabs: turning UserErrors into Gradio errors, the theme and CSS.
 
 Owns: `user_errors`, the one place where a core UserError becomes a gr.Error
-(a toast in the browser, an error with the same text for gradio_client).
+(a toast in the browser, an error with the same text for gradio_client), and
+the two ways user text reaches a gr.Markdown: `md_text` (shown exactly as
+typed) and `safe_markdown` (markdown formatting kept for operator-written text
+such as the guidelines).
+
+Invariant: text a user wrote never reaches the page as HTML: no element, no
+<img> fetched from a remote host, no id chosen by a user. Toasts render their
+message as (sanitised) HTML, so a message's '<' and '&' are sent as entities.
 """
 
 from __future__ import annotations
 
 import functools
+import html
 import inspect
+import re
 
 import gradio as gr
 
@@ -28,6 +37,27 @@ def theme() -> gr.themes.Base:
     return gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
 
 
+_MD_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$>=:])")
+
+
+def md_text(text: object) -> str:
+    """`text` for a gr.Markdown, shown exactly as typed: no HTML, no markdown (links, images, headings), line
+    breaks kept."""
+    escaped = html.escape(str(text if text is not None else ""), quote=False)
+    return _MD_PUNCTUATION.sub(r"\\\1", escaped).replace("\n", "  \n")
+
+
+def safe_markdown(text: str) -> str:
+    """Markdown written by an operator (guidelines): formatting kept, raw HTML shown as text, images off (an
+    image would be fetched from wherever its URL points by everyone who opens the page)."""
+    escaped = (text or "").replace("&", "&amp;").replace("<", "&lt;")
+    return re.sub(r"!\[", r"\\![", escaped)
+
+
+def _message(exc: Exception) -> str:
+    return str(exc).replace("&", "&amp;").replace("<", "&lt;")
+
+
 def user_errors(fn):
     """Wrap a callback (plain or generator) so that a UserError reaches the user as a gr.Error."""
     if inspect.isgeneratorfunction(fn):
@@ -36,7 +66,7 @@ def user_errors(fn):
             try:
                 yield from fn(*args, **kwargs)
             except UserError as exc:
-                raise gr.Error(str(exc)) from exc
+                raise gr.Error(_message(exc)) from exc
         return gen_wrapper
 
     @functools.wraps(fn)
@@ -44,5 +74,5 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(_message(exc)) from exc
     return wrapper

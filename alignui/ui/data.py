@@ -21,7 +21,7 @@ from alignui.db.records import VERDICTS
 from alignui.data.export import EXPORT_FORMATS, ExportOptions, export_and_push
 from alignui.data.sources import web_source
 from alignui.serving.truncation import truncation_report
-from alignui.ui.common import user_errors
+from alignui.ui.common import md_text, user_errors
 from alignui.team.identity import require
 from alignui.ui.signin import admin_note, admin_only, identity_of
 
@@ -132,17 +132,20 @@ def _browse_panel(ctx: AppContext, who: gr.Textbox):
 
 
 def _detail_markdown(d: dict) -> str:
-    turns = "\n\n".join(f"**{m['role']}:** {m['content']}" for m in d["messages"])
-    lines = [f"### Comparison `{d['id']}`",
-             f"{d['kind']} · source `{d['source']}` · annotator {d['annotator'] or '(none)'} · verdict "
-             f"**{d['verdict'] or 'pending'}**" + (f" · deleted by {d['deleted_by']}" if d["deleted_at"] else ""),
-             turns, f"**A** (`{d['model_a']}`): {d['text_a']}", f"**B** (`{d['model_b']}`): {d['text_b']}"]
+    """The detail view; every stored value goes through md_text (shown as typed: no HTML, links or images)."""
+    t = md_text
+    turns = "\n\n".join(f"**{t(m['role'])}:** {t(m['content'])}" for m in d["messages"])
+    lines = [f"### Comparison {t(d['id'])}",
+             f"{t(d['kind'])} · source {t(d['source'])} · annotator {t(d['annotator'] or '(none)')} · verdict "
+             f"**{t(d['verdict'] or 'pending')}**" + (f" · deleted by {t(d['deleted_by'])}" if d["deleted_at"]
+                                                      else ""),
+             turns, f"**A** ({t(d['model_a'])}): {t(d['text_a'])}", f"**B** ({t(d['model_b'])}): {t(d['text_b'])}"]
     if d["edited_chosen"]:
-        lines.append(f"**Edited winner:** {d['edited_chosen']}")
+        lines.append(f"**Edited winner:** {t(d['edited_chosen'])}")
     if d["meta"]:
-        lines.append(f"Metadata: `{json.dumps(d['meta'], ensure_ascii=False)}`")
-    lines += [f"- {a['created_at']:%Y-%m-%d %H:%M} {a['action']} by {a['actor']}: {a['old_verdict']} → "
-              f"{a['new_verdict'] or '—'}" for a in d["audit"]]
+        lines.append(f"Metadata: {t(json.dumps(d['meta'], ensure_ascii=False))}")
+    lines += [f"- {a['created_at']:%Y-%m-%d %H:%M} {t(a['action'])} by {t(a['actor'])}: {t(a['old_verdict'])} → "
+              f"{t(a['new_verdict'] or '—')}" for a in d["audit"]]
     return "\n\n".join(lines)
 
 
