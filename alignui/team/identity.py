@@ -28,7 +28,7 @@ from alignui.vocab import ANONYMOUS
 
 #: Actions only admins may take.
 ADMIN_ACTIONS = ("train", "export", "push", "delete", "edit_guidelines", "change_model", "fix_verdict", "import",
-                 "manage_users", "configure", "review_everyones_votes")
+                 "manage_users", "configure", "review_everyones_votes", "run_judges")
 ROLES = ("annotator", "admin")
 SIGNED_IN = ("oauth", "login", "cli")
 

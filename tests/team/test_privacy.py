@@ -144,3 +144,14 @@ def test_gold_answers_reach_admins_only(team_server):
     detail = open_detail(ann, team_server, copy.id)
     assert detail["success"] is True and "gold" not in json.dumps(detail["output"]["data"])
     assert "gold" in json.dumps(open_detail(boss, team_server, copy.id)["output"]["data"])
+
+
+def test_an_annotator_cannot_start_the_judge_which_generates_past_the_rate_limit(team_server):
+    from team.test_roles import initial_inputs
+
+    ann = logged_in_http(team_server, "ann")
+    for button in ("lb-judge-batch", "lb-judge-voted"):
+        index = fn_named(team_server, button, "ui_judge")
+        answer = call_event(ann, index, initial_inputs(team_server, index))
+        assert answer["success"] is False and "ann may not run judges: only admins can" in answer["output"]["error"]
+    assert team_server.ctx.store.table_counts()["generations"] == 0 and team_server.ctx.store.judges() == []
