@@ -17,6 +17,7 @@ import gzip
 import io
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -246,6 +247,12 @@ def dataset_rows(data: Any, label: str, split: str | None) -> SourceData:
     return SourceData(label, rows, list(data.column_names), chosen, splits)
 
 
+def _format_of(path: Path) -> str:
+    """'.jsonl' for data.jsonl and data.jsonl.gz (compression is not a format)."""
+    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+    return suffixes[-1] if suffixes else ""
+
+
 def read_directory(path: Path, split: str | None, label: str) -> SourceData:
     """A saved dataset (load_from_disk), an alignui snapshot, or a folder of data files."""
     target = path / "dataset" if (path / "dataset" / "dataset_dict.json").is_file() else path
@@ -266,6 +273,11 @@ def read_directory(path: Path, split: str | None, label: str) -> SourceData:
                           f"(dataset_dict.json or state.json) and no data files in it; point at a file ({SUPPORTED})")
     if split and split not in POOL_SPLITS:
         files = [f for f in files if split in f.name] or files
+    kinds = Counter(_format_of(f) for f in files)
+    if len(kinds) > 1:  # e.g. a temp or home folder: refuse rather than read unrelated files as data
+        listed = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        raise SourceError(f"{label} holds data files of several formats ({listed}): a folder import reads a saved "
+                          "dataset, a snapshot, or files of one format; point at one file or a folder of one format")
     rows: list[Row] = []
     for f in files:
         part = read_file(f, f.name)
