@@ -16,11 +16,12 @@ from __future__ import annotations
 import functools
 import html
 import inspect
+import logging
 import re
 
 import gradio as gr
 
-from alignui.errors import UserError
+from alignui.errors import UserError, quoted
 
 #: The one Gradio concurrency group for everything that runs the model (generation, arena, judging):
 #: one user cannot starve the others, and the model worker is never asked to do two things at once.
@@ -54,8 +55,11 @@ def safe_markdown(text: str) -> str:
     return re.sub(r"!\[", r"\\![", escaped)
 
 
-def _message(exc: Exception) -> str:
-    return str(exc).replace("&", "&amp;").replace("<", "&lt;")
+def _refused(fn, exc: UserError) -> gr.Error:
+    """The gr.Error for a refused request, logged as one line (Gradio would print a traceback for each)."""
+    message = str(exc)
+    logging.getLogger("alignui").warning("refused %s: %s", fn.__name__, quoted(message, 200))
+    return gr.Error(message.replace("&", "&amp;").replace("<", "&lt;"), print_exception=False)
 
 
 def user_errors(fn):
@@ -66,7 +70,7 @@ def user_errors(fn):
             try:
                 yield from fn(*args, **kwargs)
             except UserError as exc:
-                raise gr.Error(_message(exc)) from exc
+                raise _refused(fn, exc) from exc
         return gen_wrapper
 
     @functools.wraps(fn)
@@ -74,5 +78,5 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            raise gr.Error(_message(exc)) from exc
+            raise _refused(fn, exc) from exc
     return wrapper

@@ -40,7 +40,7 @@ def test_verdicts_are_normalised_the_same_way_on_both_paths(store):
     assert arena_vote(store, a_pair(store, "arena").id, "B ", annotator="ann").verdict == "b"
 
 
-def test_the_api_refuses_odd_prompts_ids_and_verdicts_in_one_line(server, client):
+def test_the_api_refuses_odd_prompts_ids_and_verdicts_in_one_line(server, client, capfd, caplog):
     """Through the named API, as gradio_client sends it (JSON: a lone surrogate travels as a \\ud800 escape)."""
     store = server.ctx.store
     pair = a_pair(store)
@@ -57,6 +57,9 @@ def test_the_api_refuses_odd_prompts_ids_and_verdicts_in_one_line(server, client
         assert expected in message and "Traceback" not in message and len(message) < 400, (endpoint, message)
     assert store.get_comparison(pair.id).verdict is None
     assert store.table_counts()["comparisons"] == 1  # nothing generated, nothing saved
+    assert "Traceback" not in capfd.readouterr().err  # a refused request is one log line on the server
+    refused = [r.getMessage() for r in caplog.records if r.name == "alignui"]
+    assert len(refused) == len(calls) and all(len(line) < 300 for line in refused), refused
 
 
 def raw_call(server, api_name: str, data: list) -> dict:
