@@ -135,6 +135,9 @@ class AppConfig:
         "help": "private hub dataset that snapshots are backed up to (ALIGNUI_BACKUP_REPO, e.g. me/alignui-backup)"})
     backup_every_minutes: int = field(default=0, metadata={
         "help": "back up to backup_repo every N minutes (ALIGNUI_BACKUP_EVERY); 0: only on demand"})
+    import_dirs: tuple[Path, ...] = field(default=(), metadata={
+        "help": "server folders the web app's import may read typed paths from (ALIGNUI_IMPORT_DIRS, separated by "
+                f"'{os.pathsep}'); empty: uploads and hub dataset ids only. The command line is not confined"})
     hf_token: str | None = field(default=None, repr=False, metadata={
         "help": "Hugging Face token for pushing (HF_TOKEN, a Space secret)", "secret": True})
     # -- OpenAI-compatible endpoints as generators (issue 14; alignui/serving/endpoints.py) -------------------
@@ -157,6 +160,11 @@ class AppConfig:
         if not self.host.strip():
             raise ConfigError("host is empty; pass --host 127.0.0.1 (or 0.0.0.0 to listen on all interfaces)")
         object.__setattr__(self, "admins", frozenset(self.admins))
+        object.__setattr__(self, "import_dirs", tuple(Path(d).expanduser().resolve() for d in self.import_dirs))
+        for folder in self.import_dirs:
+            if not folder.is_dir():
+                raise ConfigError(f"ALIGNUI_IMPORT_DIRS lists {folder}, which is not a directory; list existing "
+                                  f"folders separated by '{os.pathsep}'")
         object.__setattr__(self, "users", tuple(tuple(u) for u in self.users))
         for name, low in (("max_prompt_chars", 1), ("rate_limit_per_minute", 0), ("backup_every_minutes", 0)):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
@@ -255,6 +263,7 @@ def _identity_settings(env: Mapping[str, str], space_id: str | None) -> dict:
         backup_repo=env.get("ALIGNUI_BACKUP_REPO") or None,
         backup_every_minutes=number("ALIGNUI_BACKUP_EVERY", 0),
         hf_token=env.get("HF_TOKEN") or None,
+        import_dirs=tuple(d for d in env.get("ALIGNUI_IMPORT_DIRS", "").split(os.pathsep) if d.strip()),
     )
 
 

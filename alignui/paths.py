@@ -13,22 +13,24 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from alignui.errors import UserError, quoted
+
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-class UnsafeNameError(ValueError):
-    """A name would escape its directory or is not a plain file name."""
+class UnsafeNameError(UserError):
+    """A name would escape its directory or is not a plain file name (a UserError: someone typed it)."""
 
 
 def safe_child(parent: Path, name: str) -> Path:
     """`parent / name`, refusing anything but a plain name of letters, digits, '.', '_' and '-'."""
     if not isinstance(name, str) or not _SAFE_NAME.match(name) or name in {".", ".."} or ".." in name:
         raise UnsafeNameError(
-            f"{name!r} is not a valid name: use letters, digits, '.', '_' or '-' (no '/', '\\' or '..')")
+            f"{quoted(name)} is not a valid name: use letters, digits, '.', '_' or '-' (no '/', '\\' or '..')")
     parent = Path(parent).resolve()
     child = (parent / name).resolve()
     if child.parent != parent:
-        raise UnsafeNameError(f"{name!r} would leave {parent}")
+        raise UnsafeNameError(f"{quoted(name)} would leave {parent}")
     return child
 
 

@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from alignui.errors import NotFoundError
+from alignui.errors import NotFoundError, quoted
 from alignui.paths import StorageLayout, UnsafeNameError
 
 ACTIVE_STATES = ("queued", "running")
@@ -103,9 +103,9 @@ class RunDir:
         try:
             path = layout.run_dir(run_id)
         except UnsafeNameError as exc:
-            raise NotFoundError(f"no run {run_id!r}: {exc}") from exc
+            raise NotFoundError(f"no run {quoted(run_id)}: {exc}") from exc
         if not path.is_dir():
-            raise NotFoundError(f"no run {run_id!r} under {path.parent}")
+            raise NotFoundError(f"no run {quoted(run_id)} under {path.parent}")
         return cls(path)
 
     # -- config and lineage ----------------------------------------------------------------------------------

@@ -7,9 +7,11 @@ matter, anything else is refused with the list of accepted names).
 
 from __future__ import annotations
 
-from alignui.errors import UserError
+from alignui.errors import UserError, quoted
 
 Messages = list[dict[str, str]]
+
+ANONYMOUS = "anonymous"  # the name of a caller who is neither signed in nor typed a name
 
 VERDICTS = ("a", "b", "tie", "both_bad", "skip")        # what an annotation vote may say
 ARENA_VERDICTS = ("a", "b", "tie", "both_bad")          # an arena vote (and a gold answer) cannot skip
@@ -29,6 +31,5 @@ def normalize_verdict(value: object, allowed: tuple[str, ...] = VERDICTS) -> str
     """'A ', 'b', 'Both_Bad' -> the stored name; a non-string or unknown verdict is a UserError."""
     text = value.strip().lower() if isinstance(value, str) else None
     if text not in allowed:
-        shown = repr(value)[:40] if not isinstance(value, str) else repr(value[:40])
-        raise UserError(f"unknown verdict {shown}: use one of {', '.join(allowed)}")
+        raise UserError(f"verdict must be one of {', '.join(allowed)}; got {quoted(value)}")
     return text

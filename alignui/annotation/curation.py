@@ -5,18 +5,25 @@ filter widgets into a BrowseFilter (dates as YYYY-MM-DD, with a message that
 says how to fix a bad one), paging, and the two admin corrections, each
 checked with `require(identity, "fix_verdict" / "delete")` on the server side.
 
+Who sees what (every read takes the viewer's Identity):
+- an admin sees every comparison; an annotator sees only their own (browse,
+  open, filter choices and counts alike); an id that is not theirs reads as
+  unknown, so its existence is not confirmed either;
+- nobody, admins included, lists or opens an arena battle before its vote;
+- a comparison's gold flag (an attention check) is shown to admins only.
+
 Invariant: nothing here deletes a row; corrections keep an audit trail (db/data.py).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
 from alignui.db.data import NO_ANNOTATOR, PENDING, BrowseFilter
-from alignui.errors import UserError
+from alignui.errors import NotFoundError, UserError, quoted, text_arg
 from alignui.team.identity import Identity, require
 
 ANY = "any"
@@ -61,8 +68,15 @@ def _short(text: str | None, n: int = 80) -> str:
     return text if len(text) <= n else text[:n - 1] + "…"
 
 
-def browse_page(store, flt: BrowseFilter, page: int = 1, page_size: int = PAGE_SIZE) -> BrowsePage:
-    """Page `page` (1-based, clamped) of the comparisons matching `flt`, newest first."""
+def _owner(viewer: Identity) -> str | None:
+    """Whose comparisons `viewer` may read: None (everyone's) for an admin, else their own."""
+    return None if viewer.is_admin else viewer.name
+
+
+def browse_page(store, flt: BrowseFilter, page: int = 1, page_size: int = PAGE_SIZE, *,
+                viewer: Identity) -> BrowsePage:
+    """Page `page` (1-based, clamped) of the comparisons matching `flt` that `viewer` may see, newest first."""
+    flt = replace(flt, owner=_owner(viewer))
     total = store.browse(flt, limit=1)[1]
     pages = max(1, math.ceil(total / page_size))
     page = min(max(1, int(page or 1)), pages)
@@ -73,17 +87,31 @@ def browse_page(store, flt: BrowseFilter, page: int = 1, page_size: int = PAGE_S
     return BrowsePage(table, total, page, pages)
 
 
-def open_comparison(store, comparison_id: str) -> dict[str, Any]:
-    """Everything about one comparison (see Store.comparison_detail); UserError for an empty or unknown id."""
-    if not (comparison_id or "").strip():
+def filter_choices(store, viewer: Identity) -> dict[str, list[str]]:
+    """The sources and annotators `viewer` may filter by (an annotator: their own)."""
+    return store.filter_choices(owner=_owner(viewer))
+
+
+def open_comparison(store, comparison_id: str, viewer: Identity) -> dict[str, Any]:
+    """Everything about one comparison that `viewer` may open (see Store.comparison_detail); UserError for an
+    empty or unknown id, one that is not theirs (worded as unknown) and a pending arena battle."""
+    comparison_id = text_arg(comparison_id, "comparison id", allow_none=True).strip()
+    if not comparison_id:
         raise UserError("pick a comparison: click a row of the table (or paste its id)")
-    return store.comparison_detail(comparison_id.strip())
+    detail = store.comparison_detail(comparison_id)
+    if viewer.is_admin:
+        return detail
+    if detail["annotator"] != viewer.name:
+        raise NotFoundError(f"no comparison with id {quoted(comparison_id)} among yours: annotators open their own "
+                            "comparisons only")
+    detail["meta"] = {k: v for k, v in (detail["meta"] or {}).items() if k != "gold"} or None
+    return detail
 
 
 def fix_verdict(store, comparison_id: str, verdict: str, identity: Identity, note: str | None = None) -> str:
     """Change a verdict (admins only); returns the status line."""
     require(identity, "fix_verdict")
-    before = open_comparison(store, comparison_id)
+    before = open_comparison(store, comparison_id, identity)
     store.fix_verdict(before["id"], verdict, actor=identity.name, note=note)
     return f"Verdict of {before['id']} changed from {before['verdict'] or PENDING} to {verdict} by {identity.name}."
 
@@ -91,13 +119,14 @@ def fix_verdict(store, comparison_id: str, verdict: str, identity: Identity, not
 def delete_comparison(store, comparison_id: str, identity: Identity, note: str | None = None) -> str:
     """Soft-delete a comparison (admins only): hidden everywhere and never exported, kept in the file."""
     require(identity, "delete")
-    before = open_comparison(store, comparison_id)
+    before = open_comparison(store, comparison_id, identity)
     store.soft_delete(before["id"], actor=identity.name, note=note)
     return f"Comparison {before['id']} deleted by {identity.name} (kept in the database, excluded from exports)."
 
 
-def counts(store) -> dict[str, list[list[Any]]]:
-    """Per-source and per-annotator tables: name, total, a, b, tie, both_bad, skip, pending, deleted."""
+def counts(store, viewer: Identity) -> dict[str, list[list[Any]]]:
+    """Per-source and per-annotator tables of what `viewer` may see: name, total, a, b, tie, both_bad, skip,
+    pending, deleted."""
     keys = ("total", "a", "b", "tie", "both_bad", "skip", "pending", "deleted")
-    return {column: [[r[column]] + [int(r[k]) for k in keys] for r in store.counts_by(column)]
+    return {column: [[r[column]] + [int(r[k]) for k in keys] for r in store.counts_by(column, _owner(viewer))]
             for column in ("source", "annotator")}

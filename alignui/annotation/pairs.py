@@ -11,6 +11,8 @@ Invariants:
 - A pair is stored only once both sides are finished; a failed generation stores nothing.
 - The stored prompt is the whole conversation the model answered (system
   prompt and earlier turns included); the same conversation is stored once.
+- A pair is voted only by the annotator it was generated for (Store.decide);
+  a pair of a browser that was not signed in yet ('anonymous') may be claimed.
 - Comparison meta links a pair to the pool prompt it was drawn from
   (`pool_prompt`) and, for later turns, to the pair whose chosen response it
   continues (`parent_pair`, `turn`).
@@ -25,10 +27,10 @@ from dataclasses import dataclass
 from alignui.db import Comparison, Store
 from alignui.db.records import Messages
 from alignui.db.votes import validate_messages
-from alignui.errors import UserError
+from alignui.errors import UserError, text_arg
 from alignui.serving.generation import PairSettings, stream_pair, with_seed
 from alignui.serving.loading import ModelHandle
-from alignui.vocab import SAVED_LABELS, user_turn  # noqa: F401  (user_turn re-exported)
+from alignui.vocab import ANONYMOUS, SAVED_LABELS, normalize_verdict, user_turn  # noqa: F401 (re-exported)
 
 VERDICT_LABELS = SAVED_LABELS
 
@@ -95,8 +97,9 @@ def vote_status(pair: Comparison) -> str:
 def submit_vote(store: Store, pair_id: str, verdict: str, *, annotator: str | None = None,
                 edited_chosen: str | None = None, duration_ms: float | None = None) -> str:
     """Save the verdict (committed before returning) and say so; raises UserError subclasses on bad input."""
-    pair_id, verdict = (pair_id or "").strip(), (verdict or "").strip().lower()
+    pair_id, verdict = text_arg(pair_id, "pair id", allow_none=True).strip(), normalize_verdict(verdict)
     if not pair_id:
         raise UserError("no pair id given: call /generate_pair first and vote on the id it returns")
-    pair = store.decide(pair_id, verdict, annotator=annotator, edited_chosen=edited_chosen, duration_ms=duration_ms)
+    pair = store.decide(pair_id, verdict, annotator=annotator, edited_chosen=edited_chosen, duration_ms=duration_ms,
+                        claimable=ANONYMOUS)
     return vote_status(pair)

@@ -35,6 +35,7 @@ from alignui.db.records import Messages
 from alignui.errors import UserError
 from alignui.team.identity import ANONYMOUS
 from alignui.serving.loading import ModelHandle
+from alignui.vocab import normalize_verdict
 from alignui.annotation.overlap import next_shared_pair
 from alignui.annotation.pool import draw
 
@@ -149,11 +150,13 @@ def vote(store: Store, ws: Workspace, verdict: str, *, annotator: str | None, ed
                         "(the status line then says the pair is ready)")
     if not ws.pair_id:
         raise UserError("no pair to vote on yet: type a prompt and press Enter, or press N to draw one")
+    verdict = normalize_verdict(verdict)
     if continue_after and verdict not in ("a", "b"):
         raise UserError(f"to continue the conversation pick A or B (the winner is continued); untick Continue "
                         f"(C) to save '{VERDICT_LABELS.get(verdict, verdict)}'")
     duration = round((time.time() - ws.ready_at) * 1000, 1) if ws.ready_at else None
-    pair = store.decide(ws.pair_id, verdict, annotator=annotator, edited_chosen=edited, duration_ms=duration)
+    pair = store.decide(ws.pair_id, verdict, annotator=annotator, edited_chosen=edited, duration_ms=duration,
+                        claimable=ANONYMOUS)
     ws = replace(ws, pair_id=None, ready_at=None, decided=(ws.decided + (pair.id,))[-UNDO_DEPTH:],
                  saved=vote_status(pair))
     if continue_after:

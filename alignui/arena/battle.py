@@ -2,13 +2,14 @@
 
 Owns: the list of arena models ('base' + every finished adapter, newest first), pairing (default
 "base vs newest adapter"; or the pair with the fewest battles so far; or the pair whose win rate is
-least certain), left/right assignment (balanced per pair, a seeded coin when even), drawing a
+least certain), left/right assignment (a fresh coin per battle, balanced over the arena), drawing a
 held-out prompt, streaming a battle into a pending arena comparison, and recording the vote.
 
 Blinding invariants:
 - A battle id is the comparison id: 48 random bits, derived from nothing about the models.
 - Nothing this module hands out before the vote (BattleProgress) carries a model name.
-- A battle is voted once (Store.decide's conditional update); a second vote raises ConflictError
+- A battle is voted once, by the annotator it was played for (Store.decide's conditional update); a second
+  vote raises ConflictError
   and changes nothing. Only then does `vote` reveal both names.
 """
 
@@ -19,11 +20,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from alignui.serving.adapters import BASE, AdapterServer
-from alignui.vocab import user_turn
+from alignui.vocab import ANONYMOUS, normalize_verdict, user_turn
 from alignui.db import ARENA_VERDICTS, Store
 from alignui.db.records import Messages, Prompt
 from alignui.db.runs import Run
-from alignui.errors import NotFoundError, UserError
+from alignui.errors import NotFoundError, UserError, quoted, text_arg
 from alignui.serving.generation import PairSettings, with_seed
 from alignui.arena.stats import win_rate
 
@@ -32,6 +33,9 @@ MODES = {
     "fewest_battles": "the pair with the fewest battles so far",
     "most_uncertain": "the pair whose win rate is least certain",
 }
+#: Seating bound: a pairing whose left counts differ by more than this share of its battles (and more than
+#: SEATING_DRIFT_MIN) seats its under-seated model left; a fair coin seldom gets there (tests/arena/test_seating.py).
+SEATING_DRIFT, SEATING_DRIFT_MIN = 0.1, 20
 VERDICT_TEXT = {"a": "A is better", "b": "B is better", "tie": "a tie", "both_bad": "both bad"}
 
 
@@ -105,13 +109,16 @@ def servable_pair(store: Store, server: AdapterServer, mode: str, rng: random.Ra
 
 
 def assign_sides(store: Store, pair: tuple[str, str], rng: random.Random) -> tuple[str, str]:
-    """(left, right): the model that sat left less often in this pairing goes left; a seeded coin if even."""
+    """(left, right) by a fresh fair coin from `rng` for every battle, so that no reveal says anything about the
+    next seating (a balancing rule let a voter who saw one reveal predict the next). The coin keeps left and
+    right balanced over the arena (the share drifts as 1/sqrt(n)); only a pairing that has drifted past
+    SEATING_DRIFT seats its under-seated model left outright, a hard bound that a fair coin almost never meets."""
     served = store.arena_pairings()
     x, y = pair
     left_x, left_y = served.get((x, y), 0), served.get((y, x), 0)
-    if left_x == left_y:
-        return (x, y) if rng.random() < 0.5 else (y, x)
-    return (x, y) if left_x < left_y else (y, x)
+    if abs(left_x - left_y) > max(SEATING_DRIFT_MIN, SEATING_DRIFT * (left_x + left_y)):
+        return (x, y) if left_x < left_y else (y, x)
+    return (x, y) if rng.random() < 0.5 else (y, x)
 
 
 def draw_heldout_prompt(store: Store, rng: random.Random) -> Prompt:
@@ -200,12 +207,14 @@ class Reveal:
 
 def vote(store: Store, battle_id: str, verdict: str, *, annotator: str | None = None) -> Reveal:
     """Record the one vote on a battle and reveal both models; UserError subclasses on anything wrong."""
-    battle_id = (battle_id or "").strip()
+    battle_id = text_arg(battle_id, "battle id", allow_none=True).strip()
+    verdict = normalize_verdict(verdict, ARENA_VERDICTS)
     try:
         battle = store.get_comparison(battle_id)
     except NotFoundError:
         battle = None
     if battle is None or battle.kind != "arena":
-        raise NotFoundError(f"no arena battle with id {battle_id!r}: start a battle first and vote on its id")
-    decided = store.decide(battle_id, verdict, annotator=annotator, allowed=ARENA_VERDICTS, kind="arena")
+        raise NotFoundError(f"no arena battle with id {quoted(battle_id)}: start a battle first and vote on its id")
+    decided = store.decide(battle_id, verdict, annotator=annotator, allowed=ARENA_VERDICTS, kind="arena",
+                           claimable=ANONYMOUS)
     return Reveal(decided.id, decided.model_a, decided.model_b, decided.verdict)

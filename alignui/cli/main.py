@@ -17,7 +17,7 @@ from pathlib import Path
 
 from alignui.config import ConfigError, add_app_arguments, config_from, default_storage
 from alignui.cli.data import add_export_arguments, cmd_export, cmd_import
-from alignui.errors import UserError
+from alignui.errors import UserError, quoted
 from alignui.cli import train as train_command
 
 Handler = Callable[[argparse.Namespace], dict]
@@ -50,8 +50,16 @@ def _stats(args: argparse.Namespace) -> dict:
     return cmd_stats(args)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (`error: ...`, exit 2), not the whole usage text; --help still
+    prints the usage. Subcommand parsers are of this class too (argparse makes them with type(parent))."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog.removeprefix('python -m alignui ')}: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m alignui", description="alignui: collect, export, train, compare")
+    parser = _Parser(prog="python -m alignui", description="alignui: collect, export, train, compare")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("serve", help="start the web app")
@@ -106,6 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = args.handler(args)
     except (UserError, ConfigError, PermissionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file or folder the command could not use: the OS says which and why
+        print(f"error: {exc.strerror or exc}: {quoted(exc.filename or '')}; check the path and its permissions",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -31,7 +31,22 @@ def cmd_train(args: argparse.Namespace) -> dict:
     from alignui.training.config import parse_sets
     from alignui.training.job import execute
 
+    _check_run_id(getattr(args, "run_id", None))
     return execute(args.method, storage=storage_of(args), snapshot=args.snapshot,
                    config_file=Path(args.config) if args.config else None, preset=getattr(args, "preset", None),
                    overrides=parse_sets(args.set), run_id=getattr(args, "run_id", None),
                    resume=bool(getattr(args, "resume", False)))
+
+
+def _check_run_id(run_id: str | None) -> None:
+    """A --run-id names a folder under storage/runs: refuse one that is empty or could leave it, before any work."""
+    from alignui.errors import UserError, quoted
+    from alignui.paths import UnsafeNameError, safe_child
+
+    if run_id is None:
+        return
+    try:
+        safe_child(Path("runs"), run_id)
+    except UnsafeNameError:
+        raise UserError(f"--run-id {quoted(run_id)} is not a usable run id: use letters, digits, '.', '-' and '_' "
+                        "(no '/', no '..'; e.g. dpo-try-2), or leave --run-id out for a fresh one") from None

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -34,7 +35,7 @@ from typing import Any
 from alignui.arena.agreement import EXPORT_POLICIES, apply_export_policy
 from alignui.data.card import render_card
 from alignui.db.core import new_id
-from alignui.errors import UserError
+from alignui.errors import UserError, quoted
 from alignui.team.identity import Identity, require
 from alignui.paths import StorageLayout
 from alignui.data.snapshot import (DATASET_DIR, MANIFEST, README, SNAPSHOT_SCHEMA_VERSION, UNPAIRED_DIR,
@@ -67,6 +68,8 @@ class ExportOptions:
             raise UserError(f"test size is a share from 0 to below 1 (e.g. 0.1); got {self.test_size!r}")
         if self.max_length is not None and (not isinstance(self.max_length, int) or self.max_length < 1):
             raise UserError(f"max_length must be a positive number of tokens; got {self.max_length!r}")
+        if type(self.seed) is not int or self.seed < 0:
+            raise UserError(f"the seed must be a whole number from 0 up (e.g. 42); got {quoted(self.seed)}")
         if self.policy not in EXPORT_POLICIES:
             raise UserError(f"export policy must be one of {', '.join(EXPORT_POLICIES)}; got {self.policy!r}")
         if not 0 <= self.min_agreement <= 1:
@@ -228,9 +231,7 @@ def export_snapshot(store, layout: StorageLayout, options: ExportOptions, identi
     require(identity, "export")
     table, excluded = select_rows(store, options)
     if not table.num_rows:
-        left = ", ".join(f"{v} {k}" for k, v in excluded.items() if v) or "no votes at all"
-        raise UserError(f"nothing to export: no comparison has an a/b verdict yet ({left}); vote on some pairs or "
-                        "import data first")
+        raise UserError(_nothing_to_export(store, options, excluded))
     train_idx, test_idx = split_indices(table.num_rows, options.test_size, options.seed)
     splits = {"train": _take(table, train_idx), "test": _take(table, test_idx)}
     sha = tables_sha256(splits)
@@ -242,17 +243,42 @@ def export_snapshot(store, layout: StorageLayout, options: ExportOptions, identi
     elif options.max_length:
         manifest["truncation"] = {"max_length": options.max_length,
                                   "skipped": tokenizer_note or "no tokenizer was available"}
-    tmp = path.parent / f".{path.name}.tmp-{new_id()}"
-    tmp.mkdir(parents=True)
-    _write_files(tmp, splits, options)
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
-    (tmp / README).write_text(render_card(manifest))
-    if path.exists():
-        path.rmdir()  # an empty --out directory: replaced by the finished snapshot
-    os.replace(tmp, path)
-    _freeze(path)
+    _write_snapshot(path, splits, manifest, options)
     store.record_snapshot(manifest, str(path))
     return ExportResult(SnapshotRef(path.name, path, manifest))
+
+
+def _nothing_to_export(store, options: ExportOptions, excluded: dict[str, int]) -> str:
+    """Why an export found no pair: an unknown --source is named as such (with the sources there are)."""
+    if options.sources:
+        known = store.filter_choices()["source"]
+        unknown = [s for s in options.sources if s not in known]
+        if unknown:
+            return (f"nothing to export: no comparison comes from source {', '.join(quoted(s) for s in unknown)}; "
+                    f"the sources are {', '.join(known) or 'none yet'} (or leave out --source for all)")
+    scope = f" from {', '.join(options.sources)}" if options.sources else ""
+    left = ", ".join(f"{v} {k}" for k, v in excluded.items() if v) or f"no votes{scope or ' at all'}"
+    return (f"nothing to export{scope}: no comparison has an a/b verdict yet ({left}); vote on some pairs or import "
+            "data first")
+
+
+def _write_snapshot(path: Path, splits: dict, manifest: dict, options: ExportOptions) -> None:
+    """Write into a hidden sibling, then rename it into place: all or nothing. A folder that cannot be written
+    is a UserError, and nothing is left behind."""
+    tmp = path.parent / f".{path.name}.tmp-{new_id()}"
+    try:
+        tmp.mkdir(parents=True)
+        _write_files(tmp, splits, options)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
+        (tmp / README).write_text(render_card(manifest))
+        if path.exists():
+            path.rmdir()  # an empty --out directory: replaced by the finished snapshot
+        os.replace(tmp, path)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"cannot write the snapshot to {quoted(str(path))} ({exc.strerror or exc}); choose a folder "
+                        "you can write to (--out DIR), nothing was written") from None
+    _freeze(path)
 
 
 def _token_inputs(table) -> tuple[list, list, list]:

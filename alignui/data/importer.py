@@ -164,8 +164,10 @@ class SourcePreview:
     splits: tuple[str, ...] = ()
 
 
-def preview_source(source: str, split: str | None = None) -> SourcePreview:
-    """Columns, row count, detected format and the first rows of a source (nothing is written)."""
+def preview_source(source: str, split: str | None, identity: Identity) -> SourcePreview:
+    """Columns, row count, detected format and the first rows of a source (nothing is written). Admins only, like
+    the import itself: it reads files on the server."""
+    require(identity, "import")
     data = read_source(source, split=split)
     first = data.rows[0].data if data.rows else {}
     found = detect(data.columns, first)

@@ -17,6 +17,7 @@ import gzip
 import io
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ DATA_SUFFIXES = TEXT_SUFFIXES + (".parquet",)
 SUPPORTED = ".jsonl, .json, .csv, .tsv, .txt (a prompt per line), .parquet (each optionally .gz), a saved Hugging Face " \
             "dataset directory, or a hub dataset id"
 POOL_SPLITS = ("train", "heldout")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _BINARY_MAGIC = (b"\x89PNG", b"PK\x03\x04", b"%PDF", b"\x7fELF", b"GIF8", b"\xff\xd8\xff", b"PAR1")
 
@@ -109,6 +111,25 @@ def _bad_json(label: str, where: str, exc: json.JSONDecodeError) -> SourceError:
                        "again (nothing was imported)")
 
 
+def _too_deep(label: str, where: str) -> SourceError:
+    return SourceError(f"{label}, {where}: JSON nested too deeply to read (hundreds of levels of [ or {{); flatten "
+                       "or drop that row and import again (nothing was imported)")
+
+
+def _valid_text(rows: list[Row], text: str, label: str) -> list[Row]:
+    """`rows`, unless a \\udXXX escape left a lone surrogate (not storable text) in one: SourceError naming it.
+    Only JSON can hold one (files are decoded strictly), and only where such an escape appears."""
+    if _SURROGATE_ESCAPE.search(text):
+        for row in rows:
+            try:
+                json.dumps(row.data, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                raise SourceError(f"{label}, {row.where}: holds a lone surrogate (a \\ud800-\\udfff escape without "
+                                  "its pair), which is not valid text; fix or drop that row and import again "
+                                  "(nothing was imported)") from None
+    return rows
+
+
 def _jsonl(text: str, label: str) -> list[Row]:
     rows = []
     for n, line in enumerate(text.split("\n"), 1):  # not splitlines(): JSON strings may hold U+2028
@@ -118,11 +139,13 @@ def _jsonl(text: str, label: str) -> list[Row]:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
             raise _bad_json(label, f"line {n}", exc) from exc
+        except RecursionError:
+            raise _too_deep(label, f"line {n}") from None
         if not isinstance(value, dict):
             raise SourceError(f"{label}, line {n}: expected a JSON object per line, got a JSON "
                               f"{type(value).__name__}; write one {{...}} row per line (nothing was imported)")
         rows.append(Row(f"line {n}", value))
-    return rows
+    return _valid_text(rows, text, label)
 
 
 def _json(text: str, label: str) -> list[Row]:
@@ -132,6 +155,8 @@ def _json(text: str, label: str) -> list[Row]:
         if exc.msg == "Extra data":  # JSON Lines saved as .json (datasets' to_json does this by default)
             return _jsonl(text, label)
         raise _bad_json(label, f"line {exc.lineno}", exc) from exc
+    except RecursionError:
+        raise _too_deep(label, "the document") from None
     if isinstance(value, dict):
         lists = {k: v for k, v in value.items() if isinstance(v, list)}
         if len(lists) == 1 and all(isinstance(r, dict) for r in next(iter(lists.values()))):
@@ -148,7 +173,7 @@ def _json(text: str, label: str) -> list[Row]:
         if not isinstance(item, dict):
             raise SourceError(f"{label}, item {i}: expected an object, got a JSON {type(item).__name__} (nothing "
                               "was imported)")
-    return [Row(f"item {i}", item) for i, item in enumerate(value, 1)]
+    return _valid_text([Row(f"item {i}", item) for i, item in enumerate(value, 1)], text, label)
 
 
 def _csv(text: str, label: str, delimiter: str = ",") -> list[Row]:
@@ -222,6 +247,12 @@ def dataset_rows(data: Any, label: str, split: str | None) -> SourceData:
     return SourceData(label, rows, list(data.column_names), chosen, splits)
 
 
+def _format_of(path: Path) -> str:
+    """'.jsonl' for data.jsonl and data.jsonl.gz (compression is not a format)."""
+    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+    return suffixes[-1] if suffixes else ""
+
+
 def read_directory(path: Path, split: str | None, label: str) -> SourceData:
     """A saved dataset (load_from_disk), an alignui snapshot, or a folder of data files."""
     target = path / "dataset" if (path / "dataset" / "dataset_dict.json").is_file() else path
@@ -242,6 +273,11 @@ def read_directory(path: Path, split: str | None, label: str) -> SourceData:
                           f"(dataset_dict.json or state.json) and no data files in it; point at a file ({SUPPORTED})")
     if split and split not in POOL_SPLITS:
         files = [f for f in files if split in f.name] or files
+    kinds = Counter(_format_of(f) for f in files)
+    if len(kinds) > 1:  # e.g. a temp or home folder: refuse rather than read unrelated files as data
+        listed = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        raise SourceError(f"{label} holds data files of several formats ({listed}): a folder import reads a saved "
+                          "dataset, a snapshot, or files of one format; point at one file or a folder of one format")
     rows: list[Row] = []
     for f in files:
         part = read_file(f, f.name)

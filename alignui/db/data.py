@@ -11,6 +11,9 @@ Invariants:
 - A fix or a delete and its audit row are one transaction.
 - Changing the winner drops an edited chosen text (it was an edit of the old
   winner); the audit row keeps the old text.
+- The arena is blind: an arena battle without a verdict is never listed, opened,
+  fixed or counted by name here, whoever asks (admins included).
+- `owner` scopes a read to one annotator's comparisons (the Data tab of an annotator).
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from typing import Any, NamedTuple
 
 from alignui.db.core import from_json, new_id, to_json
 from alignui.db.records import KINDS, VERDICTS
-from alignui.errors import NotFoundError, UserError
+from alignui.errors import NotFoundError, UserError, quoted
 
 PENDING = "pending"
+#: SQL over c = comparisons: not a pending arena battle (blind until its vote).
+NOT_PENDING_BATTLE = "NOT (c.kind = 'arena' AND c.verdict IS NULL)"
 NO_ANNOTATOR = "(none)"
 BROWSE_SORTS = ("newest", "oldest")
 
@@ -40,10 +45,12 @@ class BrowseFilter:
     date_to: date | None = None  # created on or before (inclusive)
     text: str | None = None  # case-insensitive substring of the prompt or either response
     include_deleted: bool = False
+    owner: str | None = None  # only this annotator's comparisons (None: everyone's; set for non-admins)
 
     def __post_init__(self):
         if self.verdict and self.verdict not in (*VERDICTS, PENDING):
-            raise UserError(f"verdict filter must be one of {', '.join((*VERDICTS, PENDING))}; got {self.verdict!r}")
+            raise UserError(f"verdict filter must be one of {', '.join((*VERDICTS, PENDING))}; "
+                            f"got {quoted(self.verdict)}")
         if self.kind and self.kind not in KINDS:
             raise UserError(f"kind filter must be one of {', '.join(KINDS)}; got {self.kind!r}")
         if self.date_from and self.date_to and self.date_from > self.date_to:
@@ -51,7 +58,10 @@ class BrowseFilter:
 
     def where(self) -> tuple[str, list[Any]]:
         """SQL conditions (over c = comparisons, p = prompts, ga/gb = generations) and their parameters."""
-        conds, params = ([] if self.include_deleted else ["c.deleted_at IS NULL"]), []
+        conds, params = [NOT_PENDING_BATTLE] + ([] if self.include_deleted else ["c.deleted_at IS NULL"]), []
+        if self.owner is not None:
+            conds.append("c.annotator = ?")
+            params.append(self.owner)
         if self.verdict == PENDING:
             conds.append("c.verdict IS NULL")
         elif self.verdict:
@@ -78,6 +88,10 @@ class BrowseFilter:
                          "OR contains(lower(gb.text), ?))")
             params += [needle, needle, needle]
         return (" AND ".join(conds) or "TRUE"), params
+
+
+class PendingBattleError(UserError):
+    """A pending arena battle was asked for by id: it stays closed until its vote."""
 
 
 class ExportRow(NamedTuple):
@@ -149,24 +163,29 @@ class DataMixin:
         out = [ComparisonRow(r[0], r[1], r[2], r[3], r[4], r[5], _last_user(r[6]), *r[7:]) for r in rows]
         return out, total
 
-    def filter_choices(self) -> dict[str, list[str]]:
-        """Distinct sources and annotators (for the filter dropdowns)."""
-        sources = [r[0] for r in self.query("SELECT DISTINCT source FROM comparisons ORDER BY 1")]
+    def filter_choices(self, owner: str | None = None) -> dict[str, list[str]]:
+        """Distinct sources and annotators (for the filter dropdowns); of `owner`'s comparisons when given."""
+        where, params = ("WHERE annotator = ?", [owner]) if owner is not None else ("", [])
+        sources = [r[0] for r in self.query(f"SELECT DISTINCT source FROM comparisons {where} ORDER BY 1", params)]
         annotators = [r[0] or NO_ANNOTATOR for r in self.query(
-            "SELECT DISTINCT annotator FROM comparisons ORDER BY annotator NULLS FIRST")]
+            f"SELECT DISTINCT annotator FROM comparisons {where} ORDER BY annotator NULLS FIRST", params)]
         return {"source": sources, "annotator": annotators}
 
     def comparison_detail(self, comparison_id: str) -> dict[str, Any]:
-        """Everything stored about one comparison (deleted ones included), plus its audit trail."""
+        """Everything stored about one comparison (deleted ones included), plus its audit trail; a pending
+        arena battle is refused (opening it would name its models before the vote)."""
         rows = self.query(
             f"""SELECT c.id, c.kind, c.source, c.annotator, c.verdict, c.edited_chosen, c.created_at, c.decided_at,
                        c.duration_ms, c.deleted_at, c.deleted_by, c.meta, p.messages, ga.text, gb.text,
                        ga.model_ref, gb.model_ref {_FROM} WHERE c.id = ?""", [comparison_id])
         if not rows:
-            raise NotFoundError(f"no comparison with id {comparison_id!r}: pick one from the table")
+            raise NotFoundError(f"no comparison with id {quoted(comparison_id)}: pick one from the table")
         keys = ("id", "kind", "source", "annotator", "verdict", "edited_chosen", "created_at", "decided_at",
                 "duration_ms", "deleted_at", "deleted_by", "meta", "messages", "text_a", "text_b", "model_a", "model_b")
         detail = dict(zip(keys, rows[0]))
+        if detail["kind"] == "arena" and detail["verdict"] is None:
+            raise PendingBattleError(f"{comparison_id} is an arena battle still waiting for its vote: it cannot be "
+                                     "opened, fixed or deleted before then (the arena is blind)")
         detail["meta"], detail["messages"] = from_json(detail["meta"]), from_json(detail["messages"])
         audit = self.query("SELECT action, old_verdict, new_verdict, actor, note, created_at FROM comparison_audit "
                            "WHERE comparison_id = ? ORDER BY created_at, id", [comparison_id])
@@ -174,8 +193,9 @@ class DataMixin:
                            for a in audit]
         return detail
 
-    def counts_by(self, column: str) -> list[dict[str, Any]]:
-        """Per-source or per-annotator counts: total, each verdict, pending, deleted."""
+    def counts_by(self, column: str, owner: str | None = None) -> list[dict[str, Any]]:
+        """Per-source or per-annotator counts: total, each verdict, pending, deleted (of `owner`'s comparisons
+        when given). Pending arena battles are left out (their source would say which models meet)."""
         if column not in ("source", "annotator", "kind"):
             raise ValueError(f"cannot count by {column!r}")
         verdicts = ", ".join(f"count(*) FILTER (WHERE verdict = '{v}' AND deleted_at IS NULL) AS {v}"
@@ -185,21 +205,25 @@ class DataMixin:
                        count(*) FILTER (WHERE deleted_at IS NULL) AS total, {verdicts},
                        count(*) FILTER (WHERE verdict IS NULL AND deleted_at IS NULL) AS pending,
                        count(*) FILTER (WHERE deleted_at IS NOT NULL) AS deleted
-                FROM comparisons GROUP BY 1 ORDER BY total DESC, 1""")
+                FROM comparisons c WHERE {NOT_PENDING_BATTLE} AND (? IS NULL OR annotator = ?)
+                GROUP BY 1 ORDER BY total DESC, 1""", [owner, owner])
         return rows.to_dict("records")
 
     # -- corrections -------------------------------------------------------------------------
     def fix_verdict(self, comparison_id: str, verdict: str, *, actor: str | None, note: str | None = None) -> None:
         """Set a comparison's verdict (admin correction), with an audit row; refuse deleted or unknown ids."""
         if verdict not in VERDICTS:
-            raise UserError(f"verdict must be one of {', '.join(VERDICTS)}; got {verdict!r}")
+            raise UserError(f"verdict must be one of {', '.join(VERDICTS)}; got {quoted(verdict)}")
 
         def work(cur) -> bool:
-            old = cur.execute("SELECT verdict, edited_chosen FROM comparisons WHERE id = ? AND deleted_at IS NULL",
-                              [comparison_id]).fetchall()
+            old = cur.execute("SELECT verdict, edited_chosen, kind FROM comparisons "
+                              "WHERE id = ? AND deleted_at IS NULL", [comparison_id]).fetchall()
             if not old:
                 return False
-            old_verdict, old_edit = old[0]
+            old_verdict, old_edit, kind = old[0]
+            if kind == "arena" and old_verdict is None:  # a fix here would be a vote cast knowing nothing blind
+                raise PendingBattleError(f"{comparison_id} is an arena battle still waiting for its vote: vote on "
+                                         "it in the Arena tab")
             keep_edit = old_edit if verdict == old_verdict else None
             cur.execute("UPDATE comparisons SET verdict = ?, edited_chosen = ?, "
                         "decided_at = coalesce(decided_at, current_timestamp) WHERE id = ?",
@@ -208,7 +232,7 @@ class DataMixin:
             return True
 
         if not self.tx(work):
-            raise NotFoundError(f"no comparison {comparison_id!r} to fix (unknown or deleted)")
+            raise NotFoundError(f"no comparison {quoted(comparison_id)} to fix (unknown or deleted)")
 
     def soft_delete(self, comparison_id: str, *, actor: str | None, note: str | None = None) -> None:
         """Mark a comparison deleted (kept in the file, hidden everywhere), with an audit row."""
@@ -220,7 +244,7 @@ class DataMixin:
             return bool(hit)
 
         if not self.tx(work):
-            raise NotFoundError(f"no comparison {comparison_id!r} to delete (unknown or already deleted)")
+            raise NotFoundError(f"no comparison {quoted(comparison_id)} to delete (unknown or already deleted)")
 
     @staticmethod
     def _audit(cur, comparison_id, action, old_verdict, new_verdict, old_edit, actor, note) -> None:

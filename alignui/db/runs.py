@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 
 from alignui.db.core import from_json, to_json
-from alignui.errors import NotFoundError
+from alignui.errors import NotFoundError, quoted
 
 RUN_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 #: Methods whose output is a policy adapter (arena-servable); the training registry's `produces_adapter`
@@ -86,7 +86,7 @@ class RunsMixin:
     def get_run(self, run_id: str) -> Run:
         rows = self.query(f"SELECT {_COLUMNS} FROM runs WHERE id = ?", [run_id])
         if not rows:
-            raise NotFoundError(f"no run with id {run_id!r}")
+            raise NotFoundError(f"no run with id {quoted(run_id)}")
         return _run(rows[0])
 
     def list_runs(self, *, status: str | None = None, method: str | None = None) -> list[Run]:

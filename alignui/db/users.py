@@ -22,7 +22,7 @@ from pathlib import Path
 from alignui.db.core import from_json, new_id, to_json
 from alignui.db.records import Comparison
 from alignui.db.votes import _COMPARISON_SELECT, _comparison
-from alignui.errors import ConflictError, UserError
+from alignui.errors import ConflictError, UserError, quoted
 from alignui.vocab import ARENA_VERDICTS
 
 GOLD_VERDICTS = ARENA_VERDICTS
@@ -103,7 +103,7 @@ class UsersMixin:
                  note: str | None = None) -> GoldItem:
         """Make the pair behind `comparison_id` a gold item whose right answer is `verdict`."""
         if verdict not in GOLD_VERDICTS:
-            raise UserError(f"a gold answer must be one of {', '.join(GOLD_VERDICTS)}, got {verdict!r}")
+            raise UserError(f"a gold answer must be one of {', '.join(GOLD_VERDICTS)}, got {quoted(verdict)}")
         pair = self.get_comparison((comparison_id or "").strip())  # NotFoundError with a clear message
         if pair.kind != "annotate":
             raise UserError("only annotation pairs can be gold items (arena battles are blind model comparisons)")

@@ -7,6 +7,9 @@ a decision, and reading comparisons back with their texts.
 Invariants:
 - `decide` is a single conditional UPDATE: of two concurrent votes on one
   pair, exactly one wins; the other gets ConflictError and changes nothing.
+- A pending comparison belongs to the annotator it was generated for (or handed
+  to by overlap): a vote naming anyone else is refused (NotYourPairError) and
+  changes nothing. Only a comparison without an annotator is open to anyone.
 - Nothing here returns before its transaction has committed.
 """
 
@@ -17,7 +20,11 @@ from typing import Any
 from alignui.db.core import from_json, new_id, to_json
 from alignui.db.records import (KINDS, VERDICTS, Comparison, Messages, NewGeneration, Prompt,
                                 messages_hash)
-from alignui.errors import ConflictError, NotFoundError, UserError
+from alignui.errors import ConflictError, NotFoundError, UserError, quoted, text_arg
+
+
+class NotYourPairError(UserError):
+    """A vote on a pending comparison that was handed to another annotator."""
 
 _COMPARISON_SELECT = """
     SELECT c.id, c.prompt_id, c.kind, p.messages, ga.text, gb.text, ga.model_ref, gb.model_ref,
@@ -37,9 +44,13 @@ def _comparison(row: tuple) -> Comparison:
 
 
 def validate_messages(messages: Messages) -> Messages:
+    """The conversation as plain {role, content} dicts; UserError when it is malformed, holds no user text or
+    holds text that cannot be stored (a lone surrogate)."""
     if not messages or not all(isinstance(m, dict) and m.get("role") and isinstance(m.get("content"), str)
                                for m in messages):
         raise UserError("a prompt must be a non-empty list of {role, content} messages")
+    for m in messages:
+        text_arg(m["content"], f"{m['role']} message" if m["role"] != "user" else "prompt")
     if not any(m["role"] == "user" and m["content"].strip() for m in messages):
         raise UserError("the prompt is empty: type a question or instruction first")
     return [{"role": m["role"], "content": m["content"]} for m in messages]
@@ -74,7 +85,7 @@ class VotesMixin:
     def get_prompt(self, prompt_id: str) -> Prompt:
         rows = self.query("SELECT id, messages, source, split, created_at FROM prompts WHERE id = ?", [prompt_id])
         if not rows:
-            raise NotFoundError(f"no prompt with id {prompt_id!r}")
+            raise NotFoundError(f"no prompt with id {quoted(prompt_id)}")
         r = rows[0]
         return Prompt(id=r[0], messages=from_json(r[1]), source=r[2], split=r[3], created_at=r[4])
 
@@ -101,16 +112,19 @@ class VotesMixin:
     def get_comparison(self, comparison_id: str) -> Comparison:
         rows = self.query(_COMPARISON_SELECT + " WHERE c.id = ? AND c.deleted_at IS NULL", [comparison_id])
         if not rows:
-            raise NotFoundError(f"no pair with id {comparison_id!r}: generate a pair first and vote on its id")
+            raise NotFoundError(f"no pair with id {quoted(comparison_id)}: generate a pair first and vote on its id")
         return _comparison(rows[0])
 
     def decide(self, comparison_id: str, verdict: str, *, annotator: str | None = None,
                edited_chosen: str | None = None, duration_ms: float | None = None,
-               allowed: tuple[str, ...] = VERDICTS, kind: str = "annotate") -> Comparison:
+               allowed: tuple[str, ...] = VERDICTS, kind: str = "annotate",
+               claimable: str | None = None) -> Comparison:
         """Record the verdict on a pending comparison of `kind`; refuse unknown ids, ids of the other kind
-        (an arena battle is not voted through annotation, nor the reverse), bad verdicts and second votes."""
+        (an arena battle is not voted through annotation, nor the reverse), bad verdicts, second votes and
+        votes by someone other than its annotator (`claimable`: an owner name the voter may take over too,
+        the shared 'anonymous' of a browser that was not signed in yet)."""
         if verdict not in allowed:
-            raise UserError(f"verdict must be one of {', '.join(allowed)}; got {verdict!r}")
+            raise UserError(f"verdict must be one of {', '.join(allowed)}; got {quoted(verdict)}")
         if edited_chosen is not None and verdict not in ("a", "b"):
             raise UserError("an edited response needs a winner: vote 'a' or 'b' to save an edit")
         edited = edited_chosen if edited_chosen and edited_chosen.strip() else None
@@ -119,12 +133,18 @@ class VotesMixin:
             hit = cur.execute(
                 """UPDATE comparisons SET verdict = ?, annotator = coalesce(?, annotator), edited_chosen = ?,
                    duration_ms = ?, decided_at = current_timestamp
-                   WHERE id = ? AND kind = ? AND verdict IS NULL AND deleted_at IS NULL RETURNING id""",
-                [verdict, annotator, edited, duration_ms, comparison_id, kind]).fetchall()
+                   WHERE id = ? AND kind = ? AND verdict IS NULL AND deleted_at IS NULL
+                   AND (?::VARCHAR IS NULL OR annotator IS NULL OR annotator = ? OR annotator = ?) RETURNING id""",
+                [verdict, annotator, edited, duration_ms, comparison_id, kind, annotator, annotator,
+                 claimable]).fetchall()
             return bool(hit)
 
         if not self.tx(work):
             current = self._of_kind(comparison_id, kind)
+            if current.verdict is None:
+                thing = "battle" if kind == "arena" else "pair"
+                raise NotYourPairError(f"{thing} {comparison_id} was handed to another annotator, so {annotator} "
+                                       f"cannot vote on it: vote on the {thing}s you generate or are handed")
             raise ConflictError(f"pair {comparison_id} was already decided ({current.verdict}); nothing changed")
         return self.get_comparison(comparison_id)
 

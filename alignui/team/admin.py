@@ -68,6 +68,14 @@ def backup(store: Store, config, identity: Identity, repo_id: str | None) -> str
 
 
 # -- read-only views -------------------------------------------------------------------------------
+def gold_rows(store: Store, viewer: Identity) -> list[list]:
+    """The gold items (pair, right answer, note, marked by) for an admin; nothing for anyone else: the answers
+    of attention checks never leave the server except to admins."""
+    if not viewer.is_admin:
+        return []
+    return [[g.item, g.verdict, g.note or "", g.created_by or ""] for g in store.gold_items()]
+
+
 def people(store: Store, configured_admins: frozenset[str]) -> list[list]:
     """Everyone with a role or a vote; configured admins (ALIGNUI_ADMINS, the Space owner) are marked."""
     rows = {u.name: [u.name, u.role, u.votes, u.last_vote] for u in store.users_overview()}
@@ -86,8 +94,11 @@ def _pct(x: float | None) -> str:
     return "" if x is None else f"{x:.0%}"
 
 
-def agreement_tables(store: Store, min_agreement: float = 0.6) -> tuple[str, list[list], list[list]]:
-    """(headline, per-annotator rows, disputed pairs with their texts) for the Admin tab."""
+def agreement_tables(store: Store, identity: Identity, min_agreement: float = 0.6
+                     ) -> tuple[str, list[list], list[list]]:
+    """(headline, per-annotator rows, disputed pairs with their texts) for the Admin tab; admins only (it shows
+    every annotator's votes and pair ids)."""
+    require(identity, "review_everyones_votes")
     report, comparisons = report_for_store(store)
     lines = [report.describe()]
     extra = [f"{name} {value:.3f}" for name, value in (("Cohen's kappa", report.cohen), ("Fleiss' kappa",

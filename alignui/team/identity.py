@@ -24,12 +24,12 @@ from dataclasses import dataclass
 
 from alignui.errors import UserError
 from alignui.config import NAME_PATTERN
+from alignui.vocab import ANONYMOUS
 
 #: Actions only admins may take.
 ADMIN_ACTIONS = ("train", "export", "push", "delete", "edit_guidelines", "change_model", "fix_verdict", "import",
-                 "manage_users", "configure")
+                 "manage_users", "configure", "review_everyones_votes", "run_judges")
 ROLES = ("annotator", "admin")
-ANONYMOUS = "anonymous"
 SIGNED_IN = ("oauth", "login", "cli")
 
 

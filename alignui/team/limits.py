@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from alignui.errors import UserError
+from alignui.errors import UserError, text_arg
 
 
 class RateLimited(UserError):
@@ -83,8 +83,10 @@ class Limits:
                    generation=RateLimiter(config.rate_limit_per_minute, 60.0))
 
     def check_prompt(self, prompt: str) -> str:
-        """The prompt, unchanged, or UserError when it is longer than the limit."""
-        if len(prompt or "") > self.max_prompt_chars:
+        """The prompt, unchanged, or UserError when it is not text (a number, a lone surrogate) or longer than
+        the limit."""
+        prompt = text_arg(prompt, "prompt", allow_none=True)
+        if len(prompt) > self.max_prompt_chars:
             raise UserError(f"the prompt is {len(prompt):,} characters long and the limit is "
                             f"{self.max_prompt_chars:,}; shorten it (operators: ALIGNUI_MAX_PROMPT_CHARS)")
         return prompt

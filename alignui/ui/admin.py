@@ -5,7 +5,8 @@ calls one function of alignui.team.admin (which checks the permission itself) an
 formats the answer. Everyone sees the tab; for annotators the controls are
 read-only, and the server refuses their actions anyway (also through the
 named API: /admin_set_role, /admin_set_overlap, /admin_mark_gold,
-/admin_remove_votes, /admin_backup).
+/admin_remove_votes, /admin_backup). Gold answers reach admins only: the
+page load sends an annotator an empty gold table.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from alignui.context import AppContext
 from alignui.db.users import GOLD_VERDICTS, MAX_OVERLAP
 from alignui.team.identity import ROLES
 from alignui.team.spaces import storage_status
-from alignui.ui.common import Page, api_errors, user_errors
+from alignui.ui.common import Page, api_errors
 from alignui.ui.signin import admins_of, identity_of
 
 GOLD_COLUMNS = ["pair (generations)", "right answer", "note", "marked by"]
@@ -42,10 +43,6 @@ def _storage_markdown(ctx: AppContext) -> str:
         return f"### ⚠️ Data is not persistent\n{status.message}"
     where = "persistent storage" if status.on_space else "this machine's disk"
     return f"Data root `{status.root}` on {where} (mount {status.mount})."
-
-
-def _gold_rows(ctx: AppContext) -> list[list]:
-    return [[g.item, g.verdict, g.note or "", g.created_by or ""] for g in ctx.store.gold_items()]
 
 
 def _people_section(ctx: AppContext, result: gr.Markdown) -> tuple[gr.Dataframe, list[gr.Button]]:
@@ -93,11 +90,13 @@ def _overlap_section(ctx: AppContext, result: gr.Markdown) -> tuple[gr.Number, g
 
     @api_errors  # an API endpoint too: gradio_client gets the error; show_progress hidden: no badges
     def ui_mark(pair_id: str, verdict: str, why: str, request: gr.Request):
-        return team.mark_gold(ctx.store, identity_of(ctx, request), pair_id, verdict, why), _gold_rows(ctx)
+        identity = identity_of(ctx, request)
+        return team.mark_gold(ctx.store, identity, pair_id, verdict, why), team.gold_rows(ctx.store, identity)
 
     @api_errors  # an API endpoint too: gradio_client gets the error; show_progress hidden: no badges
     def ui_unmark(pair_id: str, request: gr.Request):
-        return team.unmark_gold(ctx.store, identity_of(ctx, request), pair_id), _gold_rows(ctx)
+        identity = identity_of(ctx, request)
+        return team.unmark_gold(ctx.store, identity, pair_id), team.gold_rows(ctx.store, identity)
 
     save.click(ui_overlap, [overlap], result, api_name="admin_set_overlap", show_progress="hidden")
     mark.click(ui_mark, [pair, answer, note], [result, gold], api_name="admin_mark_gold", show_progress="hidden")
@@ -117,8 +116,8 @@ def _agreement_section(ctx: AppContext) -> None:
                             column_widths=["10%", "24%", "27%", "27%", "7%", "5%"])
 
     @api_errors  # an API endpoint too: gradio_client gets the error; show_progress hidden: no badges
-    def ui_agreement(min_agreement: float):
-        return team.agreement_tables(ctx.store, float(min_agreement))
+    def ui_agreement(min_agreement: float, request: gr.Request):
+        return team.agreement_tables(ctx.store, identity_of(ctx, request), float(min_agreement))
 
     compute.click(ui_agreement, [threshold], [headline, annotators, disputed], api_name="agreement",
                   show_progress="hidden")
@@ -155,6 +154,7 @@ def build(ctx: AppContext, page: Page) -> None:
     def on_load(request: gr.Request):
         admin = identity_of(ctx, request).is_admin
         return (_status_markdown(ctx, request), team.people(ctx.store, ctx.config_admins), ctx.store.overlap_k(),
-                _gold_rows(ctx), _storage_markdown(ctx), *[gr.update(interactive=admin) for _ in buttons])
+                team.gold_rows(ctx.store, identity_of(ctx, request)), _storage_markdown(ctx),
+                *[gr.update(interactive=admin) for _ in buttons])
 
     gr.on(None, on_load, None, [status, people, overlap, gold, storage, *buttons], api_visibility="private")

@@ -19,7 +19,7 @@ from alignui.context import AppContext
 from alignui.errors import UserError
 from alignui.team.identity import clean_name
 from alignui.annotation.pool import FORMATS, add_to_pool, describe_counts
-from alignui.ui.common import user_errors
+from alignui.ui.common import safe_markdown, user_errors
 from alignui.ui.signin import identity_of
 
 PREF_FIELDS = ("temperature", "top_p", "max_new_tokens", "system_prompt", "split_b", "temperature_b", "auto_next")
@@ -46,12 +46,12 @@ def guidelines_panel(ctx: AppContext, name: gr.Textbox) -> None:
     def ui_save(text: str, who: str, request: gr.Request):
         saved = guidelines.save(ctx.store, identity_of(ctx, request, who), text)
         gr.Info("Guidelines saved.")
-        return saved, saved
+        return safe_markdown(saved), saved
 
     save.click(ui_save, [box, name], [shown, box], api_visibility="private")
     def ui_load():
         text = guidelines.load(ctx.store)  # one read serves both the rendered text and the editor
-        return text, gr.update(value=text, interactive=True)
+        return safe_markdown(text), gr.update(value=text, interactive=True)
 
     gr.on(None, ui_load, None, [shown, box], api_visibility="private")
 

@@ -101,8 +101,9 @@ def _register_api(ctx: AppContext, server) -> None:
     @api_errors
     def arena_battle(prompt: str, request: gr.Request) -> tuple[str, str, str]:
         """A blind battle on `prompt` (empty: a held-out prompt); returns (text_a, text_b, battle_id)."""
-        admit_generation(ctx, request, prompt)
-        for step in play(ctx.store, server(), prompt, ctx.rng):
+        identity = identity_of(ctx, request)
+        admit_generation(ctx, request, prompt, identity)
+        for step in play(ctx.store, server(), prompt, ctx.rng, annotator=identity.name):
             yield step.text_a, step.text_b, step.battle_id
 
     @api_errors

@@ -2,18 +2,28 @@
 
 Owns: `user_errors` and `api_errors`, the one place where a core UserError
 reaches the user: in the browser a warning toast that leaves every input as it
-was (no red Error badges), for gradio_client a gr.Error with the same text.
+was (no red Error badges), for gradio_client a gr.Error with the same text; each
+refusal is one log line, never a traceback. Also the two ways user text reaches a
+gr.Markdown: `md_text` (shown exactly as typed) and `safe_markdown` (markdown
+formatting kept for operator-written text such as the guidelines).
+
+Invariant: text a user wrote never reaches the page as HTML: no element, no
+<img> fetched from a remote host, no id chosen by a user. Toasts render their
+message as (sanitised) HTML, so a message's '<' and '&' are sent as entities.
 """
 
 from __future__ import annotations
 
 import functools
+import html
 import inspect
 from dataclasses import dataclass
+import logging
+import re
 
 import gradio as gr
 
-from alignui.errors import UserError
+from alignui.errors import UserError, quoted
 
 #: The one Gradio concurrency group for everything that runs the model (generation, arena, judging):
 #: one user cannot starve the others, and the model worker is never asked to do two things at once.
@@ -31,10 +41,40 @@ def theme() -> gr.themes.Base:
     return gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
 
 
-def refuse(exc: UserError):
+_MD_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$>=:])")
+
+
+def md_text(text: object) -> str:
+    """`text` for a gr.Markdown, shown exactly as typed: no HTML, no markdown (links, images, headings), line
+    breaks kept."""
+    escaped = html.escape(str(text if text is not None else ""), quote=False)
+    return _MD_PUNCTUATION.sub(r"\\\1", escaped).replace("\n", "  \n")
+
+
+def safe_markdown(text: str) -> str:
+    """Markdown written by an operator (guidelines): formatting kept, raw HTML shown as text, images off (an
+    image would be fetched from wherever its URL points by everyone who opens the page)."""
+    escaped = (text or "").replace("&", "&amp;").replace("<", "&lt;")
+    return re.sub(r"!\[", r"\\![", escaped)
+
+
+def _refusal_text(fn, exc: UserError) -> str:
+    """A refusal's message, logged as one line (Gradio would print a traceback for each), with '<' and '&' as
+    entities (toasts render HTML)."""
+    message = str(exc)
+    logging.getLogger("alignui").warning("refused %s: %s", getattr(fn, "__name__", "?"), quoted(message, 200))
+    return message.replace("&", "&amp;").replace("<", "&lt;")
+
+
+def _refused(fn, exc: UserError) -> gr.Error:
+    """The gr.Error an API caller gets for a refused request."""
+    return gr.Error(_refusal_text(fn, exc), print_exception=False)
+
+
+def refuse(exc: UserError, fn=None):
     """Show a refusal as a warning toast and change nothing on the page: a single gr.skip() skips every
     output, so no output component turns into a red "Error" badge over the inputs (a gr.Error would)."""
-    gr.Warning(str(exc))
+    gr.Warning(_refusal_text(fn, exc))
     return gr.skip()
 
 
@@ -48,7 +88,7 @@ def user_errors(fn):
             try:
                 yield from fn(*args, **kwargs)
             except UserError as exc:
-                yield refuse(exc)
+                yield refuse(exc, fn)
         return gen_wrapper
 
     @functools.wraps(fn)
@@ -56,7 +96,7 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            return refuse(exc)
+            return refuse(exc, fn)
     return wrapper
 
 
@@ -69,7 +109,7 @@ def api_errors(fn):
             try:
                 yield from fn(*args, **kwargs)
             except UserError as exc:
-                raise gr.Error(str(exc), print_exception=False) from exc
+                raise _refused(fn, exc) from exc
         return gen_wrapper
 
     @functools.wraps(fn)
@@ -77,7 +117,7 @@ def api_errors(fn):
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            raise gr.Error(str(exc), print_exception=False) from exc
+            raise _refused(fn, exc) from exc
     return wrapper
 
 

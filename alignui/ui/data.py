@@ -3,7 +3,8 @@ per-source and per-annotator counts, and export (with push to the hub).
 
 Thin callbacks only: unpack widgets, call one function of alignui.data / alignui.annotation.curation /
 alignui.data.export, format the answer. Privileged actions (import, export, push, fix_verdict, delete) are
-checked on the server by those functions with the identity from `identity_of`.
+checked on the server by those functions with the identity from `identity_of`. Reads (browse, open, counts)
+pass the same identity: an annotator sees only their own comparisons (alignui.annotation.curation).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from alignui.context import AppContext
 from alignui.data import FORMAT_CHOICES, ImportOptions, import_source, preview_source
 from alignui.db.records import VERDICTS
 from alignui.data.export import EXPORT_FORMATS, ExportOptions, export_and_push
+from alignui.data.sources import web_source
 from alignui.serving.truncation import truncation_report
-from alignui.ui.common import Page, user_errors
+from alignui.ui.common import Page, md_text, user_errors
+from alignui.team.identity import require
 from alignui.ui.signin import admin_note, admin_only, identity_of
 
 MAPPED = ("prompt", "chosen", "rejected")
@@ -34,20 +37,19 @@ def build(ctx: AppContext, page: Page) -> None:
     with gr.Accordion("Browse and fix", open=True):
         refresh, fix_buttons = _browse_panel(ctx, who)
     with gr.Accordion("Counts", open=False):
-        _counts_panel(ctx, refresh)
+        _counts_panel(ctx, who, refresh)
     with gr.Accordion("Export", open=True):
         privileged += _export_panel(ctx, who)
     admin_only(ctx, note, privileged + fix_buttons, "import, fix verdicts, delete or export")
+    # "Read columns" is in `privileged` too: it reads server files
 
 
-def _source_of(upload: str | None, typed: str | None) -> str:
-    source = upload or (typed or "").strip()
-    if not source:
-        raise gr.Error("Upload a file, or type a path on the server or a hub dataset id, first.")
-    return source
+def _source_of(ctx: AppContext, upload: str | None, typed: str | None) -> str:
+    return web_source(upload, typed, ctx.config.import_dirs)
 
 
 def _import_panel(ctx: AppContext, who: gr.Textbox) -> list[gr.Button]:
+    """The import widgets; returns its privileged buttons (Read columns and Import: both read server files)."""
     with gr.Row():
         upload = gr.File(label="File (.jsonl, .json, .csv, .parquet, .txt, .gz)", type="filepath",
                          elem_id="import-file", scale=2)
@@ -68,37 +70,40 @@ def _import_panel(ctx: AppContext, who: gr.Textbox) -> list[gr.Button]:
     summary = gr.JSON(label="Import summary", elem_id="import-summary")
 
     @user_errors
-    def ui_preview(path, text, split_name):
-        p = preview_source(_source_of(path, text), split_name or None)
+    def ui_preview(path, text, split_name, name, request: gr.Request):
+        identity = identity_of(ctx, request, name)
+        require(identity, "import")  # before the path is even looked at
+        p = preview_source(_source_of(ctx, path, text), split_name or None, identity)
         found = f"detected format **{p.detected}**" if p.detected else "format not recognised: map the columns below"
         note = f"`{p.label}`: {p.rows} rows, columns {', '.join(p.columns)}; {found}."
         guess = [name if name in p.columns else None for name in MAPPED]
         return [note] + [gr.Dropdown(choices=[""] + p.columns, value=g) for g in guess]
 
-    read.click(ui_preview, [upload, typed, split], [status, *maps], api_visibility="private")
+    read.click(ui_preview, [upload, typed, split, who], [status, *maps], api_visibility="private")
 
     @user_errors
     def ui_import(path, text, fmt_name, split_name, prompt_col, chosen_col, rejected_col, name,
                   request: gr.Request):
         mapping = {k: v for k, v in zip(MAPPED, (prompt_col, chosen_col, rejected_col)) if v and v != k}
-        source = _source_of(path, text)
+        identity = identity_of(ctx, request, name)
+        require(identity, "import")  # before the path is even looked at
+        source = _source_of(ctx, path, text)
         options = ImportOptions(format=fmt_name, split=split_name or None, mapping=mapping,
                                 label=Path(source).name if path else None)
-        result = import_source(ctx.store, source, options, identity_of(ctx, request, name)).as_dict()
+        result = import_source(ctx.store, source, options, identity).as_dict()
         return f"Imported **{result['imported']}** {result['kind']}, skipped {result['skipped']}.", result
 
     go.click(ui_import, [upload, typed, fmt, split, *maps, who], [status, summary], api_visibility="private")
-    return [go]
+    return [read, go]
 
 
 def _browse_panel(ctx: AppContext, who: gr.Textbox):
-    choices = ctx.store.filter_choices()
     with gr.Row():
         verdict = gr.Dropdown([curation.ANY, *VERDICTS, "pending"], value=curation.ANY, label="Verdict",
                               elem_id="filter-verdict")
-        annotator = gr.Dropdown([curation.ANY, *choices["annotator"]], value=curation.ANY, label="Annotator",
+        annotator = gr.Dropdown([curation.ANY], value=curation.ANY, label="Annotator",
                                 elem_id="filter-annotator", allow_custom_value=True)
-        source = gr.Dropdown([curation.ANY, *choices["source"]], value=curation.ANY, label="Source",
+        source = gr.Dropdown([curation.ANY], value=curation.ANY, label="Source",
                              elem_id="filter-source", allow_custom_value=True)
         date_from = gr.Textbox(label="From (YYYY-MM-DD)", elem_id="filter-from", max_lines=1)
         date_to = gr.Textbox(label="To (YYYY-MM-DD)", elem_id="filter-to", max_lines=1)
@@ -112,31 +117,35 @@ def _browse_panel(ctx: AppContext, who: gr.Textbox):
     filters = [verdict, annotator, source, date_from, date_to, text, deleted]
 
     @user_errors
-    def ui_browse(v, a, s, d1, d2, t, dl, p):
-        found = curation.browse_page(ctx.store, curation.make_filter(v, a, s, d1, d2, t, dl), p or 1)
-        fresh = ctx.store.filter_choices()
+    def ui_browse(v, a, s, d1, d2, t, dl, p, name, request: gr.Request):
+        viewer = identity_of(ctx, request, name)
+        found = curation.browse_page(ctx.store, curation.make_filter(v, a, s, d1, d2, t, dl), p or 1, viewer=viewer)
+        fresh = curation.filter_choices(ctx.store, viewer)
         return (found.rows, found.caption, found.page,
                 gr.Dropdown(choices=[curation.ANY, *fresh["annotator"]]),
                 gr.Dropdown(choices=[curation.ANY, *fresh["source"]]))
 
     outputs = [table, caption, page, annotator, source]
-    search.click(ui_browse, [*filters, page], outputs, api_visibility="private")
-    text.submit(ui_browse, [*filters, page], outputs, api_visibility="private")
+    search.click(ui_browse, [*filters, page, who], outputs, api_visibility="private")
+    text.submit(ui_browse, [*filters, page, who], outputs, api_visibility="private")
     return search, _detail_panel(ctx, who, table, search)
 
 
 def _detail_markdown(d: dict) -> str:
-    turns = "\n\n".join(f"**{m['role']}:** {m['content']}" for m in d["messages"])
-    lines = [f"### Comparison `{d['id']}`",
-             f"{d['kind']} · source `{d['source']}` · annotator {d['annotator'] or '(none)'} · verdict "
-             f"**{d['verdict'] or 'pending'}**" + (f" · deleted by {d['deleted_by']}" if d["deleted_at"] else ""),
-             turns, f"**A** (`{d['model_a']}`): {d['text_a']}", f"**B** (`{d['model_b']}`): {d['text_b']}"]
+    """The detail view; every stored value goes through md_text (shown as typed: no HTML, links or images)."""
+    t = md_text
+    turns = "\n\n".join(f"**{t(m['role'])}:** {t(m['content'])}" for m in d["messages"])
+    lines = [f"### Comparison {t(d['id'])}",
+             f"{t(d['kind'])} · source {t(d['source'])} · annotator {t(d['annotator'] or '(none)')} · verdict "
+             f"**{t(d['verdict'] or 'pending')}**" + (f" · deleted by {t(d['deleted_by'])}" if d["deleted_at"]
+                                                      else ""),
+             turns, f"**A** ({t(d['model_a'])}): {t(d['text_a'])}", f"**B** ({t(d['model_b'])}): {t(d['text_b'])}"]
     if d["edited_chosen"]:
-        lines.append(f"**Edited winner:** {d['edited_chosen']}")
+        lines.append(f"**Edited winner:** {t(d['edited_chosen'])}")
     if d["meta"]:
-        lines.append(f"Metadata: `{json.dumps(d['meta'], ensure_ascii=False)}`")
-    lines += [f"- {a['created_at']:%Y-%m-%d %H:%M} {a['action']} by {a['actor']}: {a['old_verdict']} → "
-              f"{a['new_verdict'] or '—'}" for a in d["audit"]]
+        lines.append(f"Metadata: {t(json.dumps(d['meta'], ensure_ascii=False))}")
+    lines += [f"- {a['created_at']:%Y-%m-%d %H:%M} {t(a['action'])} by {t(a['actor'])}: {t(a['old_verdict'])} → "
+              f"{t(a['new_verdict'] or '—')}" for a in d["audit"]]
     return "\n\n".join(lines)
 
 
@@ -155,38 +164,43 @@ def _detail_panel(ctx: AppContext, who: gr.Textbox, table: gr.Dataframe, search:
     table.select(ui_select, None, picked, api_visibility="private")
 
     @user_errors
-    def ui_open(cid):
-        return _detail_markdown(curation.open_comparison(ctx.store, cid)) if cid else ""
+    def ui_open(cid, name, request: gr.Request):
+        if not cid:
+            return ""
+        return _detail_markdown(curation.open_comparison(ctx.store, cid, identity_of(ctx, request, name)))
 
-    picked.change(ui_open, picked, detail, api_visibility="private")
+    picked.change(ui_open, [picked, who], detail, api_visibility="private")
 
     @user_errors
     def ui_fix(cid, verdict, name, request: gr.Request):
-        status = curation.fix_verdict(ctx.store, cid, verdict, identity_of(ctx, request, name))
-        return status, _detail_markdown(curation.open_comparison(ctx.store, cid))
+        identity = identity_of(ctx, request, name)
+        status = curation.fix_verdict(ctx.store, cid, verdict, identity)
+        return status, _detail_markdown(curation.open_comparison(ctx.store, cid, identity))
 
     @user_errors
     def ui_delete(cid, name, request: gr.Request):
-        status = curation.delete_comparison(ctx.store, cid, identity_of(ctx, request, name))
-        return status, _detail_markdown(curation.open_comparison(ctx.store, cid))
+        identity = identity_of(ctx, request, name)
+        status = curation.delete_comparison(ctx.store, cid, identity)
+        return status, _detail_markdown(curation.open_comparison(ctx.store, cid, identity))
 
     fix.click(ui_fix, [picked, new_verdict, who], [action, detail], api_visibility="private")
     delete.click(ui_delete, [picked, who], [action, detail], api_visibility="private")
     return [fix, delete]
 
 
-def _counts_panel(ctx: AppContext, refresh: gr.Button) -> None:
+def _counts_panel(ctx: AppContext, who: gr.Textbox, refresh: gr.Button) -> None:
     head = ["total", "a", "b", "tie", "both_bad", "skip", "pending", "deleted"]
     by_source = gr.Dataframe(headers=["source", *head], interactive=False, elem_id="counts-source")
     by_annotator = gr.Dataframe(headers=["annotator", *head], interactive=False, elem_id="counts-annotator")
     button = gr.Button("Refresh counts", elem_id="counts-refresh")
 
-    def ui_counts():
-        found = curation.counts(ctx.store)
+    @user_errors
+    def ui_counts(name, request: gr.Request):
+        found = curation.counts(ctx.store, identity_of(ctx, request, name))
         return found["source"], found["annotator"]
 
     for trigger in (button.click, refresh.click):
-        trigger(ui_counts, None, [by_source, by_annotator], api_visibility="private")
+        trigger(ui_counts, [who], [by_source, by_annotator], api_visibility="private")
 
 
 def _export_panel(ctx: AppContext, who: gr.Textbox) -> list[gr.Button]:

@@ -69,8 +69,9 @@ def build(ctx: AppContext, page: Page) -> None:
     def judge_callback(what: str):
         @user_errors
         def ui_judge(how, count, typed_url, typed_model, typed_key, request: gr.Request, progress=gr.Progress()):
-            if (typed_url or "").strip():  # pointing the server at a URL of one's choice is an admin's call
-                require(identity_of(ctx, request), "change_model")
+            # a batch runs up to 2 x 200 generations plus the judge's: past any per-user rate limit, so admins only
+            # (this also covers pointing the server at a judge URL of one's choice)
+            require(identity_of(ctx, request), "run_judges")
             spec = JudgeSpec(how, typed_url or "", typed_model or "", typed_key or "")
             out = judge_now(ctx.store, adapter_server(ctx.model), spec, int(count), ctx.rng, what=what,
                             progress=lambda done, total: progress((done, total), desc="judging"))

@@ -163,3 +163,23 @@ def test_a_question_column_alone_is_taken_for_a_prompt_list(seeded, tmp_path, ca
     expect_refusal(seeded, capsys, ["import", str(path)], "--map prompt=question")
     assert cli.main(["import", str(path), "--format", "prompts", "--storage", str(seeded)]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["imported"] == 2
+
+
+def test_a_folder_of_mixed_files_is_refused_not_read_as_data(tmp_path):
+    """A plain system folder (a temp or home dir) typed as the source: refused, instead of reading unrelated
+    .txt files as prompts."""
+    from alignui.data import ImportOptions, import_source
+    from alignui.data.records import SourceError
+    from alignui.db import Store
+    from alignui.team.identity import LOCAL_OPERATOR
+
+    folder = tmp_path / "tmp-like"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("buy milk\ncall mum\n")
+    (folder / "config.json").write_text('[{"debug": true}]')
+    (folder / "pairs.jsonl").write_text('{"prompt": "Q", "chosen": "A", "rejected": "B"}\n')
+    with Store(tmp_path / "db.duckdb") as store:
+        with pytest.raises(SourceError, match=r"tmp-like holds data files of several formats \(1 \.json, 1 \.jsonl, "
+                                              r"1 \.txt\)"):
+            import_source(store, str(folder), ImportOptions(), LOCAL_OPERATOR)
+        assert store.table_counts()["prompts"] == 0

@@ -9,7 +9,7 @@ import pytest
 from alignui.data import ImportOptions, import_source, preview_source
 from alignui.db import Store
 from alignui.db.records import messages_hash
-from alignui.team.identity import Identity, PermissionDenied
+from alignui.team.identity import LOCAL_OPERATOR, Identity, PermissionDenied
 from conftest import REPO
 
 FIX = REPO / "tests" / "fixtures"
@@ -190,9 +190,9 @@ def test_json_lines_named_json_and_column_oriented_json(store, tmp_path):
 
 
 def test_forced_format_and_preview(store):
-    preview = preview_source(str(FIX / "hh_rlhf.jsonl"))
+    preview = preview_source(str(FIX / "hh_rlhf.jsonl"), None, LOCAL_OPERATOR)
     assert preview.detected == "hh-rlhf" and preview.columns == ["chosen", "rejected"] and preview.rows == 3
-    assert preview_source(str(FIX / "oasst1_messages.jsonl")).detected == "oasst"
+    assert preview_source(str(FIX / "oasst1_messages.jsonl"), None, LOCAL_OPERATOR).detected == "oasst"
     assert run(store, "trl_plain.jsonl", format="trl")["format"] == "trl"
 
 

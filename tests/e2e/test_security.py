@@ -107,3 +107,40 @@ def test_a_hostile_conversation_turn_is_shown_as_text_and_fetches_nothing(server
     seen, conversation = continue_hostile_conversation(server, page)
     assert seen["leaks"] == []
     assert '<img src="http://127.0.0.1:9/html-image.png">' in conversation.inner_text()
+
+
+def test_hostile_text_in_the_data_detail_guidelines_and_error_toasts_stays_text(server, page):
+    """The Data tab's detail view, the guidelines and an error pop-up quoting what was typed: all shown as text,
+    no element injected, no remote image fetched."""
+    from alignui.annotation import guidelines
+    from alignui.team.identity import LOCAL_OPERATOR
+
+    store = server.ctx.store
+    pair = store.save_pair([{"role": "user", "content": "Prompt: " + HOSTILE}],
+                           NewGeneration("base", "Response A: " + HOSTILE),
+                           NewGeneration("base", "Response B: " + HOSTILE), annotator="ann", meta={"note": HOSTILE})
+    guidelines.save(store, LOCAL_OPERATOR, "Guide: " + HOSTILE)
+    seen = watch(page)
+    page.goto(server.url)
+    page.get_by_role("tab", name="Data").click()
+    picked = page.locator("#detail-id textarea, #detail-id input").first
+    picked.fill(pair.id)
+    page.wait_for_function("() => document.querySelector('#detail').innerText.includes('Response B')")
+    text = page.locator("#detail").inner_text()
+    for payload in ('<script>window.__xss = "script"</script>', f'<img src="http://{LEAK}/html-image.png">',
+                    f"![tracker](http://{LEAK}/leak.png)", "javascript:window.__xss='mdlink'"):
+        assert text.count(payload) >= 3, payload  # prompt, A and B (and the metadata), each as typed
+    assert_inert(page, seen)
+    screenshot(page, "security-data-detail")
+
+    picked.fill(f'<img src="http://{LEAK}/error-toast.png">')  # an id that quotes markup back in the error
+    page.get_by_text("no comparison with id").first.wait_for()
+    assert page.get_by_text(f'<img src="http://{LEAK}/error-toast.png">').count() >= 1
+    assert_inert(page, seen)
+
+    page.get_by_role("tab", name="Annotate").click()
+    page.locator("#guidelines").get_by_text("Guidelines").first.click()
+    page.wait_for_function("() => document.querySelector('#guidelines-text').innerText.includes('Guide:')")
+    assert f'<img src="http://{LEAK}/html-image.png">' in page.locator("#guidelines-text").inner_text()
+    assert_inert(page, seen)
+    screenshot(page, "security-guidelines")
