@@ -14,6 +14,7 @@ from typing import Callable
 from alignui.config import AppConfig
 from alignui.db import Store
 from alignui.team.limits import Limits
+from alignui.serving.endpoints import EndpointRegistry
 from alignui.serving.loading import ModelHandle, load_model
 from alignui.paths import StorageLayout
 
@@ -26,6 +27,7 @@ class AppContext:
     model: ModelHandle
     rng: random.Random = field(default_factory=random.Random)
     limits: Limits = field(default_factory=Limits)
+    endpoints: EndpointRegistry = field(default_factory=EndpointRegistry)  # --endpoint generators (issue 14)
 
     @classmethod
     def open(cls, config: AppConfig, *, seed: int | None = None, log: Callable[[str], None] = print) -> "AppContext":
@@ -37,7 +39,7 @@ class AppContext:
             store.close()
             raise
         return cls(config=config, layout=layout, store=store, model=model, rng=random.Random(seed),
-                   limits=Limits.from_config(config))
+                   limits=Limits.from_config(config), endpoints=EndpointRegistry.from_config(config))
 
     @property
     def config_admins(self) -> frozenset[str]:

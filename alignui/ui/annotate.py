@@ -19,6 +19,7 @@ from alignui.annotation.pairs import stream_annotation_pair, submit_vote, user_t
 from alignui.annotation.prefs import AnnotationPrefs, browser_secret
 from alignui.context import AppContext
 from alignui.serving.generation import PairSettings
+from alignui.serving.generators import Generators, PairSource
 from alignui.annotation.pool import draw
 from alignui.ui import annotate_panels as panels
 from alignui.ui.annotate_keys import ACTION_KEYS, FOCUS_EDITOR, FOCUS_EMPTY_PROMPT, VOTE_KEYS, key_hint
@@ -216,15 +217,24 @@ def build(ctx: AppContext, page: Page) -> None:
 
 
 def _register_api(ctx: AppContext) -> None:
+    def generators() -> Generators:
+        return Generators(ctx.model, ctx.store, ctx.endpoints)
+
     @user_errors
-    def generate_pair(prompt: str, request: gr.Request) -> tuple[str, str, str]:
-        """Generate two responses to `prompt`; returns (text_a, text_b, pair_id)."""
+    def generate_pair(prompt: str, model_a: str = "", model_b: str = "",
+                      request: gr.Request = None) -> tuple[str, str, str]:
+        """Generate two responses to `prompt`, side A from generator `model_a` and side B from `model_b`
+        ("" = the served model; /models lists the names); returns (text_a, text_b, pair_id)."""
         identity = identity_of(ctx, request)
         admit_generation(ctx, request, prompt, identity)
-        annotator = identity.name
+        sides = PairSource.named(generators(), model_a, model_b)
         for step in stream_annotation_pair(ctx.store, ctx.model, user_turn(prompt), PairSettings(), ctx.rng,
-                                           annotator=annotator):
+                                           annotator=identity.name, sides=sides):
             yield step.text_a, step.text_b, (step.pair.id if step.pair else "")
+
+    def models() -> list[str]:
+        """The generator names /generate_pair takes: the served model, its adapters, the endpoints."""
+        return generators().names()
 
     @user_errors
     def submit_vote_api(pair_id: str, verdict: str, request: gr.Request) -> str:
@@ -238,4 +248,5 @@ def _register_api(ctx: AppContext) -> None:
 
     gr.api(generate_pair, api_name="generate_pair", concurrency_id=GPU_QUEUE, concurrency_limit=1)
     gr.api(submit_vote_api, api_name="submit_vote")
+    gr.api(models, api_name="models")
     gr.api(draw_prompt, api_name="draw_prompt")
