@@ -1,0 +1,52 @@
+"""Endpoints through the named web API (gradio_client on a real app server, `transformers serve` beside it):
+/models, a pair across the in-process model and an endpoint, and the endpoint killed mid-stream."""
+
+import pytest
+
+from alignui.config import AppConfig
+from conftest import free_port, wait_for
+
+SECRET = "sk-api-test-key-that-must-not-leak"
+TABLES = ("prompts", "generations", "comparisons")
+
+
+@pytest.fixture
+def config(storage, openai_server, request):
+    endpoints = [openai_server.spec("local")]
+    if "long_openai_server" in request.fixturenames:
+        endpoints.append(request.getfixturevalue("long_openai_server").spec("slow"))
+    return AppConfig(storage=storage, model="demo", port=free_port(), offline=True, endpoints=tuple(endpoints),
+                     endpoint_api_key=SECRET)
+
+
+def test_models_and_a_pair_across_the_served_model_and_an_endpoint(client, server):
+    assert client.predict(api_name="/models") == ["demo", "local"]
+    job = client.submit("Tell me about the sea.", "", "local", api_name="/generate_pair")
+    text_a, text_b, pair_id = job.result(timeout=300)
+    assert text_a and text_b and pair_id
+    assert any(out[0] and not out[2] for out in job.outputs()) and any(out[1] and not out[2] for out in job.outputs())
+    pair = server.ctx.store.get_comparison(pair_id)
+    assert (pair.model_a, pair.model_b, pair.text_a, pair.text_b) == ("demo", "local", text_a, text_b)
+    assert client.predict(pair_id, "a", api_name="/submit_vote").startswith("Saved: A is better")
+    swapped = client.predict("Hi!", "local", "demo", api_name="/generate_pair")[2]
+    assert (server.ctx.store.get_comparison(swapped).model_a, server.ctx.store.get_comparison(swapped).model_b) == (
+        "local", "demo")
+    with pytest.raises(Exception, match=r"unknown generator 'nope'"):
+        client.predict("Hi!", "nope", api_name="/generate_pair")
+
+
+def test_an_endpoint_killed_mid_stream_saves_nothing_and_names_the_endpoint(client, server, long_openai_server,
+                                                                            capfd):
+    before = server.ctx.store.table_counts(TABLES)
+    job = client.submit("Tell me about the sea.", "", "slow", api_name="/generate_pair")
+    wait_for(lambda: any(out[1] for out in job.outputs()), "side B streaming from the endpoint", timeout=240)
+    long_openai_server.kill()
+    with pytest.raises(Exception) as err:
+        job.result(timeout=240)
+    message = str(err.value)
+    assert "endpoint 'slow'" in message and "nothing was saved" in message and SECRET not in message
+    assert server.ctx.store.table_counts(TABLES) == before
+    text_a, text_b, pair_id = client.predict("Still there?", "", "local", api_name="/generate_pair")
+    assert pair_id and server.ctx.store.get_comparison(pair_id).model_b == "local"  # the app keeps serving
+    out, errors = capfd.readouterr()
+    assert SECRET not in out + errors  # nor in the app's logs
