@@ -71,6 +71,12 @@ class Generators:
         """The served model's name, the finished adapters (newest first), the endpoints."""
         return [self.served_name] + [run.id for run in self.store.list_adapters()] + self.endpoints.names
 
+    def choices(self) -> list[tuple[str, str]]:
+        """(label, name) for a picker: the served model as '', then adapters, then endpoints, each labelled."""
+        adapters = [(f"{run.id} (adapter)", run.id) for run in self.store.list_adapters()]
+        remote = [(f"{name} (endpoint: {self.endpoints.get(name).spec.model})", name) for name in self.endpoints.names]
+        return [(f"{self.served_name} (served model)", SERVED)] + adapters + remote
+
     def resolve(self, name: str | None) -> Generator:
         """A generator by name ('' or 'base' or the served model's name: the served model); UserError if unknown."""
         name = (name or "").strip()

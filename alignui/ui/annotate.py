@@ -119,13 +119,17 @@ class _AnnotateTab:
     def who(self, typed: str, request: gr.Request | None) -> str:
         return identity_of(self.ctx, request, typed).name
 
+    def generators(self) -> Generators:
+        return Generators(self.ctx.model, self.ctx.store, self.ctx.endpoints)
+
     # -- callbacks -------------------------------------------------------------------------------
     def generating(self, truncate: bool):
         @user_errors
         def ui_generate(state, text, prefs, typed, request: gr.Request):
             admit_generation(self.ctx, request, text)
             for view in flow.generate(self.ctx.store, self.ctx.model, state, text, AnnotationPrefs.from_dict(prefs),
-                                      self.ctx.rng, annotator=self.who(typed, request), truncate=truncate):
+                                      self.ctx.rng, annotator=self.who(typed, request), truncate=truncate,
+                                      generators=self.generators()):
                 yield _show(view)
         return ui_generate
 
@@ -133,7 +137,7 @@ class _AnnotateTab:
     def ui_next(self, state, prefs, typed, request: gr.Request):
         admit_generation(self.ctx, request, None)
         for view in flow.next_prompt(self.ctx.store, self.ctx.model, state, AnnotationPrefs.from_dict(prefs),
-                                     self.ctx.rng, annotator=self.who(typed, request)):
+                                     self.ctx.rng, annotator=self.who(typed, request), generators=self.generators()):
             yield _show(view)
 
     @user_errors
@@ -143,7 +147,7 @@ class _AnnotateTab:
             return
         admit_generation(self.ctx, request, None)
         for view in flow.after_vote(self.ctx.store, self.ctx.model, state, AnnotationPrefs.from_dict(prefs),
-                                    self.ctx.rng, annotator=self.who(typed, request)):
+                                    self.ctx.rng, annotator=self.who(typed, request), generators=self.generators()):
             yield _show(view)
 
     def voting(self, verdict: str):
@@ -174,7 +178,8 @@ class _AnnotateTab:
         identity = identity_of(self.ctx, request, panels.safe_name(remembered_name))
         name = (gr.update(value=identity.name, interactive=False, label="Signed in as") if identity.signed_in
                 else remembered_name or "")
-        return (name, flow.welcome(self.ctx.store), *panels.restore_settings(remembered_prefs))
+        return (name, flow.welcome(self.ctx.store), *panels.restore_settings(remembered_prefs,
+                                                                               self.generators().choices()))
 
     # -- wiring ----------------------------------------------------------------------------------
     def refresh_after(self, event) -> None:

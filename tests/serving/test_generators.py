@@ -71,3 +71,21 @@ def test_two_endpoint_sides_need_no_local_model_call(ctx, stub_server):
     last = list(gens.stream_pair(ASK, gens.resolve("one"), gens.resolve("two"), PairSettings()))[-1]
     assert (last.text_a, last.text_b) == ("Hello there", "Hello there")
     assert [g.model_ref for g in last.result] == ["one", "two"]
+
+
+def test_the_annotate_flow_uses_each_sides_generator_and_clears_both_on_a_failure(ctx, stub_server):
+    from alignui.annotation import workspace as flow
+    from alignui.annotation.prefs import AnnotationPrefs
+
+    gens = generators(ctx, odd=f"{stub_server.base_url}#m")
+    assert [name for _, name in gens.choices()] == ["", "odd"]
+    prefs = AnnotationPrefs.from_dict({**AnnotationPrefs(max_new_tokens=8).to_dict(), "model_b": "odd"})
+    assert (prefs.model_a, prefs.model_b) == ("", "odd")
+    last = list(flow.generate(ctx.store, ctx.model, flow.Workspace(), "Hi", prefs, random.Random(0), annotator="ann",
+                              generators=gens))[-1]
+    pair = ctx.store.get_comparison(last.ws.pair_id)
+    assert (pair.model_a, pair.model_b, last.text_b) == ("demo", "odd", "Hello there")
+    stub_server.mode = "cut"
+    last = list(flow.generate(ctx.store, ctx.model, flow.Workspace(), "Hi again", prefs, random.Random(0),
+                              annotator="ann", generators=gens))[-1]
+    assert "endpoint 'odd'" in last.status and (last.text_a, last.text_b, last.ws.pair_id) == ("", "", None)
