@@ -65,7 +65,7 @@ def build(ctx: AppContext, page: Page) -> None:
         yield ("", "", "", "Generating both answers…", *_buttons(False))
         who = identity.name
         for step in play(ctx.store, server, text, ctx.rng, settings=ArenaSettings(mode=how or "base_vs_newest"),
-                         drawn_id=drawn or None, annotator=who):
+                         drawn_id=drawn or None, annotator=who, endpoints=ctx.endpoints):
             done = bool(step.battle_id)
             yield (step.text_a, step.text_b, step.battle_id, ASK if done else "Generating both answers…",
                    *_buttons(done))
@@ -93,7 +93,7 @@ def _register_api(ctx: AppContext, server) -> None:
     def arena_battle(prompt: str, request: gr.Request) -> tuple[str, str, str]:
         """A blind battle on `prompt` (empty: a held-out prompt); returns (text_a, text_b, battle_id)."""
         admit_generation(ctx, request, prompt)
-        for step in play(ctx.store, server, prompt, ctx.rng):
+        for step in play(ctx.store, server, prompt, ctx.rng, endpoints=ctx.endpoints):
             yield step.text_a, step.text_b, step.battle_id
 
     @user_errors
