@@ -63,3 +63,21 @@ def test_an_endpoint_is_a_blind_arena_contestant_until_the_vote(client, server):
     assert {saved.model_a, saved.model_b} == {"base", ENDPOINT} and (saved.text_a, saved.text_b) == (text_a, text_b)
     assert client.predict(battle_id, "a", api_name="/arena_vote") == f"{saved.model_a} vs {saved.model_b}"
     assert {m["model"] for m in client.predict(api_name="/leaderboard")["models"]} == {"base", ENDPOINT}
+
+
+@pytest.mark.e2e
+def test_the_annotate_tab_picks_the_endpoint_for_side_b_in_the_browser(server, page):
+    from e2e.test_annotate import ready_pair, start_session
+
+    start_session(page, server.url)
+    page.locator("#generation-settings").get_by_text("Generation settings").click()
+    remembered = "() => window.localStorage.getItem('alignui-generation')"
+    before = page.evaluate(remembered)
+    page.locator("#model-b input").click()
+    page.get_by_role("option", name=f"{ENDPOINT} (endpoint: ").click()
+    page.wait_for_function(f"(v) => ({remembered})() !== v", arg=before)  # remembered with the other settings
+    page.locator("#prompt textarea").fill("Tell me about the sea.")
+    page.locator("#prompt textarea").press("Enter")
+    pair = server.ctx.store.get_comparison(ready_pair(page))
+    assert (pair.model_a, pair.model_b) == ("demo", ENDPOINT)
+    assert page.locator("#response-b textarea").input_value() == pair.text_b
