@@ -157,6 +157,10 @@ class AppConfig:
             raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if not str(self.model).strip():
             raise ConfigError(f"model is empty; pass --model with a hub id, a local path or '{DEMO_MODEL}'")
+        if str(self.model).startswith("endpoint:"):  # refused, not silently served as the demo model
+            raise ConfigError("--model endpoint:NAME (an endpoint as the served model, no local weights) is not "
+                              "available yet; serve a local model and add the endpoint beside it with --endpoint "
+                              "NAME=BASE_URL#MODEL (pick it per side in Annotate, or as /generate_pair's model_b)")
         if not self.host.strip():
             raise ConfigError("host is empty; pass --host 127.0.0.1 (or 0.0.0.0 to listen on all interfaces)")
         object.__setattr__(self, "admins", frozenset(self.admins))

@@ -20,6 +20,7 @@ from typing import Callable
 
 from alignui.config import AppConfig
 from alignui.db import Store
+from alignui.serving.endpoints import EndpointRegistry
 from alignui.paths import StorageLayout
 from alignui.serving.hub import HubAccess
 from alignui.serving.loader import LoadStatus, ModelLoader
@@ -37,6 +38,7 @@ class AppContext:
     limits: Limits = field(default_factory=Limits)
     #: Guards what is made on first use and kept on the context (the job runner).
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    endpoints: EndpointRegistry = field(default_factory=EndpointRegistry)  # --endpoint generators (issue 14)
 
     @classmethod
     def open(cls, config: AppConfig, *, seed: int | None = None, log: Callable[[str], None] = print,
@@ -46,7 +48,8 @@ class AppContext:
         store = Store(layout.db_path)
         loader = ModelLoader(config, log=log, hub=HubAccess.of(config), load=load).start()
         ctx = cls(config=config, layout=layout, store=store, loader=loader, rng=random.Random(seed),
-                  limits=Limits.from_config(config))
+                  limits=Limits.from_config(config),
+                  endpoints=EndpointRegistry.from_config(config))
         if wait:
             try:
                 loader.wait()

@@ -91,3 +91,8 @@ def test_endpoint_names_are_unique():
 def test_the_endpoint_key_is_never_described():
     cfg = config_from(parse("--endpoint", "a=http://h:1/v1#m"), env={"ALIGNUI_ENDPOINT_API_KEY": "sk-very-secret"})
     assert "sk-very-secret" not in cfg.describe() + repr(cfg) and "endpoints=[a=http://h:1/v1#m]" in cfg.describe()
+
+
+def test_an_endpoint_as_the_served_model_is_refused_clearly_not_replaced_by_the_demo_model():
+    with pytest.raises(ConfigError, match="not available yet.*--endpoint NAME=BASE_URL#MODEL"):
+        config_from(parse("--model", "endpoint:a", "--endpoint", "a=http://h:1/v1#m"), env={})

@@ -29,6 +29,7 @@ from alignui.db.records import Messages
 from alignui.db.votes import validate_messages
 from alignui.errors import UserError, text_arg
 from alignui.serving.generation import PairSettings, stream_pair, with_seed
+from alignui.serving.generators import PairSource
 from alignui.serving.loading import ModelHandle
 from alignui.vocab import ANONYMOUS, SAVED_LABELS, normalize_verdict, user_turn  # noqa: F401 (re-exported)
 
@@ -67,17 +68,20 @@ def check_fits(model: ModelHandle, messages: Messages, max_new_tokens: int) -> N
 def stream_annotation_pair(store: Store, model: ModelHandle, messages: Messages, settings: PairSettings,
                            rng: random.Random, *, annotator: str | None = None, prompt_id: str | None = None,
                            truncate: bool = False, source: str = "user",
-                           meta: dict | None = None) -> Iterator[PairProgress]:
+                           meta: dict | None = None, sides: PairSource | None = None) -> Iterator[PairProgress]:
     """Stream a new pair for `messages`; the last item carries the saved, pending comparison.
 
     `prompt_id` names a stored prompt to use; otherwise the prompt is found by content or stored
-    (with `source`, and the `parent_pair` of `meta` for a later turn of a conversation).
+    (with `source`, and the `parent_pair` of `meta` for a later turn of a conversation). `sides` picks
+    the generator of each side (default: the served model twice, in one batched call).
     """
     messages = validate_messages(messages)
-    if not truncate:
+    if not truncate and (sides is None or sides.any_local):
         check_fits(model, messages, max(side.max_new_tokens for side in settings.sides))
     settings = with_seed(settings, rng.randrange(2**31))
-    for update in stream_pair(model, messages, settings, truncate=truncate):
+    updates = (sides.stream(messages, settings, truncate=truncate) if sides is not None
+               else stream_pair(model, messages, settings, truncate=truncate))
+    for update in updates:
         if update.result is None:
             yield PairProgress(update.text_a, update.text_b)
             continue

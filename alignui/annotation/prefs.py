@@ -1,4 +1,5 @@
-"""An annotator's generation settings: sampling for both sides, a system prompt, auto-advance.
+"""An annotator's generation settings: sampling for both sides, a system prompt, auto-advance, and which
+generator answers each side (by name, as /models lists them; checked when a pair is generated).
 
 Owns: the AnnotationPrefs dataclass (defaults, help text, validation), its
 plain-dict form (what the browser remembers per session, via gr.BrowserState)
@@ -34,10 +35,14 @@ class AnnotationPrefs:
     temperature_b: float | None = field(default=None, metadata={
         "help": "a different temperature for side B (None: same as A), to compare sampling settings"})
     auto_next: bool = field(default=True, metadata={"help": "after a verdict, draw and generate the next pool prompt"})
+    model_a: str = field(default="", metadata={"help": "generator of side A by name ('' = the served model)"})
+    model_b: str = field(default="", metadata={"help": "generator of side B by name ('' = the served model)"})
 
     def __post_init__(self):
         object.__setattr__(self, "max_new_tokens", int(self.max_new_tokens))
         object.__setattr__(self, "system_prompt", (self.system_prompt or "").strip())
+        object.__setattr__(self, "model_a", str(self.model_a or "").strip())
+        object.__setattr__(self, "model_b", str(self.model_b or "").strip())
         if len(self.system_prompt) > MAX_SYSTEM_CHARS:
             raise UserError(f"the system prompt is {len(self.system_prompt)} characters; keep it under "
                             f"{MAX_SYSTEM_CHARS}")

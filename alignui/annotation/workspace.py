@@ -34,6 +34,8 @@ from alignui.db.pool import CONVERSATION_SOURCE, VARIANT_SOURCE
 from alignui.db.records import Messages
 from alignui.errors import UserError
 from alignui.team.identity import ANONYMOUS
+from alignui.serving.endpoints import EndpointError
+from alignui.serving.generators import Generators, PairSource
 from alignui.serving.loading import ModelHandle
 from alignui.vocab import normalize_verdict
 from alignui.annotation.overlap import next_shared_pair
@@ -96,8 +98,10 @@ def _messages(ws: Workspace, text: str, prefs: AnnotationPrefs) -> tuple[Message
 
 
 def generate(store: Store, model: ModelHandle, ws: Workspace, text: str, prefs: AnnotationPrefs,
-             rng: random.Random, *, annotator: str | None, truncate: bool = False) -> Iterator[View]:
-    """Stream a pair for `text` as the next user turn of the workspace's conversation."""
+             rng: random.Random, *, annotator: str | None, truncate: bool = False,
+             generators: Generators | None = None) -> Iterator[View]:
+    """Stream a pair for `text` as the next user turn of the workspace's conversation (each side from the
+    generator the prefs name, when `generators` is given; else the served model twice)."""
     text = (text or "").strip()
     if not text:
         raise UserError("the prompt is empty: type a question or instruction first (or press N to draw one)")
@@ -106,10 +110,11 @@ def generate(store: Store, model: ModelHandle, ws: Workspace, text: str, prefs: 
     messages, meta = _messages(ws, text, prefs)
     ws = replace(ws, prompt_text=text, pair_id=None, ready_at=None, streaming=True)
     source = CONVERSATION_SOURCE if ws.parent_pair else VARIANT_SOURCE if meta.get("pool_prompt") else "user"
+    sides = PairSource.named(generators, prefs.model_a, prefs.model_b) if generators is not None else None
     try:
         yield _view(ws, "Generating…")
         for step in stream_annotation_pair(store, model, messages, prefs.pair_settings(), rng, annotator=annotator,
-                                           truncate=truncate, source=source, meta=meta):
+                                           truncate=truncate, source=source, meta=meta, sides=sides):
             if step.pair is None:
                 yield _view(ws, "Generating…", text_a=step.text_a, text_b=step.text_b)
                 continue
@@ -117,10 +122,12 @@ def generate(store: Store, model: ModelHandle, ws: Workspace, text: str, prefs: 
             yield _view(ws, f"Pair `{step.pair.id}` {READY}", text_a=step.text_a, text_b=step.text_b)
     except PromptTooLong as exc:
         yield _view(replace(ws, streaming=False), f"⚠️ {exc}.", too_long=True)
+    except EndpointError as exc:  # both sides' text goes: a pair is shown whole or not at all
+        yield _view(replace(ws, streaming=False), f"⚠️ {exc}.")
 
 
 def next_prompt(store: Store, model: ModelHandle, ws: Workspace, prefs: AnnotationPrefs, rng: random.Random, *,
-                annotator: str | None) -> Iterator[View]:
+                annotator: str | None, generators: Generators | None = None) -> Iterator[View]:
     """The next thing to judge: a pair others judged (overlap k, gold items; named annotators only), else the
     next pool prompt (a new conversation) with its pair generated at once."""
     base = Workspace(decided=ws.decided, parked=ws.parked, saved=ws.saved)
@@ -139,7 +146,7 @@ def next_prompt(store: Store, model: ModelHandle, ws: Workspace, prefs: Annotati
     history = prompt.messages[:-1] if last["role"] == "user" else prompt.messages
     drawn = replace(base, history=tuple(history), prompt_text=last["content"] if last["role"] == "user" else "",
                     pool_prompt=prompt.id)
-    yield from generate(store, model, drawn, drawn.prompt_text, prefs, rng, annotator=annotator)
+    yield from generate(store, model, drawn, drawn.prompt_text, prefs, rng, annotator=annotator, generators=generators)
 
 
 def vote(store: Store, ws: Workspace, verdict: str, *, annotator: str | None, edited: str | None = None,
@@ -174,7 +181,7 @@ def _resume(store: Store, ws: Workspace, pair: Comparison, **changes) -> Workspa
 
 
 def after_vote(store: Store, model: ModelHandle, ws: Workspace, prefs: AnnotationPrefs, rng: random.Random, *,
-               annotator: str | None) -> Iterator[View]:
+               annotator: str | None, generators: Generators | None = None) -> Iterator[View]:
     """Make the next thing ready without a click (see the module docstring for the order)."""
     if ws.parent_pair and not ws.pair_id and not ws.prompt_text:
         yield _view(ws, f"Turn {ws.turn}: type your next message and press Enter.", waiting_for_prompt=True)
@@ -188,7 +195,7 @@ def after_vote(store: Store, model: ModelHandle, ws: Workspace, prefs: Annotatio
             return
     ws = replace(ws, parked=())
     if prefs.auto_next:
-        yield from next_prompt(store, model, ws, prefs, rng, annotator=annotator)
+        yield from next_prompt(store, model, ws, prefs, rng, annotator=annotator, generators=generators)
         return
     yield _view(replace(ws, history=(), prompt_text="", pool_prompt=None, parent_pair=None, turn=1),
                 "Type the next prompt, or press N to draw one from the pool.", waiting_for_prompt=True)

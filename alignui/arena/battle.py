@@ -1,6 +1,7 @@
 """The blind A/B arena: which two models meet, who sits left, streaming a battle, and the one vote.
 
-Owns: the list of arena models ('base' + every finished adapter, newest first), pairing (default
+Owns: the list of arena models ('base' + every finished adapter, newest first, + every registered
+OpenAI-compatible endpoint, by its name), pairing (default
 "base vs newest adapter"; or the pair with the fewest battles so far; or the pair whose win rate is
 least certain), left/right assignment (a fresh coin per battle, balanced over the arena), drawing a
 held-out prompt, streaming a battle into a pending arena comparison, and recording the vote.
@@ -25,7 +26,9 @@ from alignui.db import ARENA_VERDICTS, Store
 from alignui.db.records import Messages, Prompt
 from alignui.db.runs import Run
 from alignui.errors import NotFoundError, UserError, quoted, text_arg
+from alignui.serving.endpoints import EndpointError, EndpointRegistry
 from alignui.serving.generation import PairSettings, with_seed
+from alignui.serving.generators import Generators
 from alignui.arena.stats import win_rate
 
 MODES = {
@@ -51,9 +54,9 @@ class ArenaSettings:
             raise UserError(f"arena mode must be one of {', '.join(MODES)}, got {self.mode!r}")
 
 
-def arena_models(store: Store) -> list[str]:
-    """'base' first, then every finished adapter, newest first."""
-    return [BASE] + [run.id for run in store.list_adapters()]
+def arena_models(store: Store, endpoints: EndpointRegistry | None = None) -> list[str]:
+    """'base' first, then every finished adapter, newest first, then the endpoints (contestants like adapters)."""
+    return [BASE] + [run.id for run in store.list_adapters()] + (endpoints.names if endpoints else [])
 
 
 def _uncertainty(store: Store) -> dict[frozenset, float]:
@@ -86,12 +89,13 @@ def choose_pair(store: Store, models: list[str], mode: str, rng: random.Random) 
     return rng.choice([p for p in pairs if score[p] == best])
 
 
-def servable_pair(store: Store, server: AdapterServer, mode: str, rng: random.Random) -> tuple[str, str]:
+def servable_pair(store: Store, server: AdapterServer, mode: str, rng: random.Random,
+                  endpoints: EndpointRegistry | None = None) -> tuple[str, str]:
     """A pair by `mode` among the models that can be served; an adapter that cannot (missing, or made for
     another base model) is left out, and its reason is the error when no pair is left."""
     errors: list[UserError] = []
     while True:
-        models = [m for m in arena_models(store) if m not in server.failed]
+        models = [m for m in arena_models(store, endpoints) if m not in server.failed]
         try:
             pair = choose_pair(store, models, mode, rng)
         except UserError:
@@ -101,7 +105,7 @@ def servable_pair(store: Store, server: AdapterServer, mode: str, rng: random.Ra
             raise
         try:
             for ref in pair:
-                if ref != BASE:
+                if ref != BASE and not (endpoints and endpoints.get(ref)):
                     server.ensure(store.get_run(ref))
             return pair
         except UserError as err:  # remembered in server.failed: the next round picks without it
@@ -146,21 +150,32 @@ def run_of(store: Store, ref: str) -> Run | None:
 
 def stream_battle(store: Store, server: AdapterServer, messages: Messages, rng: random.Random, *,
                   settings: ArenaSettings = ArenaSettings(), prompt_id: str | None = None,
-                  annotator: str | None = None) -> Iterator[BattleProgress]:
-    """Pick two models, seat them, stream both answers in one batched call, save a pending arena battle."""
-    pair = servable_pair(store, server, settings.mode, rng)
+                  annotator: str | None = None, endpoints: EndpointRegistry | None = None
+                  ) -> Iterator[BattleProgress]:
+    """Pick two models, seat them, stream both answers (one batched call when both are local; an endpoint
+    streams beside it), save a pending arena battle."""
+    pair = servable_pair(store, server, settings.mode, rng, endpoints)
     left, right = assign_sides(store, pair, rng)
     sampling = with_seed(settings.sampling, rng.randrange(2**31))
     question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
     yield BattleProgress("", "", question=question)
-    for update in server.stream_two(messages, run_of(store, left), run_of(store, right), sampling):
-        if update.result is None:
-            yield BattleProgress(update.text_a, update.text_b, question=question)
-            continue
-        gen_a, gen_b = update.result
-        battle = store.save_pair(messages, gen_a, gen_b, kind="arena", annotator=annotator, prompt_id=prompt_id,
-                                 meta={"mode": settings.mode})
-        yield BattleProgress(gen_a.text, gen_b.text, battle.id, question=question)
+    if endpoints and (endpoints.get(left) or endpoints.get(right)):
+        gens = Generators(server.handle, store, endpoints, base_name=BASE)
+        updates = gens.stream_pair(messages, gens.resolve(left), gens.resolve(right), sampling)
+    else:
+        updates = server.stream_two(messages, run_of(store, left), run_of(store, right), sampling)
+    try:
+        for update in updates:
+            if update.result is None:
+                yield BattleProgress(update.text_a, update.text_b, question=question)
+                continue
+            gen_a, gen_b = update.result
+            battle = store.save_pair(messages, gen_a, gen_b, kind="arena", annotator=annotator, prompt_id=prompt_id,
+                                     meta={"mode": settings.mode})
+            yield BattleProgress(gen_a.text, gen_b.text, battle.id, question=question)
+    except EndpointError:
+        yield BattleProgress("", "", question=question)  # both texts go: a battle is shown whole or not at all
+        raise
 
 
 def battle_prompt(store: Store, text: str, rng: random.Random, drawn_id: str | None = None
@@ -180,11 +195,11 @@ def battle_prompt(store: Store, text: str, rng: random.Random, drawn_id: str | N
 
 def play(store: Store, server: AdapterServer, text: str, rng: random.Random, *,
          settings: ArenaSettings = ArenaSettings(), drawn_id: str | None = None,
-         annotator: str | None = None) -> Iterator[BattleProgress]:
+         annotator: str | None = None, endpoints: EndpointRegistry | None = None) -> Iterator[BattleProgress]:
     """A battle for what the user typed (or drew, or nothing: a held-out draw), streamed."""
     messages, prompt_id = battle_prompt(store, text, rng, drawn_id)
     yield from stream_battle(store, server, messages, rng, settings=settings, prompt_id=prompt_id,
-                             annotator=annotator)
+                             annotator=annotator, endpoints=endpoints)
 
 
 @dataclass(frozen=True)

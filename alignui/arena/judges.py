@@ -29,6 +29,8 @@ from alignui.db import Store
 from alignui.db.arena import NewJudgment
 from alignui.db.records import Messages
 from alignui.errors import UserError
+from alignui.config import EndpointSpec
+from alignui.serving.endpoints import Endpoint, EndpointError
 from alignui.serving.generation import PairSettings, with_seed
 
 #: MT-Bench's pairwise judge instruction (abridged), with its [[A]] / [[B]] / [[C]] answer format.
@@ -130,20 +132,15 @@ class OpenAIJudge:
         return f"llm:{self.model}"
 
     def judge(self, messages: Messages, first: str, second: str) -> str:
-        import httpx
-
-        body = {"model": self.model, "temperature": 0, "max_tokens": 512,
-                "messages": [{"role": "system", "content": JUDGE_SYSTEM},
-                             {"role": "user", "content": judge_user_message(messages, first, second)}]}
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        url = self.base_url.rstrip("/") + "/chat/completions"
+        """Through huggingface_hub's InferenceClient (alignui.serving.endpoints), like the endpoint generators."""
+        prompt = [{"role": "system", "content": JUDGE_SYSTEM},
+                  {"role": "user", "content": judge_user_message(messages, first, second)}]
+        endpoint = Endpoint(EndpointSpec("judge", self.base_url.rstrip("/"), self.model), api_key=self.api_key,
+                            timeout=self.timeout)
         try:
-            reply = httpx.post(url, json=body, headers=headers, timeout=self.timeout)
-            reply.raise_for_status()
-            return parse_answer(reply.json()["choices"][0]["message"]["content"])
-        except (httpx.HTTPError, KeyError, IndexError, ValueError) as exc:
-            raise UserError(f"the judge endpoint {url} failed ({type(exc).__name__}: {str(exc)[:200]}); check the "
-                            "URL (it ends in /v1), the model name and the API key") from exc
+            return parse_answer(endpoint.complete(prompt, max_tokens=512, temperature=0))
+        except EndpointError as exc:
+            raise UserError(f"the judge {exc} (check the URL: it ends in /v1; the model name; the API key)") from None
 
 
 JUDGE_KINDS = {"endpoint": "an LLM endpoint (OpenAI-compatible)", "local": "the served model",

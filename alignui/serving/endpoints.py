@@ -117,6 +117,21 @@ class Endpoint:
         yield SideUpdate(text, NewGeneration(model_ref=self.name, text=text, params=params, n_tokens=n_tokens,
                                              latency_ms=round((time.perf_counter() - started) * 1000, 1)))
 
+    def complete(self, messages: Messages, *, max_tokens: int, temperature: float = 0.0) -> str:
+        """One whole (non-streamed) answer, for judges; EndpointError on any failure."""
+        client = self.client()
+        try:
+            reply = client.chat_completion(list(messages), model=self.spec.model, max_tokens=max_tokens,
+                                           temperature=temperature)
+            content = reply.choices[0].message.content
+        except Exception as exc:  # noqa: BLE001 - every failure of a remote server becomes one line
+            raise self.error(explain(exc, self.spec)) from None
+        finally:
+            client.close()
+        if not isinstance(content, str):
+            raise self.error("did not answer like an OpenAI-compatible /v1/chat/completions (no message content)")
+        return content
+
     def record(self) -> dict:
         """What a stored generation says about its generator (no key)."""
         return {"kind": KIND, "name": self.name, "base_url": self.spec.base_url, "model": self.spec.model}

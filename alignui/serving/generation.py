@@ -189,18 +189,42 @@ def _as_list(value) -> list[int]:
 def stream_pair(handle: ModelHandle, messages: Messages, settings: PairSettings, *, model_ref: str | None = None,
                 truncate: bool = False, generate_kwargs: dict | None = None) -> Iterator[PairUpdate]:
     """Yield PairUpdates while both sides generate in one batched call; the last one carries the result."""
+    for texts, done, gens in stream_rows(handle, messages, list(settings.sides), settings.seed, model_ref=model_ref,
+                                         truncate=truncate, generate_kwargs=generate_kwargs):
+        yield PairUpdate(texts[0], texts[1], done, result=gens)
+
+
+class CancelStop:
+    """Stopping criterion: every row stops once `event` is set (the consumer went away)."""
+
+    def __init__(self, event):
+        self.event = event
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.event.is_set(), device=input_ids.device)
+
+
+def stream_rows(handle: ModelHandle, messages: Messages, sides: list[SamplingSettings], seed: int, *,
+                model_ref: str | None = None, truncate: bool = False, generate_kwargs: dict | None = None,
+                labels: str = "ab", cancel=None) -> Iterator[tuple[tuple[str, ...], tuple[bool, ...], tuple | None]]:
+    """(texts, done, None) while len(sides) rows generate in one batched call, then (texts, done, generations).
+
+    Row i samples with sides[i] and is recorded with side label labels[i]; a set `cancel` event stops all rows.
+    """
     import torch
 
-    side_a, side_b = settings.sides
-    limits = [side_a.max_new_tokens, side_b.max_new_tokens]
+    limits = [side.max_new_tokens for side in sides]
     ids = encode_prompt(handle, messages, max(limits), truncate=truncate)
-    input_ids = torch.tensor([ids, ids], device=handle.model.device)
-    streamer = PairStreamer(handle.tokenizer, 2, limits)
+    input_ids = torch.tensor([ids] * len(sides), device=handle.model.device)
+    streamer = PairStreamer(handle.tokenizer, len(sides), limits)
+    stops = [PerRowStop(len(ids), limits)] + ([CancelStop(cancel)] if cancel is not None else [])
     kwargs = dict(
         input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max(limits),
         do_sample=True, temperature=1.0, top_p=1.0, top_k=0, streamer=streamer,
-        logits_processor=[PerRowSampling([side_a.temperature, side_b.temperature], [side_a.top_p, side_b.top_p])],
-        stopping_criteria=[PerRowStop(len(ids), limits)], pad_token_id=handle.tokenizer.pad_token_id,
+        logits_processor=[PerRowSampling([s.temperature for s in sides], [s.top_p for s in sides])],
+        stopping_criteria=stops, pad_token_id=handle.tokenizer.pad_token_id,
         eos_token_id=handle.tokenizer.eos_token_id)
     kwargs.update(generate_kwargs or {})
     errors: list[BaseException] = []
@@ -208,7 +232,7 @@ def stream_pair(handle: ModelHandle, messages: Messages, settings: PairSettings,
     def run() -> None:
         try:
             with handle.lock, torch.inference_mode():
-                torch.manual_seed(settings.seed)
+                torch.manual_seed(seed)
                 handle.model.generate(**kwargs)
         except BaseException as exc:  # surfaced in the consuming thread below
             errors.append(exc)
@@ -223,16 +247,16 @@ def stream_pair(handle: ModelHandle, messages: Messages, settings: PairSettings,
             raise errors[0]
         if kind == "end":
             break
-        yield PairUpdate(texts[0], texts[1], done)
+        yield texts, done, None
     job.result()
     ref = model_ref or handle.ref
     gens = tuple(
         NewGeneration(model_ref=ref, text=streamer.texts[i],
-                      params={**asdict(side), "seed": settings.seed, "side": "ab"[i], "prompt_tokens": len(ids)},
+                      params={**asdict(side), "seed": seed, "side": labels[i], "prompt_tokens": len(ids)},
                       n_tokens=len(streamer.tokens[i]),
                       latency_ms=round((streamer.finished_at[i] - started) * 1000, 1))
-        for i, side in enumerate((side_a, side_b)))
-    yield PairUpdate(streamer.texts[0], streamer.texts[1], (True, True), result=gens)
+        for i, side in enumerate(sides))
+    yield tuple(streamer.texts), (True,) * len(sides), gens
 
 
 def generate_pair(handle: ModelHandle, messages: Messages, settings: PairSettings, **kwargs

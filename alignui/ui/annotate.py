@@ -20,6 +20,7 @@ from alignui.annotation.prefs import AnnotationPrefs, browser_secret
 from alignui.context import AppContext
 from alignui.errors import UserError
 from alignui.serving.generation import PairSettings
+from alignui.serving.generators import Generators, PairSource
 from alignui.annotation.pool import draw
 from alignui.ui import annotate_panels as panels
 from alignui.ui.annotate_keys import ACTION_KEYS, FOCUS_EDITOR, FOCUS_EMPTY_PROMPT, VOTE_KEYS, key_hint
@@ -120,13 +121,17 @@ class _AnnotateTab:
     def who(self, typed: str, request: gr.Request | None) -> str:
         return identity_of(self.ctx, request, typed).name
 
+    def generators(self) -> Generators:
+        return Generators(self.ctx.model, self.ctx.store, self.ctx.endpoints)
+
     # -- callbacks -------------------------------------------------------------------------------
     def generating(self, truncate: bool):
         @user_errors
         def ui_generate(state, text, prefs, typed, request: gr.Request):
             admit_generation(self.ctx, request, text)
             for view in flow.generate(self.ctx.store, self.ctx.model, state, text, AnnotationPrefs.from_dict(prefs),
-                                      self.ctx.rng, annotator=self.who(typed, request), truncate=truncate):
+                                      self.ctx.rng, annotator=self.who(typed, request), truncate=truncate,
+                                      generators=self.generators()):
                 yield _show(view)
         return ui_generate
 
@@ -134,7 +139,7 @@ class _AnnotateTab:
     def ui_next(self, state, prefs, typed, request: gr.Request):
         admit_generation(self.ctx, request, None)
         for view in flow.next_prompt(self.ctx.store, self.ctx.model, state, AnnotationPrefs.from_dict(prefs),
-                                     self.ctx.rng, annotator=self.who(typed, request)):
+                                     self.ctx.rng, annotator=self.who(typed, request), generators=self.generators()):
             yield _show(view)
 
     @user_errors
@@ -144,7 +149,7 @@ class _AnnotateTab:
             return
         admit_generation(self.ctx, request, None)
         for view in flow.after_vote(self.ctx.store, self.ctx.model, state, AnnotationPrefs.from_dict(prefs),
-                                    self.ctx.rng, annotator=self.who(typed, request)):
+                                    self.ctx.rng, annotator=self.who(typed, request), generators=self.generators()):
             yield _show(view)
 
     def voting(self, verdict: str):
@@ -180,7 +185,8 @@ class _AnnotateTab:
         identity = identity_of(self.ctx, request, panels.safe_name(remembered_name))
         name = (gr.update(value=identity.name, interactive=False, label="Signed in as") if identity.signed_in
                 else remembered_name or "")
-        return (name, flow.welcome(self.ctx.store), *panels.restore_settings(remembered_prefs))
+        return (name, flow.welcome(self.ctx.store), *panels.restore_settings(remembered_prefs,
+                                                                               self.generators().choices()))
 
     # -- wiring ----------------------------------------------------------------------------------
     def refresh_after(self, event) -> None:
@@ -224,15 +230,24 @@ def build(ctx: AppContext, page: Page) -> None:
 
 
 def _register_api(ctx: AppContext) -> None:
+    def generators() -> Generators:
+        return Generators(ctx.model, ctx.store, ctx.endpoints)
+
     @api_errors
-    def generate_pair(prompt: str, request: gr.Request) -> tuple[str, str, str]:
-        """Generate two responses to `prompt`; returns (text_a, text_b, pair_id)."""
+    def generate_pair(prompt: str, model_a: str = "", model_b: str = "",
+                      request: gr.Request = None) -> tuple[str, str, str]:
+        """Generate two responses to `prompt`, side A from generator `model_a` and side B from `model_b`
+        ("" = the served model; /models lists the names); returns (text_a, text_b, pair_id)."""
         identity = identity_of(ctx, request)
         admit_generation(ctx, request, prompt, identity)
-        annotator = identity.name
+        sides = PairSource.named(generators(), model_a, model_b)
         for step in stream_annotation_pair(ctx.store, ctx.model, user_turn(prompt), PairSettings(), ctx.rng,
-                                           annotator=annotator):
+                                           annotator=identity.name, sides=sides):
             yield step.text_a, step.text_b, (step.pair.id if step.pair else "")
+
+    def models() -> list[str]:
+        """The generator names /generate_pair takes: the served model, its adapters, the endpoints."""
+        return generators().names()
 
     @api_errors
     def submit_vote_api(pair_id: str, verdict: str, request: gr.Request) -> str:
@@ -246,4 +261,5 @@ def _register_api(ctx: AppContext) -> None:
 
     gr.api(generate_pair, api_name="generate_pair", concurrency_id=GPU_QUEUE, concurrency_limit=1)
     gr.api(submit_vote_api, api_name="submit_vote")
+    gr.api(models, api_name="models")
     gr.api(draw_prompt, api_name="draw_prompt")

@@ -22,7 +22,8 @@ from alignui.annotation.pool import FORMATS, add_to_pool, describe_counts
 from alignui.ui.common import safe_markdown, user_errors
 from alignui.ui.signin import identity_of
 
-PREF_FIELDS = ("temperature", "top_p", "max_new_tokens", "system_prompt", "split_b", "temperature_b", "auto_next")
+PREF_FIELDS = ("temperature", "top_p", "max_new_tokens", "system_prompt", "split_b", "temperature_b", "auto_next",
+               "model_a", "model_b")
 
 
 @dataclass
@@ -57,15 +58,26 @@ def guidelines_panel(ctx: AppContext, name: gr.Textbox) -> None:
 
 
 def _prefs_of(values: tuple) -> AnnotationPrefs:
-    temperature, top_p, max_new, system, split_b, temperature_b, auto_next = values
+    temperature, top_p, max_new, system, split_b, temperature_b, auto_next, model_a, model_b = values
     return AnnotationPrefs(temperature=temperature, top_p=top_p, max_new_tokens=max_new, system_prompt=system,
-                           temperature_b=temperature_b if split_b else None, auto_next=auto_next)
+                           temperature_b=temperature_b if split_b else None, auto_next=auto_next,
+                           model_a=model_a or "", model_b=model_b or "")
 
 
-def _widget_values(prefs: AnnotationPrefs) -> tuple:
+def _widget_values(prefs: AnnotationPrefs, choices: list[tuple[str, str]] | None = None) -> tuple:
+    """Widget values for `prefs`; with `choices` the generator pickers get them (a remembered name that is
+    no longer offered falls back to the served model)."""
     split = prefs.temperature_b is not None
+    names = [name for _, name in choices] if choices is not None else None
+
+    def picker(name: str):
+        if names is None:
+            return name
+        return gr.update(choices=choices, value=name if name in names else "")
+
     return (prefs.temperature, prefs.top_p, prefs.max_new_tokens, prefs.system_prompt, split,
-            gr.update(value=prefs.temperature_b if split else prefs.temperature, visible=split), prefs.auto_next)
+            gr.update(value=prefs.temperature_b if split else prefs.temperature, visible=split), prefs.auto_next,
+            picker(prefs.model_a), picker(prefs.model_b))
 
 
 def settings_panel(ctx: AppContext, prefs_state: gr.BrowserState) -> list:
@@ -82,12 +94,16 @@ def settings_panel(ctx: AppContext, prefs_state: gr.BrowserState) -> list:
         system = gr.Textbox(label="System prompt", placeholder="optional; sent before the first user turn",
                             lines=1, max_lines=6, elem_id="system-prompt")
         with gr.Row():
+            model_a = gr.Dropdown([("served model", "")], value="", label="Response A from", elem_id="model-a",
+                                  info="the served model, an adapter or an endpoint (same model twice by default)")
+            model_b = gr.Dropdown([("served model", "")], value="", label="Response B from", elem_id="model-b")
+        with gr.Row():
             split_b = gr.Checkbox(False, label="Different temperature for B", elem_id="split-b")
             temperature_b = gr.Slider(0, 2, value=d.temperature, step=0.05, label="Temperature of B", visible=False)
             auto_next = gr.Checkbox(d.auto_next, label="After a verdict, draw and generate the next pool prompt",
                                     elem_id="auto-next")
         reset = gr.Button("Reset to defaults", size="sm")
-    widgets = [temperature, top_p, max_new, system, split_b, temperature_b, auto_next]
+    widgets = [temperature, top_p, max_new, system, split_b, temperature_b, auto_next, model_a, model_b]
 
     @user_errors
     def ui_remember(*values):
@@ -101,9 +117,10 @@ def settings_panel(ctx: AppContext, prefs_state: gr.BrowserState) -> list:
     return widgets
 
 
-def restore_settings(remembered: dict | None) -> tuple:
-    """Widget values from what the browser remembered (defaults when it holds nothing usable)."""
-    return _widget_values(AnnotationPrefs.from_dict(remembered))
+def restore_settings(remembered: dict | None, choices: list[tuple[str, str]] | None = None) -> tuple:
+    """Widget values from what the browser remembered (defaults when it holds nothing usable); `choices`
+    fills the generator pickers."""
+    return _widget_values(AnnotationPrefs.from_dict(remembered), choices)
 
 
 def pool_panel(ctx: AppContext, name: gr.Textbox) -> gr.Markdown:

@@ -74,7 +74,7 @@ def build(ctx: AppContext, page: Page) -> None:
         admit_generation(ctx, request, text, identity)
         who, models = identity.name, server()
         for step in play(ctx.store, models, text, ctx.rng, settings=ArenaSettings(mode=how or "base_vs_newest"),
-                         drawn_id=drawn or None, annotator=who):
+                         drawn_id=drawn or None, annotator=who, endpoints=ctx.endpoints):
             done = bool(step.battle_id)
             yield (step.text_a, step.text_b, step.battle_id, ASK if done else "Generating both answers…",
                    _question(step.question), *_buttons(done))
@@ -103,7 +103,7 @@ def _register_api(ctx: AppContext, server) -> None:
         """A blind battle on `prompt` (empty: a held-out prompt); returns (text_a, text_b, battle_id)."""
         identity = identity_of(ctx, request)
         admit_generation(ctx, request, prompt, identity)
-        for step in play(ctx.store, server(), prompt, ctx.rng, annotator=identity.name):
+        for step in play(ctx.store, server(), prompt, ctx.rng, annotator=identity.name, endpoints=ctx.endpoints):
             yield step.text_a, step.text_b, step.battle_id
 
     @api_errors

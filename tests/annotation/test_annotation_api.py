@@ -47,6 +47,9 @@ def test_bad_votes_through_the_api_are_refused_and_change_nothing(client, server
 
 def test_the_extra_endpoint_is_listed_beside_the_contract(client):
     info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/generate_pair", "/submit_vote", "/draw_prompt"} <= set(info)
-    assert [p["parameter_name"] for p in info["/generate_pair"]["parameters"]] == ["prompt"]
+    assert {"/generate_pair", "/submit_vote", "/draw_prompt", "/models"} <= set(info)
+    params = info["/generate_pair"]["parameters"]  # (prompt, model_a="", model_b=""): "" = the served model
+    assert [(p["parameter_name"], p["parameter_has_default"]) for p in params] == [
+        ("prompt", False), ("model_a", True), ("model_b", True)]
+    assert [p["parameter_default"] for p in params[1:]] == ["", ""]
     assert [p["parameter_name"] for p in info["/submit_vote"]["parameters"]] == ["pair_id", "verdict"]
