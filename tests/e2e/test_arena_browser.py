@@ -56,7 +56,7 @@ def test_a_blind_battle_in_the_browser_then_the_reveal_and_the_leaderboard(serve
 
 
 def test_judging_held_out_prompts_from_the_leaderboard(server, page, storage, monkeypatch):
-    from test_judges import Endpoint
+    from arena.test_judges import Endpoint
 
     endpoint = Endpoint("longer")
     monkeypatch.setenv("ALIGNUI_JUDGE_URL", endpoint.url)
