@@ -104,7 +104,7 @@ def _overlap_section(ctx: AppContext, result: gr.Markdown) -> tuple[gr.Number, g
     return overlap, gold, [save, mark, unmark]
 
 
-def _agreement_section(ctx: AppContext) -> None:
+def _agreement_section(ctx: AppContext) -> gr.Button:
     with gr.Row():
         threshold = gr.Slider(0.5, 1.0, value=0.6, step=0.05, label="Show pairs where agreement is below",
                               elem_id="admin-min-agreement", scale=3)
@@ -121,6 +121,7 @@ def _agreement_section(ctx: AppContext) -> None:
 
     compute.click(ui_agreement, [threshold], [headline, annotators, disputed], api_name="agreement",
                   show_progress="hidden")
+    return compute
 
 
 def _backup_section(ctx: AppContext, result: gr.Markdown) -> tuple[gr.Markdown, gr.Button]:
@@ -146,10 +147,10 @@ def build(ctx: AppContext, page: Page) -> None:
     with gr.Accordion("Overlap and gold items", open=True):
         overlap, gold, overlap_buttons = _overlap_section(ctx, result)
     with gr.Accordion("Agreement", open=True):
-        _agreement_section(ctx)
+        compute = _agreement_section(ctx)
     with gr.Accordion("Storage and backup", open=True):
         storage, backup_button = _backup_section(ctx, result)
-    buttons = people_buttons + overlap_buttons + [backup_button]
+    buttons = people_buttons + overlap_buttons + [backup_button, compute]
 
     def on_load(request: gr.Request):
         admin = identity_of(ctx, request).is_admin

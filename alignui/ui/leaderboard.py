@@ -17,11 +17,12 @@ from alignui.team.identity import require
 from alignui.arena.judges import JUDGE_KINDS, JudgeSpec, judge_now
 from alignui.ui import leaderboard_charts as charts
 from alignui.ui.common import GPU_QUEUE, Page, api_errors, user_errors
-from alignui.ui.signin import identity_of
+from alignui.ui.signin import admin_note, admin_only, identity_of
 
 
 def _judge_panel(ctx: AppContext):
     with gr.Accordion("Automatic judge: a quick estimate before humans vote", open=False, elem_id="lb-judge"):
+        note = admin_note()
         with gr.Row():
             kind = gr.Radio([(label, key) for key, label in JUDGE_KINDS.items()], value="endpoint", label="Judge",
                             elem_id="lb-judge-kind")
@@ -37,6 +38,7 @@ def _judge_panel(ctx: AppContext):
             batch = gr.Button("Judge N held-out prompts now", variant="primary", elem_id="lb-judge-batch")
             voted = gr.Button("Judge the voted battles (agreement)", elem_id="lb-judge-voted")
         report = gr.Markdown(elem_id="lb-judge-report")
+    admin_only(ctx, note, [batch, voted], "run the automatic judge")
     return kind, n, url, model, key, batch, voted, report
 
 
