@@ -87,4 +87,7 @@ class AppContext:
 
     def close(self) -> None:
         self.loader.close()
+        runner = self.__dict__.get("_job_runner")
+        if runner is not None:  # stop indexing runs before the store closes (running jobs go on: the app
+            runner.shutdown()   # restarts reconcile them)
         self.store.close()
