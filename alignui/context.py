@@ -93,4 +93,7 @@ class AppContext:
         if runner is not None:
             runner.shutdown()  # its index thread writes to the Store: end it first (training jobs keep running)
         self.loader.close()
+        runner = self.__dict__.get("_job_runner")
+        if runner is not None:  # stop indexing runs before the store closes (running jobs go on: the app
+            runner.shutdown()   # restarts reconcile them)
         self.store.close()

@@ -65,7 +65,10 @@ def timed_cpu(fn):
 def demo_tokenizer(layout: StorageLayout):
     from alignui.serving.truncation import load_tokenizer
 
-    for candidate in (layout.demo_model_dir, Path(".pytest_cache/d/alignui-demo-model/demo")):
+    from alignui.config import AppConfig
+
+    for candidate in (AppConfig().demo_model_dir, layout.demo_model_dir,
+                      Path(".pytest_cache/d/alignui-cache/models/demo")):
         if (candidate / "tokenizer_config.json").is_file():
             return load_tokenizer("demo", candidate, offline=True)[0]
     return None

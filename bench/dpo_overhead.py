@@ -170,7 +170,9 @@ def loop_additions_ms(calls: int = 2000) -> float:
 def prepare(root: Path, args) -> tuple[Path, dict]:
     """The data root with a snapshot and the model, and the shared settings."""
     demo = root / "models" / "demo"
-    built = [d for d in (REPO / "storage" / "models" / "demo", REPO / ".pytest_cache" / "d" / "alignui-demo-model"
+    from alignui.config import AppConfig
+
+    built = [d for d in (AppConfig().demo_model_dir, REPO / ".pytest_cache" / "d" / "alignui-cache" / "models"
                          / "demo") if is_built(d)]
     if built:  # the build is deterministic: a finished copy is the same model, and saves a minute
         shutil.copytree(built[0], demo)

@@ -95,7 +95,8 @@ def test_a_battle_is_blind_until_the_one_vote_reveals_it(ctx, storage):
     make_adapter(ctx.store, storage, "dpo-secret")
     steps = list(stream_battle(ctx.store, adapter_server(ctx.model), user_turn("Name a fruit."), ctx.rng,
                                settings=FAST))
-    assert len(steps) > 2 and all(set(vars(s)) == {"text_a", "text_b", "battle_id"} for s in steps)
+    assert len(steps) > 2 and all(set(vars(s)) == {"text_a", "text_b", "battle_id", "question"} for s in steps)
+    assert all(s.question == "Name a fruit." for s in steps)  # the prompt being judged, never a model name
     battle_id = steps[-1].battle_id
     assert battle_id and "secret" not in battle_id and "base" not in battle_id
     saved = ctx.store.get_comparison(battle_id)

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.e2e
 def test_start_page_shows_model_device_and_data_root(server, page):
     page.goto(server.url)
     header = page.locator("#header")
-    header.wait_for()
+    header.get_by_text("built-in demo model").first.wait_for()  # the page-load update names the loaded model
     text = header.inner_text()
     assert "built-in demo model" in text and "on cpu" in text and str(server.ctx.layout.root.resolve()) in text
     shot = screenshot(page, "start-page")

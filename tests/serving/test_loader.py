@@ -16,7 +16,8 @@ from alignui.serving.loading import load_model
 
 
 def our_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("alignui-")]
+    """The loader's thread and the model's worker (other tests' job runners may still be winding down)."""
+    return [t.name for t in threading.enumerate() if t.name.startswith("alignui-model")]
 
 
 def slowed(gate: threading.Event):
