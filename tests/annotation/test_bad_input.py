@@ -80,8 +80,8 @@ def raw_call(server, api_name: str, data: list) -> dict:
 
 
 def test_a_lone_surrogate_in_a_prompt_is_refused_in_one_line(server):
-    for api_name in ("generate_pair", "arena_battle"):
-        answer = raw_call(server, api_name, ["hi \ud800 there"])
+    for api_name, rest in (("generate_pair", ["", ""]), ("arena_battle", [])):  # model_a, model_b: the served one
+        answer = raw_call(server, api_name, ["hi \ud800 there", *rest])
         assert answer["success"] is False, answer
         assert "lone surrogate U+D800 at position 3" in answer["output"]["error"], answer
     assert server.ctx.store.table_counts()["comparisons"] == 0

@@ -8,7 +8,7 @@ import pytest
 
 from alignui.config import ConfigError, config_from
 from conftest import Served
-from team.test_roles import ACCOUNTS, ADMINS, call_event, logged_in_http
+from team.test_roles import ACCOUNTS, ADMINS, call_event, logged_in_http, refusal
 from team.test_privacy import fn_named
 
 SECRET_HEADER = "secret_column_xyz"
@@ -40,7 +40,7 @@ def test_read_columns_is_admin_only_and_confined_to_the_import_dirs(probe_server
     ann = logged_in_http(probe_server, "ann")
     for typed in (str(secret), str(tmp_path / "imports" / "ok.csv")):
         answer = read_columns(ann, probe_server, typed)
-        assert answer["success"] is False and "ann may not import" in answer["output"]["error"], answer
+        assert "ann may not import" in refusal(answer), answer
 
     boss = logged_in_http(probe_server, "boss")
     outside = [str(secret), str(tmp_path / "private" / "absent.csv"), str(tmp_path / "imports" / ".." /
@@ -48,15 +48,15 @@ def test_read_columns_is_admin_only_and_confined_to_the_import_dirs(probe_server
     errors = []
     for typed in outside:
         answer = read_columns(boss, probe_server, typed)
-        assert answer["success"] is False and SECRET_HEADER not in json.dumps(answer), (typed, answer)
-        error = answer["output"]["error"]
+        assert refusal(answer) and SECRET_HEADER not in json.dumps(answer), (typed, answer)
+        error = refusal(answer)
         assert "is not inside a folder the web app may import from" in error
         errors.append(error[error.index(" is not inside"):])  # what follows the quoted path
     assert errors[0] == errors[1], "a file that exists and one that does not must read the same"
 
     faked = {"path": str(secret), "orig_name": "secret.csv", "meta": {"_type": "gradio.FileData"}}
     answer = read_columns(boss, probe_server, "", upload=faked)  # an 'upload' that points at a server file
-    assert answer["success"] is False and SECRET_HEADER not in json.dumps(answer), answer
+    assert refusal(answer) and SECRET_HEADER not in json.dumps(answer), answer
 
     inside = read_columns(boss, probe_server, str(tmp_path / "imports" / "ok.csv"))
     assert inside["success"] is True and "prompt, chosen, rejected" in json.dumps(inside)
@@ -67,7 +67,7 @@ def test_an_import_of_a_path_outside_the_import_dirs_writes_nothing(probe_server
     secret = str(tmp_path / "private" / "secret.csv")
     answer = call_event(boss, fn_named(probe_server, "import-run", "ui_import"),
                         [None, secret, "auto", "", "a", "b", "b", "boss"])
-    assert answer["success"] is False and "ALIGNUI_IMPORT_DIRS" in answer["output"]["error"], answer
+    assert "ALIGNUI_IMPORT_DIRS" in refusal(answer), answer
     assert probe_server.ctx.store.table_counts()["comparisons"] == 0
 
 

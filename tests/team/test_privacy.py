@@ -12,7 +12,7 @@ import json
 import pytest
 
 from alignui.db import NewGeneration
-from team.test_roles import call_event, fn_by_trigger, logged_in_http, login, team_server  # noqa: F401
+from team.test_roles import refusal, call_event, fn_by_trigger, logged_in_http, login, team_server  # noqa: F401
 
 SECRET_MODEL = "dpo-secret-run"
 USER = [{"role": "user", "content": "Which is the tallest mountain?"}]
@@ -63,11 +63,11 @@ def test_nobody_lists_or_opens_a_pending_arena_battle(team_server):
         listed = browse(http, team_server) + browse(http, team_server, text="mountain") + counts(http, team_server)
         assert battle.id not in listed and SECRET_MODEL not in listed, name
         opened = open_detail(http, team_server, battle.id)
-        assert opened["success"] is False and "waiting for its vote" in opened["output"]["error"], opened
+        assert "waiting for its vote" in refusal(opened), opened
         assert SECRET_MODEL not in json.dumps(opened)
     boss = logged_in_http(team_server, "boss")
     fixed = call_event(boss, fn_by_trigger(team_server, "fix-run"), [battle.id, "a", ""])
-    assert fixed["success"] is False and SECRET_MODEL not in json.dumps(fixed)
+    assert refusal(fixed) and SECRET_MODEL not in json.dumps(fixed)
     assert store.get_comparison(battle.id).verdict is None
 
     revealed = login(team_server, "ann").predict(battle.id, "B ", api_name="/arena_vote")  # "B " is "b"
@@ -105,7 +105,7 @@ def test_an_annotator_sees_only_their_own_comparisons_and_an_admin_sees_all(team
     typed = browse(ann, team_server, name="bob")  # typing another name changes nothing for a signed-in user
     assert theirs.id not in typed
     opened = open_detail(ann, team_server, theirs.id)
-    assert opened["success"] is False and "among yours" in opened["output"]["error"]
+    assert "among yours" in refusal(opened)
     assert "theirs?" not in json.dumps(opened)
     assert open_detail(ann, team_server, mine.id)["success"] is True
 
@@ -153,5 +153,5 @@ def test_an_annotator_cannot_start_the_judge_which_generates_past_the_rate_limit
     for button in ("lb-judge-batch", "lb-judge-voted"):
         index = fn_named(team_server, button, "ui_judge")
         answer = call_event(ann, index, initial_inputs(team_server, index))
-        assert answer["success"] is False and "ann may not run judges: only admins can" in answer["output"]["error"]
+        assert "ann may not run judges: only admins can" in refusal(answer)
     assert team_server.ctx.store.table_counts()["generations"] == 0 and team_server.ctx.store.judges() == []
