@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from alignui.config import AppConfig
 from alignui.db import Store
@@ -26,6 +26,9 @@ from alignui.serving.hub import HubAccess
 from alignui.serving.loader import LoadStatus, ModelLoader
 from alignui.serving.loading import ModelHandle, load_model
 from alignui.team.limits import Limits
+
+if TYPE_CHECKING:
+    from alignui.training.app.runner import JobRunner
 
 
 @dataclass
@@ -38,6 +41,7 @@ class AppContext:
     limits: Limits = field(default_factory=Limits)
     #: Guards what is made on first use and kept on the context (the job runner).
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    runner: JobRunner | None = field(default=None, repr=False)  # see job_runner()
     endpoints: EndpointRegistry = field(default_factory=EndpointRegistry)  # --endpoint generators (issue 14)
 
     @classmethod
@@ -88,12 +92,22 @@ class AppContext:
         """Names with the admin role (empty: nobody configured, everyone is admin)."""
         return frozenset(getattr(self.config, "admins", ()) or ())
 
+    def job_runner(self) -> "JobRunner":
+        """The one JobRunner of this app (made on first use: a CLI command never needs one)."""
+        from alignui.training.app.runner import JobRunner
+
+        with self.lock:
+            if self.runner is None:  # the base model by default: what the app serves (known once loaded)
+                self.runner = JobRunner(self.layout, self.store, default_base_model=lambda: self.served_ref)
+            return self.runner
+
     def close(self) -> None:
-        runner = self.__dict__.pop("_job_runner", None)  # made on first use (training.app.runner.job_runner)
+        """Close what this context owns, users of the Store first: the job runner's index thread, the model
+        loader (a demo build in progress ends with it), then the Store (training jobs keep running; the next
+        start re-attaches to them)."""
+        with self.lock:
+            runner, self.runner = self.runner, None
         if runner is not None:
-            runner.shutdown()  # its index thread writes to the Store: end it first (training jobs keep running)
+            runner.shutdown()
         self.loader.close()
-        runner = self.__dict__.get("_job_runner")
-        if runner is not None:  # stop indexing runs before the store closes (running jobs go on: the app
-            runner.shutdown()   # restarts reconcile them)
         self.store.close()

@@ -24,12 +24,15 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from alignui.config import DEMO_MODEL, AppConfig
 from alignui.errors import UserError
 from alignui.serving.demo_model import Progress, ensure_demo_model
 from alignui.serving.hub import HubAccess, choose_model, fallback_notice
+
+if TYPE_CHECKING:
+    from alignui.serving.adapters import AdapterServer
 
 
 @dataclass
@@ -52,7 +55,7 @@ class ModelHandle:
     notice: str | None = None
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     #: The AdapterServer (alignui.serving.adapters) once the arena has loaded adapters into this model; None before.
-    adapters: Any = field(default=None, repr=False)
+    adapters: "AdapterServer | None" = field(default=None, repr=False)
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="alignui-model"), repr=False)
 

@@ -363,10 +363,5 @@ def _signal_group(pid: int, sig: int) -> None:
 
 
 def job_runner(ctx) -> JobRunner:
-    """The one JobRunner of an app context (made on first use and kept on it, like the adapter server)."""
-    with ctx.lock:
-        runner = ctx.__dict__.get("_job_runner")
-        if runner is None:  # the base model by default: what the app serves (known once the model is loaded)
-            runner = JobRunner(ctx.layout, ctx.store, default_base_model=lambda: ctx.served_ref)
-            ctx.__dict__["_job_runner"] = runner
-        return runner
+    """The one JobRunner of an app context (AppContext.job_runner makes it on first use and closes it)."""
+    return ctx.job_runner()
