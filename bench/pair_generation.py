@@ -3,7 +3,8 @@
 For the demo model and a ~30M-parameter random-init Llama (same tokenizer), times:
   pair        alignui's stream_pair: both sides in one batched generate, streamed per side
   raw batch   one plain generate of a batch of two (no streamer, no per-side settings)
-  plain batch the same with torch's own nn.Linear (before alignui.serving.cpu_decode spread the rows over cores)
+  plain batch the same with torch's own nn.Linear (the default); 'pair' and 'raw batch' run with
+              --cpu-batch-parallel (alignui.serving.cpu_decode: one core per row); plain/raw = what that option gains
   single      one plain generate of one response of the same length (no streamer)
   sequential  two plain generates, one after the other
 and the time until both sides of a streamed pair show text (what a user waits for).
@@ -29,7 +30,7 @@ from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
 from alignui.config import AppConfig  # noqa: E402
 from alignui.serving.cpu_decode import (  # noqa: E402
-    is_batch_parallel, plain_linear, speed_up_batched_decode, use_batch_parallel)
+    is_batch_parallel, plain_linear, use_batch_parallel)
 from alignui.serving.generation import PairSettings, stream_pair  # noqa: E402
 from alignui.serving.loading import ModelHandle, load_model  # noqa: E402
 
@@ -43,7 +44,7 @@ def larger_model(demo: ModelHandle) -> ModelHandle:
                       pad_token_id=demo.tokenizer.pad_token_id)
     torch.manual_seed(0)
     model = LlamaForCausalLM(cfg).eval()
-    speed_up_batched_decode(model)  # as alignui.serving.loading serves a CPU model
+    use_batch_parallel(model)  # as alignui.serving.loading serves a CPU model with --cpu-batch-parallel
     return ModelHandle(model, demo.tokenizer, "random-30M", "cpu", torch.float32)
 
 
@@ -99,7 +100,8 @@ def bench(h: ModelHandle, n: int, rounds: int) -> None:
     print(f"{h.ref:>11} {h.n_parameters / 1e6:5.1f}M ({rows}) | pair {ms['pair']}, raw batch {ms['raw']}, plain batch "
           f"{ms['plain']}, single {ms['single']}, sequential {ms['seq']} | pair/single {m['pair'] / m['single']:.2f}, "
           f"raw batch/single {m['raw'] / m['single']:.2f}, plain batch/single {m['plain'] / m['single']:.2f}, "
-          f"pair/raw batch {m['pair'] / m['raw']:.2f}, pair/sequential {m['pair'] / m['seq']:.2f} | "
+          f"pair/raw batch {m['pair'] / m['raw']:.2f}, pair/sequential {m['pair'] / m['seq']:.2f}, "
+          f"--cpu-batch-parallel gain (plain/raw batch) {m['plain'] / m['raw']:.2f} | "
           f"both sides visible after {ms['first']}")
 
 
@@ -109,7 +111,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        demo = load_model(AppConfig(storage=Path(tmp), model="demo"), log=lambda m: None)
+        demo = load_model(AppConfig(storage=Path(tmp), model="demo", cpu_batch_parallel=True), log=lambda m: None)
         print(f"paired generation, {args.tokens} new tokens per response, median of {args.rounds} interleaved rounds, "
               f"{torch.get_num_threads()} threads")
         bench(demo, args.tokens, args.rounds)

@@ -252,7 +252,8 @@ def stream_rows(handle: ModelHandle, messages: Messages, sides: list[SamplingSet
     ref = model_ref or handle.ref
     gens = tuple(
         NewGeneration(model_ref=ref, text=streamer.texts[i],
-                      params={**asdict(side), "seed": seed, "side": labels[i], "prompt_tokens": len(ids)},
+                      params={**asdict(side), "seed": seed, "side": labels[i], "prompt_tokens": len(ids),
+                              **({"cpu_batch_parallel": True} if handle.batch_parallel else {})},
                       n_tokens=len(streamer.tokens[i]),
                       latency_ms=round((streamer.finished_at[i] - started) * 1000, 1))
         for i, side in enumerate(sides))

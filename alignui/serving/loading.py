@@ -56,6 +56,8 @@ class ModelHandle:
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     #: The AdapterServer (alignui.serving.adapters) once the arena has loaded adapters into this model; None before.
     adapters: "AdapterServer | None" = field(default=None, repr=False)
+    #: Whether the linear layers run a decode step's rows on separate cores (recorded with each generation).
+    batch_parallel: bool = False
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="alignui-model"), repr=False)
 
@@ -178,7 +180,7 @@ def load_model(config: AppConfig, log: Callable[[str], None] = print, *, progres
     if choice.is_demo:
         if choice.notice:
             log(f"alignui: {choice.notice}")
-        return _serving(_demo_handle(config, device, log, progress, cancel, notice=choice.notice), log, progress)
+        return _serving(_demo_handle(config, device, log, progress, cancel, notice=choice.notice), config, log)
     progress(f"loading {config.model}", None)
     try:
         model, tok, dtype = load_pretrained(choice.source, device, four_bit=config.load_in_4bit,
@@ -188,21 +190,23 @@ def load_model(config: AppConfig, log: Callable[[str], None] = print, *, progres
             raise
         notice = fallback_notice(config.model, "it could not be loaded")
         log(f"alignui: {notice} [{type(exc).__name__}: {str(exc)[:200]}]")
-        return _serving(_demo_handle(config, device, log, progress, cancel, notice=notice), log, progress)
+        return _serving(_demo_handle(config, device, log, progress, cancel, notice=notice), config, log)
     ref = choice.source if choice.local_only and Path(choice.source).exists() else config.model
     handle = ModelHandle(model, tok, ref, device, dtype, quantized=config.load_in_4bit)
-    return _serving(handle, log, progress)
+    return _serving(handle, config, log)
 
 
-def _serving(handle: ModelHandle, log: Callable[[str], None], progress: Progress = _no_progress) -> ModelHandle:
-    """On CPU, let a paired generation's two rows run on two cores where this machine gains from it."""
-    from alignui.serving.cpu_decode import is_batch_parallel, speed_up_batched_decode
+def _serving(handle: ModelHandle, config: AppConfig, log: Callable[[str], None]) -> ModelHandle:
+    """On CPU and when asked (--cpu-batch-parallel), a paired generation's two rows run on two cores.
 
-    if handle.device == "cpu":
-        progress("measuring paired decoding on this CPU", 0.99)
-        gain = handle.submit(speed_up_batched_decode, handle.model).result()
-        if is_batch_parallel(handle.model):
-            log(f"alignui: paired decoding spreads the two responses over CPU cores ({gain:.1f}x faster per step)")
+    An explicit setting, not a start-up measurement: a micro-benchmark at start let host noise pick the kernel
+    (both give the same outputs; only speed differs, and only on some hosts: bench/pair_generation.py)."""
+    from alignui.serving.cpu_decode import use_batch_parallel
+
+    if config.cpu_batch_parallel and handle.device == "cpu":
+        handle.submit(use_batch_parallel, handle.model).result()
+        handle.batch_parallel = True
+        log("alignui: paired decoding runs one response per CPU core (--cpu-batch-parallel)")
     return handle
 
 

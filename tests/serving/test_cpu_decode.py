@@ -1,4 +1,4 @@
-"""Paired decoding on CPU, one row per core (alignui.serving.cpu_decode): same numbers, same text, measured switch."""
+"""Paired decoding on CPU, one row per core (alignui.serving.cpu_decode): same numbers, same text, opt-in switch."""
 
 import pytest
 import torch
@@ -7,8 +7,8 @@ from peft import LoraConfig, get_peft_model
 from torch import nn
 
 from alignui.config import AppConfig
-from alignui.serving.cpu_decode import (MIN_GAIN, BatchParallelLinear, decode_gain, is_batch_parallel, plain_linear,
-                                speed_up_batched_decode, use_batch_parallel)
+from alignui.serving.cpu_decode import BatchParallelLinear, is_batch_parallel, plain_linear, use_batch_parallel
+from alignui.serving.generation import PairSettings, stream_pair
 from alignui.serving.loading import load_model, load_pretrained
 
 
@@ -79,26 +79,20 @@ def test_lora_wraps_a_switched_model_and_computes_the_same_step(demo):
     assert torch.allclose(switched, plain, atol=1e-5)
 
 
-def test_one_thread_measures_nothing_and_switches_nothing(demo, threads):
-    model, _ = demo
-    threads(1)
-    assert speed_up_batched_decode(model) is None
-    assert not is_batch_parallel(model)
+def test_the_served_model_stays_plain_unless_asked(storage):
+    handle = load_model(AppConfig(storage=storage, model="demo", offline=True), log=lambda m: None)
+    assert not is_batch_parallel(handle.model) and not handle.batch_parallel
+    handle.close()
 
 
-def test_the_switch_follows_the_measurement(demo, threads):
-    model, _ = demo
-    threads(2)
-    gain = speed_up_batched_decode(model)
-    assert gain is not None and gain > 0
-    switched = is_batch_parallel(model)
-    assert switched == (gain >= MIN_GAIN)
-    assert decode_gain(model.lm_head) > 0
-
-
-def test_the_served_model_says_when_it_switched(storage, threads):
-    threads(2)
+def test_asked_for_it_switches_logs_and_records_it_with_each_generation(storage):
     logs = []
-    handle = load_model(AppConfig(storage=storage, model="demo", offline=True), log=logs.append)
-    switched = is_batch_parallel(handle.model)
-    assert switched == any("spreads the two responses over CPU cores" in m for m in logs)
+    handle = load_model(AppConfig(storage=storage, model="demo", offline=True, cpu_batch_parallel=True),
+                        log=logs.append)
+    try:
+        assert is_batch_parallel(handle.model) and handle.batch_parallel
+        assert any("one response per CPU core" in m for m in logs)
+        *_, last = stream_pair(handle, [{"role": "user", "content": "Hi"}], PairSettings.same(max_new_tokens=4))
+        assert all(g.params["cpu_batch_parallel"] is True for g in last.result)
+    finally:
+        handle.close()
