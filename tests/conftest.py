@@ -21,7 +21,7 @@ import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from dataclasses import dataclass, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -120,18 +120,19 @@ def pytest_configure(config):
     os.environ["ALIGNUI_CACHE_DIR"] = str(path)
 
 
-def model_status(url: str) -> dict:
-    """The app's /model_status answer (the port answers before the model is loaded)."""
+def model_status(url: str, auth: tuple[str, str] | None = None) -> dict:
+    """The app's /model_status answer (the port answers before the model is loaded); `auth` where logins are on."""
     from gradio_client import Client
 
-    return Client(url, verbose=False).predict(api_name="/model_status")
+    return Client(url, auth=auth, verbose=False).predict(api_name="/model_status")
 
 
-def wait_for_model(url: str, timeout: float = 300.0, proc: subprocess.Popen | None = None) -> dict:
+def wait_for_model(url: str, timeout: float = 300.0, proc: subprocess.Popen | None = None,
+                   auth: tuple[str, str] | None = None) -> dict:
     def ready():
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"server exited early with code {proc.returncode}")
-        status = model_status(url)
+        status = model_status(url, auth)
         if status["error"]:
             raise RuntimeError(f"the model did not load: {status['error']}")
         return status if status["ready"] else None
@@ -172,15 +173,26 @@ class Served:
     demo: object
 
 
-@pytest.fixture
-def server(config):
+@contextlib.contextmanager
+def served(config, **changes):
+    """The real app launched on `config` with `changes` (accounts, admins, limits, ...) on its free port, the model
+    loaded; closed afterwards. The one way every server fixture starts the app."""
     from alignui.ui.app import launch
 
-    demo, context = launch(config, block=False, quiet=True, seed=0)
-    context.loader.wait()
-    yield Served(url=f"http://127.0.0.1:{config.port}/", ctx=context, demo=demo)
-    demo.close()
-    context.close()
+    app_config = replace(config, **changes)
+    demo, context = launch(app_config, block=False, quiet=True, seed=0)
+    try:
+        context.loader.wait()
+        yield Served(url=f"http://127.0.0.1:{app_config.port}/", ctx=context, demo=demo)
+    finally:
+        demo.close()
+        context.close()
+
+
+@pytest.fixture
+def server(config):
+    with served(config) as app:
+        yield app
 
 
 def slowed_load(gate, fraction: float = 0.4):
@@ -233,12 +245,13 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
-    def start(self) -> "ServerProcess":
+    def start(self, auth: tuple[str, str] | None = None) -> "ServerProcess":
+        """Start and wait until the model is loaded (`auth`: an account to ask with, when ALIGNUI_USERS is set)."""
         cmd = [sys.executable, "-m", "alignui", "serve", "--storage", str(self.storage), "--model", "demo",
                "--port", str(self.port)]
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
         wait_for_port(self.port, proc=self.proc)
-        wait_for_model(self.url, proc=self.proc)
+        wait_for_model(self.url, proc=self.proc, auth=auth)
         return self
 
     def stop(self, kill: bool = False) -> None:

@@ -2,12 +2,11 @@
 of a signed-in annotator, then of an admin): admin only, and confined to uploads and ALIGNUI_IMPORT_DIRS."""
 
 import json
-from dataclasses import replace
 
 import pytest
 
 from alignui.config import ConfigError, config_from
-from conftest import Served
+from conftest import served
 from team.test_roles import ACCOUNTS, ADMINS, call_event, logged_in_http, refusal
 from team.test_privacy import fn_named
 
@@ -17,18 +16,14 @@ SECRET_HEADER = "secret_column_xyz"
 @pytest.fixture
 def probe_server(config, tmp_path):
     """boss (admin), ann and bob; the web import may read tmp/imports only; tmp/private holds a 'secret' file."""
-    from alignui.ui.app import launch
 
     (tmp_path / "imports").mkdir()
     (tmp_path / "imports" / "ok.csv").write_text("prompt,chosen,rejected\nQ,A,B\n")
     (tmp_path / "private").mkdir()
     (tmp_path / "private" / "secret.csv").write_text(f"{SECRET_HEADER},b\n1,2\n")
     (tmp_path / "imports" / "link.csv").symlink_to(tmp_path / "private" / "secret.csv")
-    secured = replace(config, users=ACCOUNTS, admins=ADMINS, import_dirs=(tmp_path / "imports",))
-    demo, context = launch(secured, block=False, quiet=True, seed=0)
-    yield Served(url=f"http://127.0.0.1:{secured.port}/", ctx=context, demo=demo)
-    demo.close()
-    context.close()
+    with served(config, users=ACCOUNTS, admins=ADMINS, import_dirs=(tmp_path / "imports",)) as app:
+        yield app
 
 
 def read_columns(http, server, typed, upload=None):

@@ -8,13 +8,12 @@ the role."""
 import hashlib
 import json
 from base64 import b64encode
-from dataclasses import replace
 
 import itsdangerous
 import pytest
 from gradio_client import Client
 
-from conftest import Served
+from conftest import served
 
 SECRET = "oauth-client-secret"
 # With SYSTEM=spaces Gradio starts its Spaces hot-reload watcher, which needs the `spaces` package a real
@@ -39,7 +38,6 @@ def session_cookie(username: str) -> str:
 def space_server(config, monkeypatch):
     import gradio.oauth as gradio_oauth
 
-    from alignui.ui.app import launch
 
     monkeypatch.setenv("SYSTEM", "spaces")  # what gradio.utils.get_space() looks for
     monkeypatch.setenv("SPACE_ID", "owner/alignui")
@@ -47,11 +45,8 @@ def space_server(config, monkeypatch):
                         "OAUTH_SCOPES": "openid profile", "OPENID_PROVIDER_URL": "http://127.0.0.1:9"}.items():
         monkeypatch.setenv(name, value)
         monkeypatch.setattr(gradio_oauth, name, value)  # gradio read them at import time
-    space = replace(config, space_id="owner/alignui", oauth=True, admins=frozenset({"owner"}))
-    demo, context = launch(space, block=False, quiet=True, seed=0)
-    yield Served(url=f"http://127.0.0.1:{space.port}/", ctx=context, demo=demo)
-    demo.close()
-    context.close()
+    with served(config, space_id="owner/alignui", oauth=True, admins=frozenset({"owner"})) as app:
+        yield app
 
 
 def as_user(server, username: str | None) -> Client:

@@ -33,7 +33,7 @@ def test_fifty_annotators_voting_at_once_lose_nothing(storage, server_process, m
     users_file.write_text("".join(f"{name}:{pw}\n" for name, pw in {**accounts, "solo": "pw-solo"}.items()))
     monkeypatch.setenv("ALIGNUI_USERS", str(users_file))
     monkeypatch.setenv("ALIGNUI_ADMINS", "nobody")
-    server = server_process().start()
+    server = server_process().start(auth=("solo", "pw-solo"))
     solo = Client(server.url, auth=("solo", "pw-solo"), verbose=False)
     alone = []
     for pair_id in solo_ids:

@@ -1,19 +1,16 @@
 """The per-user generation limit is applied by the running app (Annotate API, Arena API), not just defined."""
 
-from dataclasses import replace
 
 import pytest
 from gradio_client import Client
 
-from alignui.ui.app import launch
+from conftest import served
 
 
 @pytest.fixture
 def limited_server(config):
-    demo, ctx = launch(replace(config, rate_limit_per_minute=2), block=False, quiet=True, seed=0)
-    yield f"http://127.0.0.1:{config.port}/", ctx
-    demo.close()
-    ctx.close()
+    with served(config, rate_limit_per_minute=2) as app:
+        yield app.url, app.ctx
 
 
 def test_generation_beyond_the_limit_is_refused_and_saves_nothing(limited_server):

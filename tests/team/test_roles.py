@@ -12,7 +12,7 @@ from gradio_client import Client
 from alignui.team import admin as team
 from alignui.db import NewGeneration
 from alignui.team.identity import PermissionDenied, resolve
-from conftest import Served
+from conftest import served
 
 ADMINS = frozenset({"boss"})
 ACCOUNTS = (("boss", "pw-boss"), ("ann", "pw-ann"), ("bob", "pw-bob"))
@@ -67,13 +67,8 @@ def test_training_export_and_push_refuse_an_annotator_before_doing_anything(ctx)
 @pytest.fixture
 def team_server(config):
     """The app with Gradio's login page: boss is the admin, ann and bob annotate."""
-    from alignui.ui.app import launch
-
-    secured = replace(config, users=ACCOUNTS, admins=ADMINS)
-    demo, context = launch(secured, block=False, quiet=True, seed=0)
-    yield Served(url=f"http://127.0.0.1:{secured.port}/", ctx=context, demo=demo)
-    demo.close()
-    context.close()
+    with served(config, users=ACCOUNTS, admins=ADMINS) as app:
+        yield app
 
 
 def login(server, name) -> Client:

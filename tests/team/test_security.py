@@ -1,7 +1,6 @@
 """Security at the edges: names that try to leave the data root, uploads over the size limit, odd names
 in account settings. (HTML/JS shown as text in the browser: tests/e2e/test_security.py.)"""
 
-from dataclasses import replace
 
 import httpx
 import pytest
@@ -11,7 +10,7 @@ from alignui.config import parse_accounts, parse_admins
 from alignui.team.identity import clean_name, resolve
 from alignui.paths import StorageLayout, UnsafeNameError, safe_child
 from alignui.team.spaces import check_repo_id
-from conftest import Served
+from conftest import served
 
 ESCAPES = ["..", ".", "../x", "../../etc/passwd", "a/b", "a\\b", "/etc/passwd", "x/../../y", "snap..1", "..\\..\\x",
            "a\0b", "", " ", "~root", "-rf", "%2e%2e", "x" * 200, "C:\\Windows"]
@@ -56,13 +55,8 @@ def test_backup_repo_ids_cannot_point_anywhere_else(repo):
 
 @pytest.fixture
 def small_upload_server(config):
-    from alignui.ui.app import launch
-
-    limited = replace(config, max_upload_mb=1.0)
-    demo, context = launch(limited, block=False, quiet=True, seed=0)
-    yield Served(url=f"http://127.0.0.1:{limited.port}/", ctx=context, demo=demo)
-    demo.close()
-    context.close()
+    with served(config, max_upload_mb=1.0) as app:
+        yield app
 
 
 def test_uploads_over_the_size_limit_are_refused(small_upload_server):
