@@ -220,8 +220,11 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
                              "comma-separated; key: ALIGNUI_ENDPOINT_API_KEY, else HF_TOKEN, else OPENAI_API_KEY)")
 
 
-def config_from(args: argparse.Namespace | None = None, env: Mapping[str, str] | None = None) -> AppConfig:
-    """Build the config: flag, else environment variable, else default."""
+def config_from(args: argparse.Namespace | None = None, env: Mapping[str, str] | None = None, *,
+                team: bool = True) -> AppConfig:
+    """Build the config: flag, else environment variable, else default. `team=False` leaves out accounts, admins
+    and limits (a training job or an export needs the model settings only: a malformed ALIGNUI_USERS must not
+    fail it)."""
     env = os.environ if env is None else env
     get = (lambda name: getattr(args, name, None)) if args is not None else (lambda name: None)
     space_id = env.get("SPACE_ID") or None
@@ -247,7 +250,7 @@ def config_from(args: argparse.Namespace | None = None, env: Mapping[str, str] |
         endpoints=parse_endpoints(get("endpoint"), env.get("ALIGNUI_ENDPOINTS")),
         endpoint_api_key=(env.get("ALIGNUI_ENDPOINT_API_KEY") or env.get("HF_TOKEN") or env.get("OPENAI_API_KEY")
                           or None),
-        **_identity_settings(env, space_id),
+        **(_identity_settings(env, space_id) if team else {}),
     )
 
 
@@ -318,3 +321,26 @@ def parse_admins(text: str | None, *, space_author: str | None = None) -> frozen
     if bad:
         raise UserError(f"ALIGNUI_ADMINS holds names that cannot sign in: {bad}; use comma-separated user names")
     return frozenset(names)
+
+
+# -- the few settings read outside an AppConfig (a library call with no app around it) ----------------------
+JUDGE_VARIABLES = ("ALIGNUI_JUDGE_URL", "ALIGNUI_JUDGE_MODEL", "ALIGNUI_JUDGE_API_KEY", "OPENAI_API_KEY")
+
+
+def hub_offline(env: Mapping[str, str] | None = None) -> bool:
+    """HF_HUB_OFFLINE / ALIGNUI_OFFLINE: never contact the Hub."""
+    env = os.environ if env is None else env
+    return _truthy(env.get("HF_HUB_OFFLINE")) or _truthy(env.get("ALIGNUI_OFFLINE"))
+
+
+def hub_token(env: Mapping[str, str] | None = None) -> str | None:
+    """HF_TOKEN when set (else None: huggingface_hub's saved login is the caller's fallback)."""
+    env = os.environ if env is None else env
+    return env.get("HF_TOKEN") or None
+
+
+def judge_settings(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The LLM judge's defaults from the environment (ALIGNUI_JUDGE_URL, _MODEL, _API_KEY, OPENAI_API_KEY)."""
+    env = os.environ if env is None else env
+    return {name: env.get(name, "") for name in JUDGE_VARIABLES}
+

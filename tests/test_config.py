@@ -96,3 +96,15 @@ def test_the_endpoint_key_is_never_described():
 def test_an_endpoint_as_the_served_model_is_refused_clearly_not_replaced_by_the_demo_model():
     with pytest.raises(ConfigError, match="not available yet.*--endpoint NAME=BASE_URL#MODEL"):
         config_from(parse("--model", "endpoint:a", "--endpoint", "a=http://h:1/v1#m"), env={})
+
+
+def test_a_malformed_accounts_setting_cannot_fail_a_training_job_or_an_export():
+    """Jobs read the model settings only (config_from(team=False)); the app itself still refuses the setting."""
+    import pytest
+
+    from alignui.config import ConfigError, config_from
+
+    env = {"ALIGNUI_USERS": "ann", "ALIGNUI_MODEL": "demo"}
+    assert config_from(None, env, team=False).model == "demo"
+    with pytest.raises(ConfigError, match="ALIGNUI_USERS"):
+        config_from(None, env)

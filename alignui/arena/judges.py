@@ -14,10 +14,9 @@ Invariants:
 
 from __future__ import annotations
 
-import os
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,7 +28,7 @@ from alignui.db import Store
 from alignui.db.arena import NewJudgment
 from alignui.db.records import Messages
 from alignui.errors import UserError
-from alignui.config import EndpointSpec
+from alignui.config import EndpointSpec, judge_settings
 from alignui.serving.endpoints import Endpoint, EndpointError
 from alignui.serving.generation import PairSettings, with_seed
 
@@ -161,7 +160,8 @@ class JudgeSpec:
         if self.kind not in JUDGE_KINDS:
             raise UserError(f"judge must be one of {', '.join(JUDGE_KINDS)}, got {self.kind!r}")
 
-    def build(self, handle, storage, env=os.environ) -> PairJudge:
+    def build(self, handle, storage, env: Mapping[str, str] | None = None) -> PairJudge:
+        env = judge_settings() if env is None else env
         if self.kind == "local":
             return LocalLLMJudge(handle)
         if self.kind == "reward":

@@ -13,7 +13,6 @@ non-zero with one line that says where the snapshot is.
 from __future__ import annotations
 
 import argparse
-import os
 from functools import partial
 
 from alignui.config import config_from
@@ -47,7 +46,7 @@ def _token_counter(args: argparse.Namespace, layout):
         return None, None
     from alignui.serving.truncation import load_tokenizer, truncation_report
 
-    app = config_from(None, os.environ)
+    app = config_from(None, team=False)
     model = getattr(args, "model", None) or app.model
     tokenizer, why = load_tokenizer(model, app.demo_model_dir, offline=app.offline)
     if tokenizer is None:

@@ -11,12 +11,12 @@ says where the local snapshot is; the token is never logged or stored.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
 
+from alignui import config
 from alignui.data.readers import SourceData, dataset_rows
 from alignui.data.records import SourceError
 from alignui.errors import UserError
@@ -29,8 +29,7 @@ class PushError(UserError):
 
 
 def hub_offline() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in {"1", "true", "yes", "on"}
-               for v in ("HF_HUB_OFFLINE", "ALIGNUI_OFFLINE"))
+    return config.hub_offline()
 
 
 def _why(exc: Exception) -> str:
@@ -71,8 +70,8 @@ def resolve_token(token: str | None) -> str | None:
     """The token given (UI), else HF_TOKEN, else the one `huggingface-cli login` saved."""
     if token and token.strip():
         return token.strip()
-    if os.environ.get("HF_TOKEN"):
-        return os.environ["HF_TOKEN"]
+    if config.hub_token():
+        return config.hub_token()
     from huggingface_hub import get_token
 
     return get_token()

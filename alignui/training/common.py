@@ -17,7 +17,6 @@ No gradio, no duckdb: jobs read snapshots from disk (alignui.data.snapshot).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -61,7 +60,7 @@ def resolve_base_model(base_model: str, storage: Path, log: Callable[[str], None
     from alignui.serving.demo_model import ensure_demo_model
     from alignui.serving.hub import HubAccess, choose_model
 
-    app = config_from(None, os.environ)
+    app = config_from(None, team=False)  # the model settings only, read where the environment is read
     name = base_model.strip()
     if not name:
         choice = choose_model(app.model, HubAccess.of(app))
