@@ -78,17 +78,16 @@ def refuse(exc: UserError, fn=None):
     return gr.skip()
 
 
-def user_errors(fn):
-    """Wrap a UI callback (plain or generator): a UserError becomes a warning toast and the page is left as it
-    was (`refuse`). Events chained with .success() still run after a refusal: chain only what is harmless or
-    checks for itself (e.g. the Annotate tab's `advance` flag). API endpoints use `api_errors`."""
+def _on_user_error(fn, answer):
+    """`fn` (plain or generator) with a UserError turned into `answer(exc)`, returned (or yielded) in its place;
+    an `answer` that raises makes the call fail instead."""
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen_wrapper(*args, **kwargs):
             try:
                 yield from fn(*args, **kwargs)
             except UserError as exc:
-                yield refuse(exc, fn)
+                yield answer(exc)
         return gen_wrapper
 
     @functools.wraps(fn)
@@ -96,29 +95,23 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            return refuse(exc, fn)
+            return answer(exc)
     return wrapper
+
+
+def user_errors(fn):
+    """Wrap a UI callback (plain or generator): a UserError becomes a warning toast and the page is left as it
+    was (`refuse`). Events chained with .success() still run after a refusal: chain only what is harmless or
+    checks for itself (e.g. the Annotate tab's `advance` flag). API endpoints use `api_errors`."""
+    return _on_user_error(fn, lambda exc: refuse(exc, fn))
 
 
 def api_errors(fn):
     """Wrap a gr.api endpoint (plain or generator): a UserError becomes a gr.Error with the same text, which
     gradio_client raises (an API call has no components to badge)."""
-    if inspect.isgeneratorfunction(fn):
-        @functools.wraps(fn)
-        def gen_wrapper(*args, **kwargs):
-            try:
-                yield from fn(*args, **kwargs)
-            except UserError as exc:
-                raise _refused(fn, exc) from exc
-        return gen_wrapper
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except UserError as exc:
-            raise _refused(fn, exc) from exc
-    return wrapper
+    def fail(exc: UserError):
+        raise _refused(fn, exc) from exc
+    return _on_user_error(fn, fail)
 
 
 @dataclass(frozen=True)
