@@ -78,21 +78,27 @@ def closer_snapshot(storage: Path, snapshot_id: str = "synthetic-closer", *, tra
                           closer_pairs(held, test_rows, rng, plain))
 
 
-def closer_rate(model, tokenizer, prompts: list[str], *, samples_per_prompt: int = 2, seed: int = 0,
-                max_new_tokens: int = 96) -> float:
-    """Share of sampled answers (temperature 0.8, top-p 0.95) to `prompts` that end with the polite closer."""
+def sample_texts(model, tokenizer, prompts: list[str], *, samples_per_prompt: int = 2, seed: int = 0,
+                 max_new_tokens: int = 96) -> list[str]:
+    """Sampled answers (temperature 0.8, top-p 0.95, `seed`) to each of `prompts`, `samples_per_prompt` each."""
     import torch
 
     tokenizer.padding_side = "left"
     torch.manual_seed(seed)
-    hits = total = 0
+    texts: list[str] = []
     for start in range(0, len(prompts), 32):
         chunk = [[{"role": "user", "content": p}] for p in prompts[start:start + 32]] * samples_per_prompt
         enc = tokenizer.apply_chat_template(chunk, add_generation_prompt=True, return_tensors="pt", padding=True,
                                             return_dict=True)
         with torch.no_grad():
             out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=True, temperature=0.8, top_p=0.95)
-        texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-        hits += sum(t.strip().endswith(corpus.POLITE_CLOSER) for t in texts)
-        total += len(texts)
-    return hits / total
+        texts += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    return texts
+
+
+def closer_rate(model, tokenizer, prompts: list[str], *, samples_per_prompt: int = 2, seed: int = 0,
+                max_new_tokens: int = 96) -> float:
+    """Share of sampled answers (temperature 0.8, top-p 0.95) to `prompts` that end with the polite closer."""
+    texts = sample_texts(model, tokenizer, prompts, samples_per_prompt=samples_per_prompt, seed=seed,
+                         max_new_tokens=max_new_tokens)
+    return sum(t.strip().endswith(corpus.POLITE_CLOSER) for t in texts) / len(texts)

@@ -130,17 +130,10 @@ def test_verdict_uses_a_sign_test_on_held_out_prompts():
 
 # -- training on the demo model (slow) -----------------------------------------------------------------------------
 def sample_texts(model, tokenizer, prompts, samples_per_prompt=2, seed=0, max_new_tokens=64) -> list[str]:
-    tokenizer.padding_side = "left"
-    torch.manual_seed(seed)
-    texts = []
-    for start in range(0, len(prompts), 32):
-        chunk = [[{"role": "user", "content": p}] for p in prompts[start:start + 32]] * samples_per_prompt
-        enc = tokenizer.apply_chat_template(chunk, add_generation_prompt=True, return_tensors="pt", padding=True,
-                                            return_dict=True)
-        with torch.no_grad():
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=True, temperature=0.8, top_p=0.95)
-        texts += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-    return texts
+    from alignui.training.synthetic import sample_texts as sample
+
+    return sample(model, tokenizer, prompts, samples_per_prompt=samples_per_prompt, seed=seed,
+                  max_new_tokens=max_new_tokens)
 
 
 @pytest.fixture(scope="module")
