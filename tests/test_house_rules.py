@@ -139,3 +139,10 @@ def test_the_cycle_check_can_fail():
     assert _package_of("alignui.training.app.runner") == "training.app"
     graph = _package_graph()
     assert "serving" in graph["training"] and "training" in graph["training.app"] and "db" in graph["annotation"]
+
+
+def test_no_builder_reaches_into_gradios_context():
+    """Tabs get their Blocks and Tab passed in (alignui.ui.common.Page), not found through gradio.context."""
+    offenders = [rel(p) for p in SOURCES if re.search(r"gradio\.context|Context\.(root_block|block)\b", p.read_text())
+                 and p.name != "common.py"]
+    assert not offenders, f"reaches into gradio's Context: {offenders}"

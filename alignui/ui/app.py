@@ -42,7 +42,7 @@ def header_markdown(ctx: AppContext) -> str:
 def build_ui(ctx: AppContext) -> gr.Blocks:
     with gr.Blocks(title="alignui") as demo:
         header = gr.Markdown(header_markdown(ctx), elem_classes="alignui-header", elem_id="header")
-        model_status.build(ctx, header, header_markdown)
+        model_status.build(ctx, demo, header, header_markdown)
         sign_in_widgets(ctx)
         with gr.Tabs():
             for name, build in TABS:

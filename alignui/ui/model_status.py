@@ -13,7 +13,6 @@ import time
 from typing import Callable
 
 import gradio as gr
-from gradio.context import Context
 
 from alignui.context import AppContext
 from alignui.serving.loader import LoadStatus
@@ -35,7 +34,7 @@ def panel_html(status: LoadStatus) -> str:
             "ready. This panel goes away by itself.</small></div>")
 
 
-def build(ctx: AppContext, header: gr.Markdown, header_text: Callable[[AppContext], str]) -> None:
+def build(ctx: AppContext, blocks: gr.Blocks, header: gr.Markdown, header_text: Callable[[AppContext], str]) -> None:
     """The panel under the header, kept up to date on every page load until the model is ready."""
     status = ctx.model_status
     with gr.Column(visible=not status.ready, elem_id="model-loading") as box:
@@ -58,7 +57,7 @@ def build(ctx: AppContext, header: gr.Markdown, header_text: Callable[[AppContex
                 yield gr.skip(), gr.update(visible=True), panel_html(now), gr.skip()
             time.sleep(POLL_S)
 
-    Context.root_block.load(ui_wait, None, [header, box, panel, bar], api_visibility="private",
+    blocks.load(ui_wait, None, [header, box, panel, bar], api_visibility="private",
                             concurrency_limit=None, show_progress="full", show_progress_on=[bar])
 
     def model_status() -> dict:

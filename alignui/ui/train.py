@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import gradio as gr
-from gradio.context import Context
 
 from alignui.context import AppContext
 from alignui.data.snapshot import list_snapshots
@@ -127,12 +126,12 @@ def build(ctx: AppContext, page: Page) -> None:
     train_rlhf.build_live(ctx, runner, rlhf, snapshot, base, method, widgets, start, selected, message)
     push = train_view.build(ctx, runner, selected, message)
     _wire_setup(ctx, specs, widgets, columns, snapshot, refresh, export, method, preset)
-    _wire_fresh(ctx, snapshot, base)
+    _wire_fresh(ctx, page, snapshot, base)
     _wire_start(ctx, runner, specs, widgets, snapshot, base, method, check, start, message, selected)
     admin_only(ctx, note, [export, start, rlhf.go, push], "train, export or push adapters")
 
 
-def _wire_fresh(ctx, snapshot, base) -> None:
+def _wire_fresh(ctx, page: Page, snapshot, base) -> None:
     """Snapshot choices and the served model as they are now: on every page load and whenever the tab is
     opened (an export in the Data tab adds a snapshot); the chosen snapshot stays chosen while it exists."""
     def ui_fresh(current: str | None):
@@ -141,10 +140,8 @@ def _wire_fresh(ctx, snapshot, base) -> None:
         return (gr.update(choices=choices, value=current if current in ids else (ids[0] if ids else None)),
                 ctx.served_ref)
 
-    Context.root_block.load(ui_fresh, [snapshot], [snapshot, base], api_visibility="private", show_progress="hidden")
-    tab = Context.block  # the gr.Tab this builder runs in (alignui.ui.app opens one per tab)
-    if isinstance(tab, gr.Tab):
-        tab.select(ui_fresh, [snapshot], [snapshot, base], api_visibility="private", show_progress="hidden")
+    page.blocks.load(ui_fresh, [snapshot], [snapshot, base], api_visibility="private", show_progress="hidden")
+    page.tab.select(ui_fresh, [snapshot], [snapshot, base], api_visibility="private", show_progress="hidden")
 
 
 def _wire_setup(ctx, specs, widgets, columns, snapshot, refresh, export, method, preset) -> None:
