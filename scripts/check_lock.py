@@ -32,6 +32,22 @@ def requirement_lines(path: Path):
             yield line
 
 
+def missing_extras(req: Requirement, locked: dict) -> list[str]:
+    """What an extra (transformers[serving]) pulls in that the lock does not name (read from the installed
+    package's metadata; nothing to say when it is not installed, the install check below says that)."""
+    try:
+        declared = metadata.requires(req.name) or []
+    except metadata.PackageNotFoundError:
+        return []
+    out = []
+    for extra in req.extras:
+        for dep in map(Requirement, declared):
+            if dep.marker is not None and "extra" in str(dep.marker) and dep.marker.evaluate({"extra": extra}) \
+                    and canonicalize_name(dep.name) not in locked and not CUDA_RUNTIME.match(dep.name):
+                out.append(f"requirements.lock is stale: {req.name}[{extra}] needs {dep.name} (run `make lock`)")
+    return out
+
+
 def main() -> int:
     locked = {}
     for line in requirement_lines(ROOT / "requirements.lock"):
@@ -45,6 +61,7 @@ def main() -> int:
         pin = locked.get(canonicalize_name(req.name))
         if pin is None or not req.specifier.contains(pin, prereleases=True):
             problems.append(f"requirements.lock is stale: {line!r} but the lock pins {pin} (run `make lock`)")
+        problems += missing_extras(req, locked)
     installed = {canonicalize_name(d.metadata["Name"]): Version(d.version) for d in metadata.distributions()}
     for name, pin in sorted(locked.items()):
         have = installed.get(name)
