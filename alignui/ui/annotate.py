@@ -193,18 +193,33 @@ class _AnnotateTab:
         event.success(self.progress.refresh, [self.name], self.progress.outputs, api_visibility="private",
                       show_progress="hidden")
 
+    def ui_sync_prefs(self, *values):
+        """The settings as they are on screen, into the remembered state a generation reads. Every generating
+        event runs this first: a page load that restores the settings can race the widgets' own change events,
+        and then the remembered state could hold other values than the ones shown (seen on a busy host)."""
+        try:
+            return panels.prefs_of(values).to_dict()
+        except UserError:  # an invalid value on screen was refused when typed: keep what was remembered
+            return gr.skip()
+
     def advance_after(self, event) -> None:
         """After a saved verdict: refresh the counters and make the next pair ready without a click."""
         self.refresh_after(event)
-        event.success(self.ui_after_vote, [self.ws, self.saved, self.prefs_state, self.name], self.view_out,
-                      **GPU).then(None, js=FOCUS_EMPTY_PROMPT)
+        synced = event.success(self.ui_sync_prefs, self.settings, [self.prefs_state], api_visibility="private",
+                               show_progress="hidden")
+        synced.then(self.ui_after_vote, [self.ws, self.saved, self.prefs_state, self.name], self.view_out,
+                    **GPU).then(None, js=FOCUS_EMPTY_PROMPT)
 
     def wire(self) -> None:
         w, ws, name, prefs = self.w, self.ws, self.name, self.prefs_state
         gen_inputs = [ws, w["prompt"], prefs, name]
-        gr.on([w["prompt"].submit, w["generate"].click], self.generating(False), gen_inputs, self.view_out, **GPU)
-        w["truncate"].click(self.generating(True), gen_inputs, self.view_out, **GPU)
-        w["next"].click(self.ui_next, [ws, prefs, name], self.view_out, **GPU).then(None, js=FOCUS_EMPTY_PROMPT)
+        sync = dict(fn=self.ui_sync_prefs, inputs=self.settings, outputs=[prefs], api_visibility="private",
+                    show_progress="hidden")
+        gr.on([w["prompt"].submit, w["generate"].click], **sync).then(self.generating(False), gen_inputs,
+                                                                      self.view_out, **GPU)
+        w["truncate"].click(**sync).then(self.generating(True), gen_inputs, self.view_out, **GPU)
+        w["next"].click(**sync).then(self.ui_next, [ws, prefs, name], self.view_out, **GPU).then(
+            None, js=FOCUS_EMPTY_PROMPT)
         vote_inputs = [ws, name, w["edit_on"], w["continue_on"], w["text_a"], w["text_b"]]
         for (verdict, _), button in zip(BUTTONS, w["votes"]):
             clicked = button.click(self.voting(verdict), vote_inputs, self.view_out + self.editor_out + [self.saved],

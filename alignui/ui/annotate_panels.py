@@ -57,7 +57,8 @@ def guidelines_panel(ctx: AppContext, name: gr.Textbox) -> None:
     gr.on(None, ui_load, None, [shown, box], api_visibility="private")
 
 
-def _prefs_of(values: tuple) -> AnnotationPrefs:
+def prefs_of(values: tuple) -> AnnotationPrefs:
+    """AnnotationPrefs from the settings widgets' values (in settings_panel's order)."""
     temperature, top_p, max_new, system, split_b, temperature_b, auto_next, model_a, model_b = values
     return AnnotationPrefs(temperature=temperature, top_p=top_p, max_new_tokens=max_new, system_prompt=system,
                            temperature_b=temperature_b if split_b else None, auto_next=auto_next,
@@ -107,7 +108,7 @@ def settings_panel(ctx: AppContext, prefs_state: gr.BrowserState) -> list:
 
     @user_errors
     def ui_remember(*values):
-        prefs = _prefs_of(values)
+        prefs = prefs_of(values)
         return prefs.to_dict(), gr.update(visible=prefs.temperature_b is not None)
 
     gr.on([w.change for w in widgets], ui_remember, widgets, [prefs_state, temperature_b], api_visibility="private",
