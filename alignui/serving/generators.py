@@ -54,6 +54,13 @@ class Generator:
         return {"kind": self.kind, "name": self.name}
 
 
+def generator_choices(store: Store, endpoints: EndpointRegistry, served_name: str) -> list[tuple[str, str]]:
+    """The picker's (label, name) list; needs no loaded model (a page may open while the model still loads)."""
+    adapters = [(f"{run.id} (adapter)", run.id) for run in store.list_adapters()]
+    remote = [(f"{name} (endpoint: {endpoints.get(name).spec.model})", name) for name in endpoints.names]
+    return [(f"{served_name} (served model)", SERVED)] + adapters + remote
+
+
 @dataclass(frozen=True)
 class Generators:
     """Everything that can answer a prompt in this app. `base_name` is what the served model is stored as."""
@@ -73,9 +80,7 @@ class Generators:
 
     def choices(self) -> list[tuple[str, str]]:
         """(label, name) for a picker: the served model as '', then adapters, then endpoints, each labelled."""
-        adapters = [(f"{run.id} (adapter)", run.id) for run in self.store.list_adapters()]
-        remote = [(f"{name} (endpoint: {self.endpoints.get(name).spec.model})", name) for name in self.endpoints.names]
-        return [(f"{self.served_name} (served model)", SERVED)] + adapters + remote
+        return generator_choices(self.store, self.endpoints, self.served_name)
 
     def resolve(self, name: str | None) -> Generator:
         """A generator by name ('' or 'base' or the served model's name: the served model); UserError if unknown."""

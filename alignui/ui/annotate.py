@@ -20,7 +20,7 @@ from alignui.annotation.prefs import AnnotationPrefs, browser_secret
 from alignui.context import AppContext
 from alignui.errors import UserError
 from alignui.serving.generation import PairSettings
-from alignui.serving.generators import Generators, PairSource
+from alignui.serving.generators import Generators, PairSource, generator_choices
 from alignui.annotation.pool import draw
 from alignui.ui import annotate_panels as panels
 from alignui.ui.annotate_keys import ACTION_KEYS, FOCUS_EDITOR, FOCUS_EMPTY_PROMPT, VOTE_KEYS, key_hint
@@ -185,8 +185,8 @@ class _AnnotateTab:
         identity = identity_of(self.ctx, request, panels.safe_name(remembered_name))
         name = (gr.update(value=identity.name, interactive=False, label="Signed in as") if identity.signed_in
                 else remembered_name or "")
-        return (name, flow.welcome(self.ctx.store), *panels.restore_settings(remembered_prefs,
-                                                                               self.generators().choices()))
+        choices = generator_choices(self.ctx.store, self.ctx.endpoints, self.ctx.served_ref)  # no model needed
+        return (name, flow.welcome(self.ctx.store), *panels.restore_settings(remembered_prefs, choices))
 
     # -- wiring ----------------------------------------------------------------------------------
     def refresh_after(self, event) -> None:
