@@ -32,7 +32,7 @@ def wait_status(page: Page, fragment: str, timeout: float = 60_000) -> str:
 def ready_pair(page: Page) -> str:
     """Wait until a pair is on screen and return its id (from the status line)."""
     page.wait_for_function("() => /is ready: which response is better\\?/.test("
-                           "document.querySelector('#status').innerText)", timeout=60_000)
+                           "document.querySelector('#status')?.innerText)", timeout=60_000)
     found = READY.findall(status(page))[-1]
     return found[0] or found[1]
 
@@ -122,7 +122,7 @@ def test_keyboard_only_session_is_exactly_what_the_database_holds_after_a_restar
     wait_status(page, "Type a prompt and press Enter")  # pool done: the welcome line says to type
     assert page.locator("#annotator textarea").input_value() == "ann"
     history = page.locator("#history")
-    page.wait_for_function("() => document.querySelector('#history').innerText.includes('both bad')")
+    page.wait_for_function("() => document.querySelector('#history')?.innerText.includes('both bad')")
     for pair_id in (p1, p2, p3, p4, turn2, p5):
         assert pair_id in history.inner_text()
     context.close()
@@ -204,7 +204,7 @@ def test_pool_paste_and_guidelines_edit_in_the_browser(server, page):
     page.locator("#pool-paste textarea").fill("First pasted prompt\nSecond pasted prompt\nFirst pasted prompt")
     page.locator("#pool-add").click()
     page.get_by_text("Added 2 prompts to the pool; 1 already in the pool were skipped.").first.wait_for()
-    page.wait_for_function("() => document.querySelector('#pool-counts').innerText.includes('2 prompts in the pool')")
+    page.wait_for_function("() => document.querySelector('#pool-counts')?.innerText.includes('2 prompts in the pool')")
     page.locator("#guidelines").get_by_text("Guidelines", exact=True).click()
     page.get_by_text("Edit the guidelines (operators)").click()
     editor = page.locator("#guidelines-editor textarea")
@@ -213,7 +213,7 @@ def test_pool_paste_and_guidelines_edit_in_the_browser(server, page):
     page.get_by_role("button", name="Save guidelines").click()
     page.get_by_text("Guidelines saved.").first.wait_for()
     assert server.ctx.store.get_setting("guidelines") == "## Our rules\nPrefer the **shorter** answer."
-    page.wait_for_function("() => document.querySelector('#guidelines-text').innerText.includes('Our rules')")
+    page.wait_for_function("() => document.querySelector('#guidelines-text')?.innerText.includes('Our rules')")
     screenshot(page, "annotate-pool-guidelines-1280")
 
 

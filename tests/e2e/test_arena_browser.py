@@ -47,7 +47,7 @@ def test_a_blind_battle_in_the_browser_then_the_reveal_and_the_leaderboard(serve
 
     page.get_by_role("tab", name="Leaderboard").click()
     table = page.locator("#lb-ratings")
-    page.wait_for_function(f"() => document.querySelector('#lb-ratings').innerText.includes('{SECRET}')")
+    page.wait_for_function(f"() => document.querySelector('#lb-ratings')?.innerText.includes('{SECRET}')")
     assert "base" in table.inner_text()
     page.get_by_text("1 votes").wait_for()
     page.locator("#lb-bars .js-plotly-plot").wait_for()

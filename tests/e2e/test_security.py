@@ -54,7 +54,7 @@ def test_hostile_prompt_and_responses_are_plain_text_in_the_admin_review(server,
     page.get_by_role("tab", name="Admin").click()
     page.locator("#admin-compute-agreement").click()
     table = page.locator("#admin-disputed")
-    page.wait_for_function("() => document.querySelector('#admin-disputed').innerText.includes('Response B')")
+    page.wait_for_function("() => document.querySelector('#admin-disputed')?.innerText.includes('Response B')")
     text = table.inner_text()
     for payload in ('<script>window.__xss = "script"</script>', "onerror=", f"![tracker](http://{LEAK}/leak.png)",
                     "javascript:window.__xss='mdlink'"):
@@ -125,7 +125,7 @@ def test_hostile_text_in_the_data_detail_guidelines_and_error_toasts_stays_text(
     page.get_by_role("tab", name="Data").click()
     picked = page.locator("#detail-id textarea, #detail-id input").first
     picked.fill(pair.id)
-    page.wait_for_function("() => document.querySelector('#detail').innerText.includes('Response B')")
+    page.wait_for_function("() => document.querySelector('#detail')?.innerText.includes('Response B')")
     text = page.locator("#detail").inner_text()
     for payload in ('<script>window.__xss = "script"</script>', f'<img src="http://{LEAK}/html-image.png">',
                     f"![tracker](http://{LEAK}/leak.png)", "javascript:window.__xss='mdlink'"):
@@ -140,7 +140,7 @@ def test_hostile_text_in_the_data_detail_guidelines_and_error_toasts_stays_text(
 
     page.get_by_role("tab", name="Annotate").click()
     page.locator("#guidelines").get_by_text("Guidelines").first.click()
-    page.wait_for_function("() => document.querySelector('#guidelines-text').innerText.includes('Guide:')")
+    page.wait_for_function("() => document.querySelector('#guidelines-text')?.innerText.includes('Guide:')")
     assert f'<img src="http://{LEAK}/html-image.png">' in page.locator("#guidelines-text").inner_text()
     assert_inert(page, seen)
     screenshot(page, "security-guidelines")

@@ -31,11 +31,11 @@ def test_an_existing_run_draws_its_curves_when_opened(server, page, storage):
     page.locator("#prompt textarea").wait_for()
     page.wait_for_timeout(2500)  # the live view's timer has sent the newest run's curves to the hidden tab
     page.get_by_role("tab", name="Train").click()
-    page.wait_for_function("() => document.querySelector('#train-headline').innerText.includes('bbbb')")
+    page.wait_for_function("() => document.querySelector('#train-headline')?.innerText.includes('bbbb')")
     page.wait_for_timeout(2500)
     assert [page.evaluate(LINES, plot) for plot in ("loss", "accuracy", "rewards")] == [1, 1, 3]  # drawn lines
     screenshot(page, "train-curves-of-an-existing-run")
     page.locator("#train-runs").get_by_text("dpo-20260101-000000-aaaa").last.click()  # another run, from Runs
-    page.wait_for_function("() => document.querySelector('#train-headline').innerText.includes('aaaa')")
+    page.wait_for_function("() => document.querySelector('#train-headline')?.innerText.includes('aaaa')")
     page.wait_for_timeout(2500)
     assert [page.evaluate(LINES, plot) for plot in ("loss", "accuracy", "rewards")] == [1, 1, 3]

@@ -59,10 +59,10 @@ def test_rlhf_end_to_end_from_the_train_tab(rlhf_page, server):
     page.locator("#rlhf-stages li").nth(1).wait_for(timeout=LONG)
     assert "reward model" in stage_line(page, 0) and "RL" in stage_line(page, 1)
     page.locator("#rlhf-reward-summary").get_by_text("held-out accuracy").wait_for(timeout=LONG)
-    page.wait_for_function("() => document.querySelector('#rlhf-stages li').innerText.includes('done')",
+    page.wait_for_function("() => document.querySelector('#rlhf-stages li')?.innerText.includes('done')",
                            timeout=LONG)
     page.wait_for_function("() => document.querySelectorAll('#rlhf-rollouts tbody tr').length > 0", timeout=LONG)
-    page.wait_for_function("() => document.querySelector('#rlhf-resident').innerText.includes('ONE copy')",
+    page.wait_for_function("() => document.querySelector('#rlhf-resident')?.innerText.includes('ONE copy')",
                            timeout=LONG)
     assert chart_marks(page, "rlhf-plot-reward") > 0 and chart_marks(page, "rlhf-histogram") > 0
     screenshot(page, "train-rlhf-running")

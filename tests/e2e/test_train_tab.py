@@ -69,7 +69,7 @@ def test_start_watch_cancel_resume_finish(train_page, server):
     page.locator("#train-headline").get_by_text("done").wait_for(timeout=LONG)
     page.get_by_text("learned the preference").first.wait_for(timeout=LONG)
     assert progress(page) == 100
-    page.wait_for_function("() => document.querySelector('#train-runs').innerText.includes('✅ in arena')",
+    page.wait_for_function("() => document.querySelector('#train-runs')?.innerText.includes('✅ in arena')",
                            timeout=LONG)
     screenshot(page, "train-done")
     adapters = server.ctx.store.list_adapters()
