@@ -43,6 +43,9 @@ class AppContext:
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     runner: JobRunner | None = field(default=None, repr=False)  # see job_runner()
     endpoints: EndpointRegistry = field(default_factory=EndpointRegistry)  # --endpoint generators (issue 14)
+    #: Called first by close(), last added first: what the app started beside the context (the CLI handoff
+    #: file, the backup scheduler).
+    closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @classmethod
     def open(cls, config: AppConfig, *, seed: int | None = None, log: Callable[[str], None] = print,
@@ -102,11 +105,14 @@ class AppContext:
             return self.runner
 
     def close(self) -> None:
-        """Close what this context owns, users of the Store first: the job runner's index thread, the model
+        """Close what this context owns, users of the Store first: `closers`, the job runner's index thread, the model
         loader (a demo build in progress ends with it), then the Store (training jobs keep running; the next
         start re-attaches to them)."""
         with self.lock:
             runner, self.runner = self.runner, None
+            closers, self.closers = self.closers, []
+        for close in reversed(closers):
+            close()
         if runner is not None:
             runner.shutdown()
         self.loader.close()

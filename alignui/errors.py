@@ -49,3 +49,8 @@ def text_arg(value: object, what: str, *, allow_none: bool = False) -> str:
         raise UserError(f"the {what} holds a character that is not valid text (a lone surrogate {char} at position "
                         f"{exc.start}): remove it and send it again") from None
     return value
+
+
+def os_error_message(exc: OSError) -> str:
+    """An OSError as one line (what the OS said, which file, what to do): the CLI's, and a handed command's."""
+    return f"{exc.strerror or exc}: {quoted(exc.filename or '')}; check the path and its permissions"

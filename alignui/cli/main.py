@@ -17,7 +17,7 @@ from pathlib import Path
 
 from alignui.config import ConfigError, add_app_arguments, config_from, default_storage
 from alignui.cli.data import add_export_arguments, cmd_export, cmd_import
-from alignui.errors import UserError, quoted
+from alignui.errors import StorageBusyError, UserError, os_error_message
 from alignui.cli import train as train_command
 
 Handler = Callable[[argparse.Namespace], dict]
@@ -108,16 +108,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run(args: argparse.Namespace) -> dict:
+    """The command's summary; export/import/stats go to the running app when it holds the database."""
+    try:
+        return args.handler(args)
+    except StorageBusyError as busy:
+        from alignui.cli.handoff import HANDED, hand_off
+
+        if args.command not in HANDED:
+            raise
+        return hand_off(args, busy, storage_of(args))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        summary = args.handler(args)
+        summary = run(args)
     except (UserError, ConfigError, PermissionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a file or folder the command could not use: the OS says which and why
-        print(f"error: {exc.strerror or exc}: {quoted(exc.filename or '')}; check the path and its permissions",
-              file=sys.stderr)
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from alignui.arena.battle_files import arena_summary, read_battles, stats_summary
+from alignui.data.commands import stats_command
 
 
 def cmd_stats(args: argparse.Namespace) -> dict:
     """The contract's stats summary: from --battles when given, else from the arena votes in the database."""
     if args.battles:
-        return stats_summary(read_battles(args.battles), bootstrap=args.bootstrap)
+        return stats_command(None, None, battles=args.battles, bootstrap=args.bootstrap)
+    from alignui.cli.data import command_fields, store_layout
     from alignui.cli.main import open_store
 
     with open_store(args) as store:
-        return arena_summary(store, bootstrap=args.bootstrap)
+        return stats_command(store, store_layout(args), **command_fields(args))

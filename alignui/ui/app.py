@@ -13,9 +13,10 @@ import gradio as gr
 from alignui.config import AppConfig
 from alignui.context import AppContext
 from alignui.team.identity import login_checker
+from alignui.team.handoff import Handoff
 from alignui.team.spaces import start_periodic_backup, storage_status
 from alignui.serving.loading import ModelHandle, load_model
-from alignui.ui import admin, annotate, arena, data, leaderboard, model_status, train
+from alignui.ui import admin, annotate, arena, data, handoff, leaderboard, model_status, train
 from alignui.ui.common import CSS, Page, theme
 from alignui.ui.signin import sign_in_widgets
 
@@ -39,7 +40,8 @@ def header_markdown(ctx: AppContext) -> str:
     return "\n\n".join(lines)
 
 
-def build_ui(ctx: AppContext) -> gr.Blocks:
+def build_ui(ctx: AppContext, cli: Handoff | None = None) -> gr.Blocks:
+    """The whole app; with `cli`, also the endpoint the command line hands export/import/stats to."""
     with gr.Blocks(title="alignui") as demo:
         header = gr.Markdown(header_markdown(ctx), elem_classes="alignui-header", elem_id="header")
         model_status.build(ctx, demo, header, header_markdown)
@@ -48,6 +50,8 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
             for name, build in TABS:
                 with gr.Tab(name, id=name.lower()) as tab:
                     build(ctx, Page(demo, tab))
+        if cli is not None:
+            handoff.build(ctx, cli)
     return demo
 
 
@@ -60,20 +64,32 @@ def launch(config: AppConfig, *, block: bool = True, quiet: bool = False, seed: 
     print(config.describe(), flush=True)
     ctx = AppContext.open(config, seed=seed, wait=False, load=load)
     print(f"alignui: loading {config.model} in the background; the web page answers meanwhile", flush=True)
-    demo = build_ui(ctx)
+    cli = Handoff(ctx.layout.root)
+    demo = build_ui(ctx, cli)
     demo.queue(default_concurrency_limit=8)
     if block:
         _stop_on_sigterm()
     backups = start_periodic_backup(config, ctx.store)
-    demo.launch(server_name=config.host, server_port=config.port, prevent_thread_lock=not block, quiet=quiet,
+    if backups is not None:
+        ctx.closers.append(backups.stop)
+    demo.launch(server_name=config.host, server_port=config.port, prevent_thread_lock=True, quiet=quiet,
                 theme=theme(), css=CSS, head=annotate.HEAD, show_error=True,
-                auth=login_checker(config.users), auth_message="alignui: sign in with your annotator account",
+                auth=cli.login(login_checker(config.users)),
+                auth_message="alignui: sign in with your annotator account",
                 max_file_size=int(config.max_upload_mb * 1024 * 1024))
-    if block:  # launch() returned: Ctrl+C or SIGTERM (see _stop_on_sigterm); close what we opened
-        if backups is not None:
-            backups.stop()
-        ctx.close()
+    cli.publish(f"http://{_local_host(config.host)}:{demo.server_port}/", login=bool(config.users))
+    ctx.closers.append(cli.withdraw)
+    if block:
+        try:
+            demo.block_thread()  # until Ctrl+C or SIGTERM (see _stop_on_sigterm); then close what we opened
+        finally:
+            ctx.close()
     return demo, ctx
+
+
+def _local_host(host: str | None) -> str:
+    """Where a process on this machine reaches a server listening on `host`."""
+    return "127.0.0.1" if host in (None, "", "0.0.0.0", "::", "localhost") else host
 
 
 def _stop_on_sigterm() -> None:
