@@ -137,7 +137,10 @@ class AppConfig:
     backup_repo: str | None = field(default=None, metadata={
         "help": "private hub dataset that snapshots are backed up to (ALIGNUI_BACKUP_REPO, e.g. me/alignui-backup)"})
     backup_every_minutes: int = field(default=0, metadata={
-        "help": "back up to backup_repo every N minutes (ALIGNUI_BACKUP_EVERY); 0: only on demand"})
+        "help": "back up to backup_repo every N minutes (ALIGNUI_BACKUP_EVERY); 0: no timer"})
+    backup_every_votes: int = field(default=50, metadata={
+        "help": "with backup_repo: also back up once N votes were saved since the last backup "
+                "(ALIGNUI_BACKUP_EVERY_VOTES); 0: no vote trigger"})
     import_dirs: tuple[Path, ...] = field(default=(), metadata={
         "help": "server folders the web app's import may read typed paths from (ALIGNUI_IMPORT_DIRS, separated by "
                 f"'{os.pathsep}'); empty: uploads and hub dataset ids only. The command line is not confined"})
@@ -173,7 +176,8 @@ class AppConfig:
                 raise ConfigError(f"ALIGNUI_IMPORT_DIRS lists {folder}, which is not a directory; list existing "
                                   f"folders separated by '{os.pathsep}'")
         object.__setattr__(self, "users", tuple(tuple(u) for u in self.users))
-        for name, low in (("max_prompt_chars", 1), ("rate_limit_per_minute", 0), ("backup_every_minutes", 0)):
+        for name, low in (("max_prompt_chars", 1), ("rate_limit_per_minute", 0), ("backup_every_minutes", 0),
+                          ("backup_every_votes", 0)):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
                 raise ConfigError(f"{name} must be a whole number >= {low}, got {getattr(self, name)!r}")
         if not self.max_upload_mb > 0:
@@ -275,6 +279,7 @@ def _identity_settings(env: Mapping[str, str], space_id: str | None) -> dict:
         max_upload_mb=number("ALIGNUI_MAX_UPLOAD_MB", 50.0, float),
         backup_repo=env.get("ALIGNUI_BACKUP_REPO") or None,
         backup_every_minutes=number("ALIGNUI_BACKUP_EVERY", 0),
+        backup_every_votes=number("ALIGNUI_BACKUP_EVERY_VOTES", 50),
         hf_token=env.get("HF_TOKEN") or None,
         import_dirs=tuple(d for d in env.get("ALIGNUI_IMPORT_DIRS", "").split(os.pathsep) if d.strip()),
     )

@@ -1,6 +1,6 @@
 """AppContext: what a running app holds open, passed explicitly to every callback.
 
-Owns: opening the data root and the Store, starting the model loader (the model
+Owns: opening the data root (restoring the newest backup into an empty one) and the Store, starting the model loader (the model
 loads in the background: alignui.serving.loader), and closing all of it in
 reverse order. There is no module-level state: the UI and the CLI receive one
 AppContext and hand its parts to the functions they call.
@@ -26,6 +26,7 @@ from alignui.serving.hub import HubAccess
 from alignui.serving.loader import LoadStatus, ModelLoader
 from alignui.serving.loading import ModelHandle, load_model
 from alignui.team.limits import Limits
+from alignui.team.restore import RestoreOutcome, restore_on_start
 
 if TYPE_CHECKING:
     from alignui.training.app.runner import JobRunner
@@ -46,17 +47,20 @@ class AppContext:
     #: Called first by close(), last added first: what the app started beside the context (the CLI handoff
     #: file, the backup scheduler).
     closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    #: What restoring from ALIGNUI_BACKUP_REPO did on start (None: nothing to restore); the header says it.
+    restore: RestoreOutcome | None = None
 
     @classmethod
     def open(cls, config: AppConfig, *, seed: int | None = None, log: Callable[[str], None] = print,
              wait: bool = True, load: Callable[..., ModelHandle] = load_model) -> "AppContext":
         """Open the data root and start loading the model; `wait=False` returns at once (the web app)."""
         layout = StorageLayout(config.storage).ensure()
+        restore = restore_on_start(config, log=log)  # an empty root on a restarted Space: before the Store opens
         store = Store(layout.db_path)
         loader = ModelLoader(config, log=log, hub=HubAccess.of(config), load=load).start()
         ctx = cls(config=config, layout=layout, store=store, loader=loader, rng=random.Random(seed),
                   limits=Limits.from_config(config),
-                  endpoints=EndpointRegistry.from_config(config))
+                  endpoints=EndpointRegistry.from_config(config), restore=restore)
         if wait:
             try:
                 loader.wait()

@@ -15,7 +15,7 @@ from alignui.arena.agreement import disputed_pairs, report_for_store
 from alignui.db import Store
 from alignui.errors import UserError
 from alignui.team.identity import ROLES, Identity, clean_name, require
-from alignui.team.spaces import backup_now, require_token
+from alignui.team.backup import backup_now, remote_for
 
 PEOPLE_COLUMNS = ["name", "role", "votes", "last vote"]
 ANNOTATOR_COLUMNS = ["annotator", "votes", "compared", "agrees with majority", "gold items", "gold accuracy"]
@@ -63,8 +63,7 @@ def remove_votes(store: Store, identity: Identity, annotator: str) -> str:
 
 def backup(store: Store, config, identity: Identity, repo_id: str | None) -> str:
     require(identity, "push")
-    token = require_token(config)
-    return backup_now(store, config.storage, repo_id or config.backup_repo or "", token).describe()
+    return backup_now(store, config.storage, remote_for(repo_id or config.backup_repo, config)).describe()
 
 
 # -- read-only views -------------------------------------------------------------------------------

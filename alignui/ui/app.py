@@ -14,7 +14,8 @@ from alignui.config import AppConfig
 from alignui.context import AppContext
 from alignui.team.identity import login_checker
 from alignui.team.handoff import Handoff
-from alignui.team.spaces import start_periodic_backup, storage_status
+from alignui.team.backup import start_periodic_backup
+from alignui.team.spaces import storage_status
 from alignui.serving.loading import ModelHandle, load_model
 from alignui.ui import admin, annotate, arena, data, handoff, leaderboard, model_status, train
 from alignui.ui.common import CSS, Page, theme
@@ -34,6 +35,9 @@ def header_markdown(ctx: AppContext) -> str:
     lines = [f"## alignui\n**Model:** {model} · **Data root:** `{ctx.layout.root.resolve()}`"]
     if notice:
         lines.append(f"> ⚠️ {notice}")
+    restore = ctx.restore
+    if restore is not None and (restore.restored or restore.failed):  # what this start did with the backup
+        lines.append(f"> {'⚠️ ' if restore.failed else ''}{restore.message[:1].upper()}{restore.message[1:]}")
     storage = storage_status(ctx.config)
     if storage.message:  # loud on every tab: data would vanish on restart
         lines.append(f"> ⚠️ **Data is not persistent.** {storage.message}")
@@ -69,7 +73,7 @@ def launch(config: AppConfig, *, block: bool = True, quiet: bool = False, seed: 
     demo.queue(default_concurrency_limit=8)
     if block:
         _stop_on_sigterm()
-    backups = start_periodic_backup(config, ctx.store)
+    backups = None if ctx.restore and ctx.restore.failed else start_periodic_backup(config, ctx.store)
     if backups is not None:
         ctx.closers.append(backups.stop)
     demo.launch(server_name=config.host, server_port=config.port, prevent_thread_lock=True, quiet=quiet,

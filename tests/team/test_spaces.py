@@ -2,6 +2,7 @@
 unreachable hub is real), and the README front matter against the Spaces config reference."""
 
 import re
+from dataclasses import replace
 import socket
 import unicodedata
 from pathlib import Path
@@ -13,7 +14,9 @@ import yaml
 from alignui.config import AppConfig
 from alignui.db import NewGeneration, Store
 from alignui.errors import UserError
-from alignui.team.spaces import (backup_now, check_repo_id, require_token, start_periodic_backup, storage_status)
+from alignui.team.backup import backup_now, start_periodic_backup
+from alignui.team.backup_remote import HubRemote
+from alignui.team.spaces import check_repo_id, require_token, storage_status
 from conftest import REPO
 
 OVERLAY_ROOT = [("/", "overlay"), ("/proc", "proc"), ("/tmp", "tmpfs")]
@@ -95,13 +98,13 @@ def data_root(tmp_path):
 def test_a_backup_uploads_snapshots_and_a_database_copy_to_a_private_dataset(data_root):
     root, store = data_root
     hub = FakeHub()
-    result = backup_now(store, root, "me/alignui-backup", "hf_x", api=hub)
+    result = backup_now(store, root, HubRemote("me/alignui-backup", "hf_x", api=hub))
     (_, repo, create), (_, _, upload) = hub.calls
     assert repo == "me/alignui-backup" and create == {"repo_type": "dataset", "private": True, "exist_ok": True}
     assert upload["repo_type"] == "dataset" and "snapshots/snap1/manifest.json" in upload["files"]
     assert result.commit_url.startswith("https://huggingface.co/datasets/me/alignui-backup/commit/")
     assert "backup/database/comparisons.parquet" in upload["files"]
-    assert not any(f.startswith("runs/") for f in upload["files"])  # adapters and checkpoints stay local
+    assert "runs/r1/big.bin" not in upload["files"]  # a run's checkpoints and other files stay local
     assert result.files == len(upload["files"]) and "me/alignui-backup" in result.describe()
     import pandas as pd
 
@@ -122,12 +125,12 @@ def test_an_unreachable_hub_gives_a_clear_error_and_changes_nothing(data_root, m
     before = sorted(p.relative_to(root) for p in root.rglob("*") if "backup" not in p.parts)
     # offline mode (as here: HF_HUB_OFFLINE=1) ...
     with pytest.raises(UserError, match="could not back up to me/b: .*nothing under the data root was changed"):
-        backup_now(store, root, "me/b", "hf_x")
+        backup_now(store, root, HubRemote("me/b", "hf_x"))
     # ... and a hub that does not answer at all
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     api = HfApi(endpoint=f"http://127.0.0.1:{closed_port()}", token="hf_x")
     with pytest.raises(UserError, match="could not back up to me/b"):
-        backup_now(store, root, "me/b", "hf_x", api=api)
+        backup_now(store, root, HubRemote("me/b", "hf_x", api=api))
     assert sorted(p.relative_to(root) for p in root.rglob("*") if "backup" not in p.parts) == before
     assert store.vote_counts()["a"] == 1
 
@@ -137,17 +140,22 @@ def test_periodic_backup_is_off_unless_configured_and_never_stops_the_app(data_r
     assert start_periodic_backup(AppConfig(storage=root), store) is None
     lines = []
     config = AppConfig(storage=root, backup_repo="me/b", backup_every_minutes=5, hf_token="hf_secret")
-    assert start_periodic_backup(config, store, log=lines.append) is None  # the hub is unreachable here
-    assert len(lines) == 1 and "periodic backup is OFF" in lines[0] and "hf_secret" not in lines[0]
+    assert start_periodic_backup(replace(config, hf_token=None), store, log=lines.append) is None  # no token
+    assert len(lines) == 1 and "periodic backup is OFF" in lines[0] and "HF_TOKEN" in lines[0]
+    failing = start_periodic_backup(config, store, log=lines.append, poll_s=0.05)  # the hub is unreachable here
+    with pytest.raises(UserError, match="could not back up to me/b"):
+        failing.trigger().result(timeout=60)
+    failing.stop()
+    assert "backup to me/b failed" in lines[-1] and not any("hf_secret" in line for line in lines)
     hub = FakeHub()
-    scheduler = start_periodic_backup(config, store, api=hub)
+    scheduler = start_periodic_backup(config, store, remote=HubRemote("me/b", "hf_secret", api=hub))
     try:
         scheduler.trigger().result(timeout=60)
         (_, _, create), *commits = hub.calls
         assert create["private"] is True and create["repo_type"] == "dataset"
         uploaded = {f for _, _, c in commits for f in c["files"]}
         assert {"snapshots/snap1/manifest.json", "backup/database/comparisons.parquet"} <= uploaded
-        assert not any(f.startswith(("runs/", "alignui.duckdb")) for f in uploaded)
+        assert not any(f.startswith(("runs/r1/big.bin", "alignui.duckdb")) for f in uploaded)
     finally:
         scheduler.stop()
 
