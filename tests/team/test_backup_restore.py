@@ -142,3 +142,19 @@ def test_a_database_copy_taken_while_votes_land_is_whole(layout, tmp_path):
             stop.set()
             for t in threads:
                 t.join()
+
+
+def test_an_admin_cannot_type_a_backup_folder_on_the_server(store, layout, tmp_path, config):
+    import pytest
+
+    from alignui.team import admin
+    from alignui.errors import UserError
+    from alignui.team.identity import LOCAL_OPERATOR
+
+    target = tmp_path / "anywhere"
+    with pytest.raises(UserError, match="can only be set with ALIGNUI_BACKUP_REPO"):
+        admin.backup(store, replace(config, storage=layout.root), LOCAL_OPERATOR, f"file:{target}")
+    assert not target.exists()
+    allowed = replace(config, storage=layout.root, backup_repo=f"file:{target}")
+    assert "Backed up" in admin.backup(store, allowed, LOCAL_OPERATOR, "")
+    assert len(LocalDirRemote(target).commits()) == 1
