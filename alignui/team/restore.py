@@ -83,8 +83,9 @@ def _restore(remote: BackupRemote, root: Path) -> RestoreOutcome:
     with Store(root / "alignui.duckdb") as store:
         votes = saved_votes(store)
     when = commit.created_at.strftime("%Y-%m-%d %H:%M UTC")
-    return RestoreOutcome(f"restored from backup {remote.name} of {when}: {votes} votes, {snapshots} snapshots, "
-                          f"{runs} runs", True, votes=votes)
+    counts = ", ".join(f"{n} {what}{'' if n == 1 else 's'}" for n, what in
+                       ((votes, "vote"), (snapshots, "snapshot"), (runs, "run")))
+    return RestoreOutcome(f"restored from backup {remote.name} of {when}: {counts}", True, votes=votes)
 
 
 def restore_on_start(config, *, log: Callable[[str], None] = print,

@@ -68,7 +68,7 @@ def test_votes_backup_wipe_start_restores_votes_snapshots_and_runs(config, tmp_p
         from alignui.ui.app import header_markdown
 
         header = header_markdown(app.ctx)
-        assert f"Restored from backup file:{remote} of " in header and ": 4 votes, 1 snapshots, 1 runs" in header
+        assert f"Restored from backup file:{remote} of " in header and ": 4 votes, 1 snapshot, 1 run" in header
         _, _, pair_id = Client(app.url, verbose=False).predict("after the restore?", api_name="/generate_pair")
 
 
