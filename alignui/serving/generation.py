@@ -251,8 +251,11 @@ def _scheduled_rows(scheduler, handle: ModelHandle, ids: list[int], sides: list[
 
     adapters = getattr(handle.model, "adapter_names", None)  # an AdapterServer view: one adapter per row
     req = scheduler.request(owner, ids, sides, seed, adapters=adapters, linked=cancel)
-    texts = [""] * len(sides)
+    texts, done = [""] * len(sides), (False,) * len(sides)
     for message in stream_scheduled(scheduler, req):
+        if message[0] == "waiting":
+            yield tuple(texts), done, None, None
+            continue
         tokens = message[1]
         for i, row in enumerate(tokens):
             text = handle.tokenizer.decode(list(row), skip_special_tokens=True)
@@ -261,7 +264,8 @@ def _scheduled_rows(scheduler, handle: ModelHandle, ids: list[int], sides: list[
         if message[0] == "end":
             yield tuple(texts), (True,) * len(sides), tokens, message[2]
         else:
-            yield tuple(texts), message[2], None, None
+            done = message[2]
+            yield tuple(texts), done, None, None
 
 
 def _generate_rows(handle: ModelHandle, ids: list[int], sides: list[SamplingSettings], seed: int, cancel,

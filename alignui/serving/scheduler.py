@@ -40,6 +40,9 @@ from alignui.errors import UserError
 from alignui.serving.generation import PerRowSampling, SamplingSettings
 from alignui.serving.kv_batch import DecodeBatch, supports_joining
 
+#: A waiting caller hears ("waiting",) this often: a sync generator can be closed (Gradio's cancel on a closed
+#: tab or a replacing event) only while suspended at a yield, not while blocked waiting for its next token.
+IDLE_S = 0.25
 PEFT_BASE = "__base__"  # PEFT's name for "no adapter" in a mixed batch (alignui.serving.adapters.PEFT_BASE)
 
 
@@ -122,9 +125,9 @@ class BatchScheduler:
         return req
 
     def waiting(self) -> int:
-        """How many requests wait for admission."""
+        """How many requests wait for admission (cancelled ones, dropped at the next admission, not counted)."""
         with self._cond:
-            return sum(len(q) for q in self._waiting.values())
+            return sum(not req.cancelled for q in self._waiting.values() for req in q)
 
     def submit(self, req: BatchRequest) -> None:
         with self._cond:
@@ -308,14 +311,19 @@ def batch_scheduler(handle: Any) -> BatchScheduler | None:
 
 
 def stream_scheduled(scheduler: BatchScheduler, req: BatchRequest) -> Iterator[tuple]:
-    """Submit `req`; yield ("tokens", tokens, done) as rows move, then ("end", tokens, finished_at).
+    """Submit `req`; yield ("tokens", tokens, done) as rows move, then ("end", tokens, finished_at), and
+    ("waiting",) every IDLE_S while nothing moves.
 
     Returns without "end" when the request was cancelled; raises what failed it. Leaving early (close(),
     GeneratorExit: the browser went away) cancels the request, which leaves the batch at the next step."""
     scheduler.submit(req)
     try:
         while True:
-            message = req.updates.get()
+            try:
+                message = req.updates.get(timeout=IDLE_S)
+            except queue.Empty:  # still waiting for admission (or a slow step): let the consumer close us
+                yield ("waiting",)
+                continue
             while message[0] == "tokens" and not req.updates.empty():  # the consumer lags: skip to the latest
                 message = req.updates.get()
             if message[0] == "error":

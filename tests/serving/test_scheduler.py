@@ -182,3 +182,4 @@ def test_stored_generation_says_how_it_was_batched(ctx, batching):
     handle = replace(ctx.model, batching=batching)
     gens = finish(handle, CATS, [replace(GREEDY, max_new_tokens=4)])[2]
     assert (gens[0].params.get("batching") == "shared_steps") is batching
+
