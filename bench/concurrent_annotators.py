@@ -16,6 +16,7 @@ every simulated annotator comes from the same address.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
 import socket
 import statistics
@@ -67,7 +68,7 @@ def one_pair(client, prompt: str) -> tuple[float, float]:
     for out in job:
         if first is None and (out[0] or out[1]):
             first = time.perf_counter() - t0
-    job.result()
+    job.result(timeout=600)
     done = time.perf_counter() - t0
     return (first if first is not None else done), done
 
@@ -123,7 +124,11 @@ def measure(model: str, batching: bool, ns: list[int], pairs_each: int) -> tuple
     with tempfile.TemporaryDirectory(prefix="alignui-bench-") as tmp:
         proc, url = start_server(Path(tmp), model, batching)
         try:
-            results = [run_n(url, n, pairs_each) for n in ns]
+            results = []
+            for n in ns:  # each N is printed as it is measured (a slow shared host shows progress)
+                results.append(run_n(url, n, pairs_each))
+                print(f"  {'batched' if batching else 'one at a time'} N={n}: {results[-1]['pairs_s']:.2f} pairs/s, "
+                      f"ttft p95 {results[-1]['ttft_p95']:.2f} s, {len(results[-1]['errors'])} errors", flush=True)
         finally:
             proc.terminate()
             proc.wait(timeout=120)
@@ -142,6 +147,7 @@ def print_table(name: str, results: list[dict], tokens: float) -> None:
 
 
 def main() -> None:
+    faulthandler.dump_traceback_later(1200, exit=True)  # a hung run says where it hangs
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="demo")
     parser.add_argument("--pairs-each", type=int, default=4, help="pairs each simulated annotator asks for")
