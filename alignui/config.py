@@ -113,6 +113,9 @@ class AppConfig:
     cpu_batch_parallel: bool = field(default=False, metadata={
         "help": "on CPU, run the two rows of a paired decode step on two cores (alignui.serving.cpu_decode; "
                 "same outputs; measure it with bench/pair_generation.py first: it pays on some hosts only)"})
+    batching: bool = field(default=True, metadata={
+        "help": "join concurrent generations (all annotators, the arena) into shared decode steps "
+                "(alignui.serving.scheduler); off (--no-batching, ALIGNUI_BATCHING=0): one request at a time"})
     cache_dir: Path = field(default_factory=default_cache_dir, metadata={
         "help": "per-machine cache: the demo model is built here once (ALIGNUI_CACHE_DIR; default "
                 "$XDG_CACHE_HOME/alignui or ~/.cache/alignui)"})
@@ -219,6 +222,8 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--load-in-4bit", action="store_true", default=None, help="4-bit base model (CUDA only)")
     parser.add_argument("--cpu-batch-parallel", action="store_true", default=None,
                         help="CPU only: one core per response of a pair in each decode step (env ALIGNUI_CPU_BATCH_PARALLEL=1)")
+    parser.add_argument("--no-batching", action="store_true", default=None,
+                        help="generate one request at a time, not in shared decode steps (env ALIGNUI_BATCHING=0)")
     parser.add_argument("--endpoint", action="append", metavar="NAME=BASE_URL#MODEL",
                         help="an OpenAI-compatible endpoint as a generator (repeatable; env ALIGNUI_ENDPOINTS, "
                              "comma-separated; key: ALIGNUI_ENDPOINT_API_KEY, else HF_TOKEN, else OPENAI_API_KEY)")
@@ -248,6 +253,7 @@ def config_from(args: argparse.Namespace | None = None, env: Mapping[str, str] |
         load_in_4bit=bool(four_bit) if four_bit is not None else _truthy(env.get("ALIGNUI_4BIT")),
         offline=_truthy(env.get("HF_HUB_OFFLINE")) or _truthy(env.get("ALIGNUI_OFFLINE")),
         cpu_batch_parallel=bool(get("cpu_batch_parallel")) or _truthy(env.get("ALIGNUI_CPU_BATCH_PARALLEL")),
+        batching=not get("no_batching") and (env.get("ALIGNUI_BATCHING") is None or _truthy(env.get("ALIGNUI_BATCHING"))),
         cache_dir=default_cache_dir(env),
         hf_endpoint=(env.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/"),
         space_id=space_id,

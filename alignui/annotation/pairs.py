@@ -79,8 +79,9 @@ def stream_annotation_pair(store: Store, model: ModelHandle, messages: Messages,
     if not truncate and (sides is None or sides.any_local):
         check_fits(model, messages, max(side.max_new_tokens for side in settings.sides))
     settings = with_seed(settings, rng.randrange(2**31))
-    updates = (sides.stream(messages, settings, truncate=truncate) if sides is not None
-               else stream_pair(model, messages, settings, truncate=truncate))
+    owner = annotator or ""  # fair admission into the shared decode batch is per annotator
+    updates = (sides.stream(messages, settings, truncate=truncate, owner=owner) if sides is not None
+               else stream_pair(model, messages, settings, truncate=truncate, owner=owner))
     for update in updates:
         if update.result is None:
             yield PairProgress(update.text_a, update.text_b)

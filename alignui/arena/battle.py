@@ -161,9 +161,10 @@ def stream_battle(store: Store, server: AdapterServer, messages: Messages, rng: 
     yield BattleProgress("", "", question=question)
     if endpoints and (endpoints.get(left) or endpoints.get(right)):
         gens = Generators(server.handle, store, endpoints, base_name=BASE)
-        updates = gens.stream_pair(messages, gens.resolve(left), gens.resolve(right), sampling)
+        updates = gens.stream_pair(messages, gens.resolve(left), gens.resolve(right), sampling, owner=annotator or "")
     else:
-        updates = server.stream_two(messages, run_of(store, left), run_of(store, right), sampling)
+        updates = server.stream_two(messages, run_of(store, left), run_of(store, right), sampling,
+                                    owner=annotator or "")
     try:
         for update in updates:
             if update.result is None:

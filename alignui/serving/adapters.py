@@ -111,15 +111,15 @@ class AdapterServer:
             return self.handle
         return replace(self.handle, model=MixedBatchModel(self.peft_model, adapter_names))
 
-    def stream_two(self, messages, left: Run | None, right: Run | None, settings: PairSettings
-                   ) -> Iterator[PairUpdate]:
+    def stream_two(self, messages, left: Run | None, right: Run | None, settings: PairSettings, *,
+                   owner: str = "") -> Iterator[PairUpdate]:
         """Stream a pair whose side A comes from `left` and side B from `right` (None: the base model).
 
         The result's generations carry the model_ref of their side ('base' or the run id).
         """
         names = [self.ensure(run) if run is not None else PEFT_BASE for run in (left, right)]
         refs = [run.id if run is not None else BASE for run in (left, right)]
-        for update in stream_pair(self.view(names), messages, settings):
+        for update in stream_pair(self.view(names), messages, settings, owner=owner):
             if update.result is not None:
                 update = replace(update, result=tuple(replace(g, model_ref=ref) for g, ref in zip(update.result, refs)))
             yield update

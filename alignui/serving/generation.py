@@ -1,8 +1,11 @@
-"""Paired generation: two responses to one prompt from one batched `generate` call, streamed per side.
+"""Paired generation: two responses to one prompt, decoded together, streamed per side.
 
 Owns: sampling settings (validated, recorded with each generation), fitting a
-prompt into the model's context, and `stream_pair`, which yields the text of
-both sides as tokens arrive and ends with the finished pair.
+prompt into the model's context, and `stream_pair`/`stream_rows`, which yield the
+text of each row as tokens arrive and end with the finished generations. With
+batching on (the default) the rows join the decode batch shared by every
+concurrent request (alignui.serving.scheduler); with it off (--no-batching) or with
+`generate_kwargs`, one `generate` call of their own on the model's worker.
 
 Why hand-written pieces: transformers' TextIteratorStreamer only takes batch
 size 1, so `PairStreamer` splits the batch per row; and one `generate` call has
@@ -10,7 +13,8 @@ one temperature/top_p/length, so `PerRowSampling` and `PerRowStop` apply each
 side's own settings inside the one batched call.
 
 Invariants:
-- Both sides share one forward pass per step (a pair costs about one response).
+- Both sides share one forward pass per step (a pair costs about one response), and with batching so
+  do the rows of every other request decoding at the same time.
 - Each side's record holds its own settings, the shared seed, its token count
   and its latency (time from start until that side finished).
 """
@@ -187,10 +191,10 @@ def _as_list(value) -> list[int]:
 
 
 def stream_pair(handle: ModelHandle, messages: Messages, settings: PairSettings, *, model_ref: str | None = None,
-                truncate: bool = False, generate_kwargs: dict | None = None) -> Iterator[PairUpdate]:
+                truncate: bool = False, generate_kwargs: dict | None = None, owner: str = "") -> Iterator[PairUpdate]:
     """Yield PairUpdates while both sides generate in one batched call; the last one carries the result."""
     for texts, done, gens in stream_rows(handle, messages, list(settings.sides), settings.seed, model_ref=model_ref,
-                                         truncate=truncate, generate_kwargs=generate_kwargs):
+                                         truncate=truncate, generate_kwargs=generate_kwargs, owner=owner):
         yield PairUpdate(texts[0], texts[1], done, result=gens)
 
 
@@ -208,15 +212,68 @@ class CancelStop:
 
 def stream_rows(handle: ModelHandle, messages: Messages, sides: list[SamplingSettings], seed: int, *,
                 model_ref: str | None = None, truncate: bool = False, generate_kwargs: dict | None = None,
-                labels: str = "ab", cancel=None) -> Iterator[tuple[tuple[str, ...], tuple[bool, ...], tuple | None]]:
-    """(texts, done, None) while len(sides) rows generate in one batched call, then (texts, done, generations).
+                labels: str = "ab", cancel=None, owner: str = ""
+                ) -> Iterator[tuple[tuple[str, ...], tuple[bool, ...], tuple | None]]:
+    """(texts, done, None) while len(sides) rows generate, then (texts, done, generations).
 
     Row i samples with sides[i] and is recorded with side label labels[i]; a set `cancel` event stops all rows.
+    With batching on (the default) the rows join the shared decode batch of every concurrent request
+    (alignui.serving.scheduler; `owner` is who they are for, for fair admission); a cancelled request then
+    ends without generations. Otherwise (or with `generate_kwargs`) one batched `generate` call of their own.
     """
-    import torch
+    from alignui.serving.scheduler import batch_scheduler
 
     limits = [side.max_new_tokens for side in sides]
     ids = encode_prompt(handle, messages, max(limits), truncate=truncate)
+    scheduler = None if generate_kwargs else batch_scheduler(handle)
+    rows = (_scheduled_rows(scheduler, handle, ids, sides, seed, cancel, owner) if scheduler is not None
+            else _generate_rows(handle, ids, sides, seed, cancel, generate_kwargs))
+    started = time.perf_counter()
+    for texts, done, tokens, finished_at in rows:
+        if tokens is None:
+            yield texts, done, None
+            continue
+        ref = model_ref or handle.ref
+        extra = {"batching": "shared_steps"} if scheduler is not None else {}
+        extra.update({"cpu_batch_parallel": True} if handle.batch_parallel else {})
+        gens = tuple(
+            NewGeneration(model_ref=ref, text=texts[i],
+                          params={**asdict(side), "seed": seed, "side": labels[i], "prompt_tokens": len(ids), **extra},
+                          n_tokens=len(tokens[i]), latency_ms=round((finished_at[i] - started) * 1000, 1))
+            for i, side in enumerate(sides))
+        yield texts, (True,) * len(sides), gens
+
+
+def _scheduled_rows(scheduler, handle: ModelHandle, ids: list[int], sides: list[SamplingSettings], seed: int,
+                    cancel, owner: str) -> Iterator[tuple]:
+    """Rows decoded in the shared batch: (texts, done, None, None) updates, then (texts, done, tokens, finished_at)."""
+    from alignui.serving.scheduler import stream_scheduled
+
+    adapters = getattr(handle.model, "adapter_names", None)  # an AdapterServer view: one adapter per row
+    req = scheduler.request(owner, ids, sides, seed, adapters=adapters, linked=cancel)
+    texts, done = [""] * len(sides), (False,) * len(sides)
+    for message in stream_scheduled(scheduler, req):
+        if message[0] == "waiting":
+            yield tuple(texts), done, None, None
+            continue
+        tokens = message[1]
+        for i, row in enumerate(tokens):
+            text = handle.tokenizer.decode(list(row), skip_special_tokens=True)
+            if message[0] == "end" or not text.endswith("\ufffd"):  # hold back a half-decoded character
+                texts[i] = text
+        if message[0] == "end":
+            yield tuple(texts), (True,) * len(sides), tokens, message[2]
+        else:
+            done = message[2]
+            yield tuple(texts), done, None, None
+
+
+def _generate_rows(handle: ModelHandle, ids: list[int], sides: list[SamplingSettings], seed: int, cancel,
+                   generate_kwargs: dict | None) -> Iterator[tuple]:
+    """The rows of one `generate` call on the model's worker (one request at a time): same shape as above."""
+    import torch
+
+    limits = [side.max_new_tokens for side in sides]
     input_ids = torch.tensor([ids] * len(sides), device=handle.model.device)
     streamer = PairStreamer(handle.tokenizer, len(sides), limits)
     stops = [PerRowStop(len(ids), limits)] + ([CancelStop(cancel)] if cancel is not None else [])
@@ -238,7 +295,6 @@ def stream_rows(handle: ModelHandle, messages: Messages, sides: list[SamplingSet
             errors.append(exc)
             streamer.queue.put(("error", tuple(streamer.texts), tuple(streamer.done)))
 
-    started = time.perf_counter()
     job = handle.submit(run)
     while True:
         kind, texts, done = streamer.queue.get()
@@ -247,17 +303,9 @@ def stream_rows(handle: ModelHandle, messages: Messages, sides: list[SamplingSet
             raise errors[0]
         if kind == "end":
             break
-        yield texts, done, None
+        yield texts, done, None, None
     job.result()
-    ref = model_ref or handle.ref
-    gens = tuple(
-        NewGeneration(model_ref=ref, text=streamer.texts[i],
-                      params={**asdict(side), "seed": seed, "side": labels[i], "prompt_tokens": len(ids),
-                              **({"cpu_batch_parallel": True} if handle.batch_parallel else {})},
-                      n_tokens=len(streamer.tokens[i]),
-                      latency_ms=round((streamer.finished_at[i] - started) * 1000, 1))
-        for i, side in enumerate(sides))
-    yield tuple(streamer.texts), (True,) * len(sides), gens
+    yield tuple(streamer.texts), (True,) * len(sides), streamer.tokens, streamer.finished_at
 
 
 def generate_pair(handle: ModelHandle, messages: Messages, settings: PairSettings, **kwargs

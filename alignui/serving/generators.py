@@ -97,30 +97,31 @@ class Generators:
                         "'' is the served model)")
 
     def stream_pair(self, messages: Messages, a: Generator, b: Generator, settings: PairSettings, *,
-                    truncate: bool = False) -> Iterator[PairUpdate]:
-        """Side A from `a`, side B from `b`; the last update carries both NewGenerations."""
+                    truncate: bool = False, owner: str = "") -> Iterator[PairUpdate]:
+        """Side A from `a`, side B from `b`; the last update carries both NewGenerations. `owner`: who the pair is
+        for (fair admission into the shared decode batch)."""
         if a.local and b.local:
-            yield from self._local_pair(messages, a, b, settings, truncate)
+            yield from self._local_pair(messages, a, b, settings, truncate, owner)
             return
         cancel = threading.Event()
-        sides = [self._side(messages, gen, side, settings.seed, label, cancel, truncate)
+        sides = [self._side(messages, gen, side, settings.seed, label, cancel, truncate, owner)
                  for gen, side, label in zip((a, b), settings.sides, "ab")]
         yield from merge_sides(sides, cancel)
 
-    def _local_pair(self, messages, a: Generator, b: Generator, settings: PairSettings, truncate: bool
-                    ) -> Iterator[PairUpdate]:
+    def _local_pair(self, messages, a: Generator, b: Generator, settings: PairSettings, truncate: bool,
+                    owner: str = "") -> Iterator[PairUpdate]:
         handle = self.handle
         if a.run is not None or b.run is not None:
             server = adapter_server(self.handle)
             handle = server.view([server.ensure(g.run) if g.run is not None else PEFT_BASE for g in (a, b)])
         for texts, done, gens in stream_rows(handle, messages, list(settings.sides), settings.seed,
-                                             truncate=truncate):
+                                             truncate=truncate, owner=owner):
             if gens is not None:
                 gens = tuple(_as(g, gen) for g, gen in zip(gens, (a, b)))
             yield PairUpdate(texts[0], texts[1], done, result=gens)
 
     def _side(self, messages, gen: Generator, side: SamplingSettings, seed: int, label: str,
-              cancel: threading.Event, truncate: bool) -> Iterator[SideUpdate]:
+              cancel: threading.Event, truncate: bool, owner: str = "") -> Iterator[SideUpdate]:
         """One side alone: an endpoint's stream, or one in-process row (the model or an adapter)."""
         if gen.endpoint is not None:
             yield from gen.endpoint.stream(messages, side, seed, label=label, cancel=cancel)
@@ -130,7 +131,7 @@ class Generators:
             server = adapter_server(self.handle)
             handle = server.view([server.ensure(gen.run)])
         for texts, _, gens in stream_rows(handle, messages, [side], seed, truncate=truncate, labels=label,
-                                          cancel=cancel):
+                                          cancel=cancel, owner=owner):
             yield SideUpdate(texts[0], _as(gens[0], gen) if gens else None)
 
 
@@ -200,5 +201,6 @@ class PairSource:
     def any_local(self) -> bool:
         return self.a.local or self.b.local
 
-    def stream(self, messages: Messages, settings: PairSettings, *, truncate: bool = False) -> Iterator[PairUpdate]:
-        return self.generators.stream_pair(messages, self.a, self.b, settings, truncate=truncate)
+    def stream(self, messages: Messages, settings: PairSettings, *, truncate: bool = False, owner: str = ""
+               ) -> Iterator[PairUpdate]:
+        return self.generators.stream_pair(messages, self.a, self.b, settings, truncate=truncate, owner=owner)

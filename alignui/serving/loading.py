@@ -58,6 +58,10 @@ class ModelHandle:
     adapters: "AdapterServer | None" = field(default=None, repr=False)
     #: Whether the linear layers run a decode step's rows on separate cores (recorded with each generation).
     batch_parallel: bool = False
+    #: Whether concurrent generations share decode steps (alignui.serving.scheduler; AppConfig.batching).
+    batching: bool = True
+    #: The BatchScheduler, made on first batched generation (alignui.serving.scheduler.batch_scheduler).
+    scheduler: Any = field(default=None, repr=False)
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="alignui-model"), repr=False)
 
@@ -66,8 +70,13 @@ class ModelHandle:
         return self.executor.submit(fn, *args, **kwargs)
 
     def close(self) -> None:
-        """Stop the worker thread (after the work already queued on it)."""
+        """Stop the worker thread (after the work already queued on it); batched requests still waiting or
+        decoding fail with a message instead of waiting forever."""
+        if self.scheduler is not None:
+            self.scheduler.close()
         self.executor.shutdown(wait=True, cancel_futures=True)
+        if self.scheduler is not None:
+            self.scheduler.fail_running()
 
     @property
     def context_length(self) -> int:
@@ -203,6 +212,7 @@ def _serving(handle: ModelHandle, config: AppConfig, log: Callable[[str], None])
     (both give the same outputs; only speed differs, and only on some hosts: bench/pair_generation.py)."""
     from alignui.serving.cpu_decode import use_batch_parallel
 
+    handle.batching = config.batching
     if config.cpu_batch_parallel and handle.device == "cpu":
         handle.submit(use_batch_parallel, handle.model).result()
         handle.batch_parallel = True

@@ -6,13 +6,15 @@ the app context), with `check_prompt` (maximum prompt length) and
 which says who "one user" is.
 
 How GPU work is shared (the third limit): every Gradio event that runs the
-model uses the one concurrency group alignui.ui.common.GPU_QUEUE with
-concurrency_limit=1, and the model itself runs on ModelHandle's single worker
-thread, so requests wait their turn in Gradio's queue (in arrival order) and
-nobody can run two generations at once. Training never shares that thread: it
-is a subprocess (`python -m alignui train ...`) with its own copy of the
-weights, so generation keeps answering while a job runs; the runner starts one
-job at a time. See docs/spaces.md, "One GPU".
+model uses the one concurrency group alignui.ui.common.GPU_QUEUE. With
+batching (the default) many run at once and their rows join one shared
+decode batch, admitted round-robin per annotator (alignui.serving.scheduler),
+so one person's many requests cannot push another's back; with
+--no-batching the group runs one event at a time in Gradio's arrival order.
+Either way the model runs on ModelHandle's single worker thread. Training never
+shares that thread: it is a subprocess (`python -m alignui train ...`) with its
+own copy of the weights, so generation keeps answering while a job runs; the
+runner starts one job at a time. See docs/spaces.md, "One GPU".
 
 Invariants: the limiter's state lives in the object (a lock guards it), never
 in the module; an anonymous user is keyed by network address, so a typed name

@@ -25,7 +25,7 @@ from alignui.annotation.pool import draw
 from alignui.ui import annotate_panels as panels
 from alignui.ui.annotate_keys import ACTION_KEYS, FOCUS_EDITOR, FOCUS_EMPTY_PROMPT, VOTE_KEYS, key_hint
 from alignui.ui.annotate_keys import HEAD as KEYS_HEAD
-from alignui.ui.common import GPU_QUEUE, Page, api_errors, refuse, user_errors
+from alignui.ui.common import Page, gpu_queue, api_errors, refuse, user_errors
 from alignui.ui.signin import admit_generation, identity_of
 from alignui.vocab import BUTTON_LABELS
 
@@ -40,7 +40,6 @@ CSS = """
 """
 #: Passed to launch(head=...) by alignui.ui.app: the keyboard shortcuts and this tab's CSS.
 HEAD = KEYS_HEAD + "<style>" + CSS + "</style>"
-GPU = dict(concurrency_id=GPU_QUEUE, concurrency_limit=1, api_visibility="private")
 
 
 def _as_text(messages: list[dict]) -> list[dict]:
@@ -103,6 +102,7 @@ class _AnnotateTab:
     def __init__(self, ctx: AppContext, page: Page):
         self.page = page
         self.ctx = ctx
+        self.gpu = dict(gpu_queue(ctx), api_visibility="private")
         secret = browser_secret(ctx.store)
         self.name_state = gr.BrowserState("", storage_key="alignui-annotator", secret=secret)
         self.prefs_state = gr.BrowserState(AnnotationPrefs().to_dict(), storage_key="alignui-generation", secret=secret)
@@ -208,7 +208,7 @@ class _AnnotateTab:
         synced = event.success(self.ui_sync_prefs, self.settings, [self.prefs_state], api_visibility="private",
                                show_progress="hidden")
         synced.then(self.ui_after_vote, [self.ws, self.saved, self.prefs_state, self.name], self.view_out,
-                    **GPU).then(None, js=FOCUS_EMPTY_PROMPT)
+                    **self.gpu).then(None, js=FOCUS_EMPTY_PROMPT)
 
     def wire(self) -> None:
         w, ws, name, prefs = self.w, self.ws, self.name, self.prefs_state
@@ -216,9 +216,9 @@ class _AnnotateTab:
         sync = dict(fn=self.ui_sync_prefs, inputs=self.settings, outputs=[prefs], api_visibility="private",
                     show_progress="hidden")
         gr.on([w["prompt"].submit, w["generate"].click], **sync).then(self.generating(False), gen_inputs,
-                                                                      self.view_out, **GPU)
-        w["truncate"].click(**sync).then(self.generating(True), gen_inputs, self.view_out, **GPU)
-        w["next"].click(**sync).then(self.ui_next, [ws, prefs, name], self.view_out, **GPU).then(
+                                                                      self.view_out, **self.gpu)
+        w["truncate"].click(**sync).then(self.generating(True), gen_inputs, self.view_out, **self.gpu)
+        w["next"].click(**sync).then(self.ui_next, [ws, prefs, name], self.view_out, **self.gpu).then(
             None, js=FOCUS_EMPTY_PROMPT)
         vote_inputs = [ws, name, w["edit_on"], w["continue_on"], w["text_a"], w["text_b"]]
         for (verdict, _), button in zip(BUTTONS, w["votes"]):
@@ -274,7 +274,7 @@ def _register_api(ctx: AppContext) -> None:
         prompt = draw(ctx.store, identity_of(ctx, request).name, ctx.rng)
         return prompt.messages[-1]["content"] if prompt else ""
 
-    gr.api(generate_pair, api_name="generate_pair", concurrency_id=GPU_QUEUE, concurrency_limit=1)
+    gr.api(generate_pair, api_name="generate_pair", **gpu_queue(ctx))
     gr.api(submit_vote_api, api_name="submit_vote")
     gr.api(models, api_name="models")
     gr.api(draw_prompt, api_name="draw_prompt")

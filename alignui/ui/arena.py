@@ -16,7 +16,7 @@ import gradio as gr
 from alignui.serving.adapters import adapter_server
 from alignui.arena.battle import MODES, ArenaSettings, draw_heldout_prompt, play, vote
 from alignui.context import AppContext
-from alignui.ui.common import GPU_QUEUE, Page, api_errors, user_errors
+from alignui.ui.common import Page, gpu_queue, api_errors, user_errors
 from alignui.ui.signin import admit_generation, identity_of
 from alignui.vocab import ARENA_VERDICTS, BUTTON_LABELS
 
@@ -81,7 +81,7 @@ def build(ctx: AppContext, page: Page) -> None:
 
     for trigger in (go.click, prompt.submit):
         trigger(ui_battle, [prompt, mode, drawn_id], [text_a, text_b, battle_id, reveal, question, *buttons],
-                api_visibility="private", concurrency_id=GPU_QUEUE, concurrency_limit=1)
+                api_visibility="private", **gpu_queue(ctx))
 
     def vote_for(verdict: str):
         @user_errors
@@ -111,5 +111,5 @@ def _register_api(ctx: AppContext, server) -> None:
         """Vote a, b, tie or both_bad on a battle, once; returns the revealed "model_a vs model_b"."""
         return vote(ctx.store, battle_id, verdict, annotator=identity_of(ctx, request).name).text
 
-    gr.api(arena_battle, api_name="arena_battle", concurrency_id=GPU_QUEUE, concurrency_limit=1)
+    gr.api(arena_battle, api_name="arena_battle", **gpu_queue(ctx))
     gr.api(arena_vote, api_name="arena_vote")

@@ -25,9 +25,17 @@ import gradio as gr
 
 from alignui.errors import UserError, quoted
 
-#: The one Gradio concurrency group for everything that runs the model (generation, arena, judging):
-#: one user cannot starve the others, and the model worker is never asked to do two things at once.
+#: The one Gradio concurrency group for everything that runs the model (generation, arena, judging).
 GPU_QUEUE = "gpu"
+#: How many model events run at once with batching on: they wait in the scheduler's fair (round-robin per
+#: person) queue and share decode steps (alignui.serving.scheduler), not in Gradio's FIFO queue.
+BATCHED_EVENTS = 48
+
+
+def gpu_queue(ctx) -> dict:
+    """Concurrency settings of an event that runs the model: many at once with batching (AppConfig.batching),
+    else one at a time (the model worker is then never asked to do two things at once)."""
+    return dict(concurrency_id=GPU_QUEUE, concurrency_limit=BATCHED_EVENTS if ctx.config.batching else 1)
 
 CSS = """
 .alignui-header {border-bottom: 1px solid var(--border-color-primary); padding-bottom: 4px;}

@@ -16,7 +16,7 @@ from alignui.context import AppContext
 from alignui.team.identity import require
 from alignui.arena.judges import JUDGE_KINDS, JudgeSpec, judge_now
 from alignui.ui import leaderboard_charts as charts
-from alignui.ui.common import GPU_QUEUE, Page, api_errors, user_errors
+from alignui.ui.common import Page, gpu_queue, api_errors, user_errors
 from alignui.ui.signin import admin_note, admin_only, identity_of
 
 
@@ -82,7 +82,7 @@ def build(ctx: AppContext, page: Page) -> None:
 
     for button, what in ((batch, "heldout"), (voted, "voted")):
         button.click(judge_callback(what), [kind, n, url, model, key], report, api_visibility="private",
-                     concurrency_id=GPU_QUEUE, concurrency_limit=1)
+                     **gpu_queue(ctx))
 
     @api_errors
     def leaderboard() -> dict:

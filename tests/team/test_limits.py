@@ -64,13 +64,21 @@ def test_one_user_is_a_signed_in_name_or_an_address_never_a_typed_name():
     assert client_key(typed, "10.0.0.1", forged, behind_proxy=True) == "addr:203.0.113.9"  # the proxy's hop
 
 
-def test_every_model_endpoint_shares_the_one_gpu_queue_one_at_a_time(ctx):
-    from alignui.ui.app import build_ui
+@pytest.mark.parametrize("batching", [True, False])
+def test_every_model_endpoint_shares_the_one_gpu_queue(ctx, batching):
+    """With batching, many model events run at once (the scheduler admits them fairly into shared decode
+    steps); without (--no-batching), one at a time."""
+    from dataclasses import replace
 
+    from alignui.ui.app import build_ui
+    from alignui.ui.common import BATCHED_EVENTS
+
+    ctx.config = replace(ctx.config, batching=batching)
     demo = build_ui(ctx)
     gpu = {fn.api_name: fn for fn in demo.fns.values() if fn.concurrency_id == GPU_QUEUE}
-    assert "generate_pair" in gpu
-    assert all(fn.concurrency_limit == 1 for fn in gpu.values()), {n: f.concurrency_limit for n, f in gpu.items()}
+    assert {"generate_pair", "arena_battle"} <= set(gpu)
+    expected = BATCHED_EVENTS if batching else 1
+    assert all(fn.concurrency_limit == expected for fn in gpu.values()), {n: f.concurrency_limit for n, f in gpu.items()}
 
 
 def test_admit_generation_reads_who_and_where_from_the_request(config):

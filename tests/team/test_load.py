@@ -91,3 +91,68 @@ def test_fifty_annotators_voting_at_once_lose_nothing(storage, server_process, m
             for pair_id, verdict in votes:
                 saved = store.get_comparison(pair_id)
                 assert (saved.verdict, saved.annotator) == (verdict, name)
+
+
+PAIRS_EACH = 2
+
+
+@pytest.mark.slow
+def test_fifty_annotators_generating_and_voting_at_once(storage, server_process, monkeypatch, tmp_path):
+    """50 signed-in annotators each stream PAIRS_EACH pairs from /generate_pair at once (their rows share the
+    server's decode steps) and vote on them: every pair is stored for its annotator with its vote, 0 errors.
+    Prints pairs/s and the p50/p95 time to the first token (no threshold: see bench/concurrent_annotators.py)."""
+    accounts = {f"annotator{i:02d}": f"pw-{i}" for i in range(ANNOTATORS)}
+    users_file = tmp_path / "users.txt"
+    users_file.write_text("".join(f"{name}:{pw}\n" for name, pw in accounts.items()))
+    monkeypatch.setenv("ALIGNUI_USERS", str(users_file))
+    monkeypatch.setenv("ALIGNUI_ADMINS", "nobody")
+    server = server_process().start(auth=("annotator00", "pw-0"))
+    firsts, voted, errors, lock = [], {}, [], threading.Lock()
+    start = threading.Barrier(ANNOTATORS)
+
+    def annotator(name):
+        try:
+            client = Client(server.url, auth=(name, accounts[name]), verbose=False,
+                            httpx_kwargs={"timeout": httpx.Timeout(900.0)})
+        except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
+            errors.append(f"{name} login: {exc!r}")
+            start.abort()
+            return
+        start.wait(timeout=300)
+        for j in range(PAIRS_EACH):
+            try:
+                t0, first = time.perf_counter(), None
+                job = client.submit(f"Tell me about animal {j} of {name}", api_name="/generate_pair")
+                for out in job:
+                    if first is None and (out[0] or out[1]):
+                        first = time.perf_counter() - t0
+                _, _, pair_id = job.result()
+                client.predict(pair_id, VERDICTS[j % 4], api_name="/submit_vote")
+            except Exception as exc:  # noqa: BLE001
+                with lock:
+                    errors.append(f"{name} pair {j}: {exc!r}")
+                continue
+            with lock:
+                firsts.append(first if first is not None else time.perf_counter() - t0)
+                voted[pair_id] = (VERDICTS[j % 4], name)
+
+    threads = [threading.Thread(target=annotator, args=(name,)) for name in accounts]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=900)
+    wall = time.perf_counter() - began
+    server.stop()
+
+    ms = sorted(x * 1000 for x in firsts)
+    p50, p95 = (statistics.median(ms), ms[int(round(0.95 * (len(ms) - 1)))]) if ms else (float("nan"),) * 2
+    print(f"\n{len(voted)} pairs generated and voted by {ANNOTATORS} concurrent annotators in {wall:.1f} s "
+          f"(incl. logins): {len(voted) / wall:.2f} pairs/s, first token p50 {p50:.0f} ms, p95 {p95:.0f} ms, "
+          f"{len(errors)} errors")
+    assert errors == [], errors[:5]
+    assert len(voted) == ANNOTATORS * PAIRS_EACH
+    with Store(storage / "alignui.duckdb") as store:
+        for pair_id, (verdict, name) in voted.items():
+            saved = store.get_comparison(pair_id)
+            assert (saved.verdict, saved.annotator) == (verdict, name)

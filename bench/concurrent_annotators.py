@@ -1,0 +1,170 @@
+"""Many annotators at once: pairs/s and time to first token with shared decode steps vs one request at a time.
+
+Starts the real app twice on the same model (`python -m alignui serve`, default first, then --no-batching),
+and for N = 1, 2, 4, 8, 16 simulated annotators (one gradio_client each, all at once) asks /generate_pair
+`--pairs-each` times per annotator, streaming. Prints, per path and N: pairs/s, p50/p95 time to the first
+token (first non-empty text on either side) and to the complete pair, the tokens per pair the server
+stored, and pairs/s(N) / pairs/s(1); then batched/one-at-a-time side by side.
+
+    python bench/concurrent_annotators.py [--model demo] [--pairs-each 4] [--ns 1,2,4,8,16]
+
+The clients run in this process, beside the server: on a small shared host they take CPU from it (the
+numbers are for the whole machine, clients included). The per-person rate limit is off (ALIGNUI_RATE_LIMIT=0):
+every simulated annotator comes from the same address.
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPTS = ["Tell me about cats.", "What do dogs eat?", "Describe the sea.", "How do birds fly?",
+           "Tell me about the sun.", "What is a tree?", "Describe a city.", "Tell me about fish."]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(storage: Path, model: str, batching: bool) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "ALIGNUI_RATE_LIMIT": "0", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "alignui", "serve", "--storage", str(storage), "--port", str(port), "--model", model]
+    proc = subprocess.Popen(cmd + ([] if batching else ["--no-batching"]), env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    from gradio_client import Client
+
+    deadline = time.monotonic() + 1200
+    while time.monotonic() < deadline:  # up and the model loaded: a pair comes back
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited with {proc.returncode}")
+        try:
+            Client(url, verbose=False).predict("warm up", api_name="/generate_pair")
+            return proc, url
+        except Exception:  # noqa: BLE001 - not up yet, or the model still loads
+            time.sleep(2)
+    proc.kill()
+    raise SystemExit("the server did not come up in 20 minutes")
+
+
+def one_pair(client, prompt: str) -> tuple[float, float]:
+    """(seconds to the first token, seconds to the complete pair) of one streamed /generate_pair."""
+    t0 = time.perf_counter()
+    first = None
+    job = client.submit(prompt, api_name="/generate_pair")
+    for out in job:
+        if first is None and (out[0] or out[1]):
+            first = time.perf_counter() - t0
+    job.result(timeout=600)
+    done = time.perf_counter() - t0
+    return (first if first is not None else done), done
+
+
+def run_n(url: str, n: int, pairs_each: int) -> dict:
+    from gradio_client import Client
+
+    clients = [Client(url, verbose=False) for _ in range(n)]
+    firsts, totals, errors, lock = [], [], [], threading.Lock()
+    barrier = threading.Barrier(n)
+
+    def annotator(i: int) -> None:
+        barrier.wait()
+        for j in range(pairs_each):
+            try:
+                first, total = one_pair(clients[i], PROMPTS[(i + j) % len(PROMPTS)])
+            except Exception as exc:  # noqa: BLE001 - counted and shown
+                with lock:
+                    errors.append(repr(exc)[:200])
+                continue
+            with lock:
+                firsts.append(first)
+                totals.append(total)
+
+    threads = [threading.Thread(target=annotator, args=(i,)) for i in range(n)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - began
+    return {"n": n, "pairs": len(totals), "errors": errors, "pairs_s": len(totals) / wall,
+            "ttft_p50": pct(firsts, 50), "ttft_p95": pct(firsts, 95),
+            "pair_p50": pct(totals, 50), "pair_p95": pct(totals, 95)}
+
+
+def pct(xs: list[float], p: int) -> float:
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def tokens_per_pair(storage: Path) -> float:
+    from alignui.db import Store
+
+    with Store(storage / "alignui.duckdb") as store:
+        rows = store.query("SELECT avg(n_tokens) FROM generations")
+    return 2 * float(rows[0][0] or 0)
+
+
+def measure(model: str, batching: bool, ns: list[int], pairs_each: int) -> tuple[list[dict], float]:
+    with tempfile.TemporaryDirectory(prefix="alignui-bench-") as tmp:
+        proc, url = start_server(Path(tmp), model, batching)
+        try:
+            results = []
+            for n in ns:  # each N is printed as it is measured (a slow shared host shows progress)
+                results.append(run_n(url, n, pairs_each))
+                print(f"  {'batched' if batching else 'one at a time'} N={n}: {results[-1]['pairs_s']:.2f} pairs/s, "
+                      f"ttft p95 {results[-1]['ttft_p95']:.2f} s, {len(results[-1]['errors'])} errors", flush=True)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=120)
+        return results, tokens_per_pair(Path(tmp))
+
+
+def print_table(name: str, results: list[dict], tokens: float) -> None:
+    base = results[0]["pairs_s"]
+    print(f"\n{name} (avg {tokens:.0f} tokens per pair, both sides)")
+    print(f"{'N':>3} {'pairs':>5} {'pairs/s':>8} {'xN=1':>6} {'ttft p50':>9} {'ttft p95':>9} "
+          f"{'pair p50':>9} {'pair p95':>9} errors")
+    for r in results:
+        print(f"{r['n']:>3} {r['pairs']:>5} {r['pairs_s']:>8.2f} {r['pairs_s'] / base:>5.2f}x {r['ttft_p50']:>8.2f}s "
+              f"{r['ttft_p95']:>8.2f}s {r['pair_p50']:>8.2f}s {r['pair_p95']:>8.2f}s {len(r['errors'])}"
+              + (f" e.g. {r['errors'][0]}" if r["errors"] else ""))
+
+
+def main() -> None:
+    faulthandler.dump_traceback_later(1200, exit=True)  # a hung run says where it hangs
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="demo")
+    parser.add_argument("--pairs-each", type=int, default=4, help="pairs each simulated annotator asks for")
+    parser.add_argument("--ns", default="1,2,4,8,16", help="numbers of annotators, comma-separated")
+    args = parser.parse_args()
+    ns = [int(x) for x in args.ns.split(",")]
+    print(f"alignui concurrent annotators: model {args.model}, {args.pairs_each} pairs each, "
+          f"{os.cpu_count()} CPUs (clients run on the same host)")
+    batched, tok_b = measure(args.model, True, ns, args.pairs_each)
+    print_table("shared decode steps (default)", batched, tok_b)
+    single, tok_s = measure(args.model, False, ns, args.pairs_each)
+    print_table("one at a time (--no-batching)", single, tok_s)
+    print("\nside by side: batched / one-at-a-time")
+    print(f"{'N':>3} {'pairs/s':>8} {'ttft p95':>9}")
+    for b, s in zip(batched, single):
+        print(f"{b['n']:>3} {b['pairs_s'] / s['pairs_s']:>7.2f}x {b['ttft_p95'] / s['ttft_p95']:>8.2f}x")
+
+
+if __name__ == "__main__":
+    main()
