@@ -173,3 +173,46 @@ def test_the_train_tabs_preflight_and_start_refuse_an_endpoint_base(server):
                                             "needs local weights: set base_model to a hub id or path"):
             start_from_form(runner, "dpo", "closer", base, {}, Identity("admin", "admin"))
     assert runner.active_run() is None and not runner.queued()
+
+
+def test_what_needs_local_weights_refuses_in_one_line(storage, tmp_path):
+    """Adapters and the local judge need the weights an endpoint-served app does not have."""
+    from alignui.arena.judges import LocalLLMJudge
+    from alignui.context import AppContext
+    from alignui.errors import UserError
+    from alignui.serving.adapters import adapter_server
+
+    config = AppConfig(storage=storage, model="endpoint:far", offline=True, endpoints=("far=http://127.0.0.1:9/v1#m",))
+    ctx = AppContext.open(config, log=lambda m: None)
+    try:
+        (tmp_path / "adapter").mkdir()
+        run = ctx.store.upsert_run("dpo-1", method="dpo", status="done", adapter_path=str(tmp_path / "adapter"))
+        with pytest.raises(UserError, match=r"^run dpo-1 cannot be served: adapters are not offered: the served model "
+                                            "is endpoint:far, an endpoint with no local weights"):
+            adapter_server(ctx.model).ensure(run)
+        with pytest.raises(UserError, match=r"^the local judge .* needs local weights, and the served model is "
+                                            "endpoint:far"):
+            LocalLLMJudge(ctx.model)
+    finally:
+        ctx.close()
+
+
+@pytest.mark.e2e
+def test_the_browser_shows_the_endpoint_and_why_adapters_are_absent(server, page, adapter_run):
+    from e2e.test_annotate import ready_pair, start_session
+
+    start_session(page, server.url)
+    assert "endpoint:ep-quokka-7r" in page.locator("#header").inner_text()
+    page.locator("#generation-settings").get_by_text("Generation settings").click()
+    assert "adapters are not offered" in page.locator("#generation-settings").inner_text()
+    page.locator("#model-b input").click()
+    page.get_by_role("option", name=f"{OTHER} (endpoint: ").wait_for()
+    options = page.get_by_role("option").all_inner_texts()
+    assert any(f"{SERVED} (served model)" in o for o in options) and not any("dpo-local-only" in o for o in options)
+    page.keyboard.press("Escape")
+    page.locator("#prompt textarea").fill("Tell me about the sea.")
+    page.locator("#prompt textarea").press("Enter")
+    pair = server.ctx.store.get_comparison(ready_pair(page))
+    assert (pair.model_a, pair.model_b) == (SERVED, SERVED)
+    page.get_by_role("tab", name="Arena").click()
+    page.wait_for_function("() => document.querySelector('#arena-tab')?.innerText.includes('adapters are not offered')")
