@@ -26,6 +26,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 NAME_PATTERN = re.compile(r"^[\w .@+-]{1,64}$")  # a user name: what a sign-in, an admin list or a typed name may hold
 ENDPOINT_NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,63}$")  # a generator name: short, no spaces, ',', '=' or '#'
+ENDPOINT_PREFIX = "endpoint:"  # --model endpoint:NAME serves a registered endpoint as THE model
 ENDPOINT_FORM = "NAME=BASE_URL#MODEL, e.g. vllm=http://localhost:8000/v1#Qwen/Qwen2.5-0.5B-Instruct"
 
 
@@ -100,11 +101,19 @@ def parse_endpoints(flags: list[str] | None, env_value: str | None) -> tuple[End
     return specs
 
 
+def needs_local_weights(model: str, spec: EndpointSpec | None = None) -> str:
+    """The one line for a training run whose base model would be `--model endpoint:NAME` (no weights here)."""
+    shown = model + (f" ({spec.model})" if spec is not None else "")
+    return (f"the served model is {shown}; training needs local weights: set base_model to a hub id or path "
+            "(the Train tab's Base model, or --set base_model=...)")
+
+
 @dataclass(frozen=True)
 class AppConfig:
     storage: Path = field(default=Path("storage"), metadata={"help": "data root: database, snapshots, runs, models"})
     model: str = field(default=DEFAULT_MODEL, metadata={
-        "help": "hub id or local path of the base model; 'demo' for the built-in offline model"})
+        "help": "hub id or local path of the base model; 'demo' for the built-in offline model; endpoint:NAME "
+                "for a registered --endpoint as the served model (no local weights)"})
     host: str = field(default="127.0.0.1", metadata={"help": "interface the web server binds to"})
     port: int = field(default=7860, metadata={"help": "port of the web server"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
@@ -166,10 +175,6 @@ class AppConfig:
             raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if not str(self.model).strip():
             raise ConfigError(f"model is empty; pass --model with a hub id, a local path or '{DEMO_MODEL}'")
-        if str(self.model).startswith("endpoint:"):  # refused, not silently served as the demo model
-            raise ConfigError("--model endpoint:NAME (an endpoint as the served model, no local weights) is not "
-                              "available yet; serve a local model and add the endpoint beside it with --endpoint "
-                              "NAME=BASE_URL#MODEL (pick it per side in Annotate, or as /generate_pair's model_b)")
         if not self.host.strip():
             raise ConfigError("host is empty; pass --host 127.0.0.1 (or 0.0.0.0 to listen on all interfaces)")
         object.__setattr__(self, "admins", frozenset(self.admins))
@@ -189,8 +194,27 @@ class AppConfig:
             e if isinstance(e, EndpointSpec) else parse_endpoint(str(e)) for e in self.endpoints))
         if len({e.name for e in self.endpoints}) != len(self.endpoints):
             raise ConfigError("endpoint names must be unique; give each --endpoint its own NAME")
+        if str(self.model).startswith(ENDPOINT_PREFIX):
+            self._check_served_endpoint()
         if self.backup_every_minutes and not self.backup_repo:
             raise ConfigError("ALIGNUI_BACKUP_EVERY needs ALIGNUI_BACKUP_REPO (a private dataset id such as me/backup)")
+
+    def _check_served_endpoint(self) -> None:
+        """`--model endpoint:NAME` names a registered endpoint (one line listing them otherwise)."""
+        name = str(self.model)[len(ENDPOINT_PREFIX):].strip()
+        if any(e.name == name for e in self.endpoints):
+            object.__setattr__(self, "model", ENDPOINT_PREFIX + name)
+            return
+        known = ", ".join(e.name for e in self.endpoints)
+        raise ConfigError(f"--model {self.model!r} names no registered endpoint "
+                          + (f"(registered: {known}); use --model endpoint:<one of them>" if known else
+                             f"(none is registered); add it with --endpoint {ENDPOINT_FORM}"))
+
+    @property
+    def served_endpoint(self) -> EndpointSpec | None:
+        """The endpoint that IS the served model (`--model endpoint:NAME`: no local weights), else None."""
+        name = str(self.model).removeprefix(ENDPOINT_PREFIX) if str(self.model).startswith(ENDPOINT_PREFIX) else None
+        return next((e for e in self.endpoints if e.name == name), None)
 
     @property
     def demo_model_dir(self) -> Path:
@@ -215,7 +239,8 @@ class AppConfig:
 def add_app_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by `app.py` and `python -m alignui serve` (defaults come from the environment)."""
     parser.add_argument("--storage", help="data root (env ALIGNUI_STORAGE; default ./storage, /data on a Space)")
-    parser.add_argument("--model", help=f"hub id, local path or '{DEMO_MODEL}' (env ALIGNUI_MODEL)")
+    parser.add_argument("--model", help=f"hub id, local path, '{DEMO_MODEL}', or endpoint:NAME (a registered "
+                        "--endpoint as the served model, no local weights) (env ALIGNUI_MODEL)")
     parser.add_argument("--host", help="bind address (env ALIGNUI_HOST / GRADIO_SERVER_NAME; default 127.0.0.1)")
     parser.add_argument("--port", help="port (env ALIGNUI_PORT / GRADIO_SERVER_PORT; default 7860)")
     parser.add_argument("--device", choices=DEVICES, help="env ALIGNUI_DEVICE; default auto")

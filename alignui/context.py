@@ -85,6 +85,12 @@ class AppContext:
         return self.model.ref if status.ready else self.config.model
 
     @property
+    def served_endpoint(self) -> str | None:
+        """The registered endpoint that is the served model (--model endpoint:NAME; no local weights), else None."""
+        spec = self.config.served_endpoint
+        return spec.name if spec is not None else None
+
+    @property
     def hub(self) -> HubAccess:
         """Whether the Hub is reachable: probed once per process, then remembered."""
         return self.loader.hub

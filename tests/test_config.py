@@ -93,9 +93,14 @@ def test_the_endpoint_key_is_never_described():
     assert "sk-very-secret" not in cfg.describe() + repr(cfg) and "endpoints=[a=http://h:1/v1#m]" in cfg.describe()
 
 
-def test_an_endpoint_as_the_served_model_is_refused_clearly_not_replaced_by_the_demo_model():
-    with pytest.raises(ConfigError, match="not available yet.*--endpoint NAME=BASE_URL#MODEL"):
-        config_from(parse("--model", "endpoint:a", "--endpoint", "a=http://h:1/v1#m"), env={})
+def test_an_endpoint_as_the_served_model_from_flags_or_environment():
+    cfg = config_from(parse("--model", "endpoint:a", "--endpoint", "a=http://h:1/v1#m"), env={})
+    assert cfg.model == "endpoint:a" and str(cfg.served_endpoint) == "a=http://h:1/v1#m"
+    env = config_from(parse(), env={"ALIGNUI_MODEL": "endpoint:b", "ALIGNUI_ENDPOINTS": "a=http://h/v1#m,b=http://g/v1#n"})
+    assert env.served_endpoint.name == "b" and env.served_endpoint.model == "n"
+    assert config_from(parse(), env={}).served_endpoint is None
+    with pytest.raises(ConfigError, match=r"^--model 'endpoint:c' names no registered endpoint \(registered: a\)"):
+        config_from(parse("--model", "endpoint:c", "--endpoint", "a=http://h:1/v1#m"), env={})
 
 
 def test_a_malformed_accounts_setting_cannot_fail_a_training_job_or_an_export():

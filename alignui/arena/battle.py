@@ -1,7 +1,8 @@
 """The blind A/B arena: which two models meet, who sits left, streaming a battle, and the one vote.
 
 Owns: the list of arena models ('base' + every finished adapter, newest first, + every registered
-OpenAI-compatible endpoint, by its name), pairing (default
+OpenAI-compatible endpoint, by its name; with --model endpoint:NAME, 'base' is that endpoint and no adapter
+is a contestant), pairing (default
 "base vs newest adapter"; or the pair with the fewest battles so far; or the pair whose win rate is
 least certain), left/right assignment (a fresh coin per battle, balanced over the arena), drawing a
 held-out prompt, streaming a battle into a pending arena comparison, and recording the vote.
@@ -29,6 +30,7 @@ from alignui.errors import NotFoundError, UserError, quoted, text_arg
 from alignui.serving.endpoints import EndpointError, EndpointRegistry
 from alignui.serving.generation import PairSettings, with_seed
 from alignui.serving.generators import Generators
+from alignui.serving.remote import ADAPTERS_NOTE
 from alignui.arena.stats import win_rate
 
 MODES = {
@@ -54,9 +56,13 @@ class ArenaSettings:
             raise UserError(f"arena mode must be one of {', '.join(MODES)}, got {self.mode!r}")
 
 
-def arena_models(store: Store, endpoints: EndpointRegistry | None = None) -> list[str]:
-    """'base' first, then every finished adapter, newest first, then the endpoints (contestants like adapters)."""
-    return [BASE] + [run.id for run in store.list_adapters()] + (endpoints.names if endpoints else [])
+def arena_models(store: Store, endpoints: EndpointRegistry | None = None, served_endpoint: str | None = None
+                 ) -> list[str]:
+    """'base' first, then every finished adapter, newest first, then the endpoints (contestants like adapters).
+    `served_endpoint`: the endpoint that is the served model (--model endpoint:NAME): it is 'base', and no adapter
+    can be served (no local weights to apply one to)."""
+    adapters = [] if served_endpoint else [run.id for run in store.list_adapters()]
+    return [BASE] + adapters + [n for n in (endpoints.names if endpoints else []) if n != served_endpoint]
 
 
 def _uncertainty(store: Store) -> dict[frozenset, float]:
@@ -94,11 +100,16 @@ def servable_pair(store: Store, server: AdapterServer, mode: str, rng: random.Ra
     """A pair by `mode` among the models that can be served; an adapter that cannot (missing, or made for
     another base model) is left out, and its reason is the error when no pair is left."""
     errors: list[UserError] = []
+    served = server.handle.endpoint.name if server.handle.endpoint is not None else None
     while True:
-        models = [m for m in arena_models(store, endpoints) if m not in server.failed]
+        models = [m for m in arena_models(store, endpoints, served) if m not in server.failed]
         try:
             pair = choose_pair(store, models, mode, rng)
         except UserError:
+            if served:
+                raise UserError(f"the arena needs at least two models: register another endpoint with --endpoint "
+                                f"(the served model {server.handle.ref} is 'base'; "
+                                + ADAPTERS_NOTE.format(ref=server.handle.ref) + ")") from None
             known = [err for _, err in server.failed.values()]
             if errors or known:
                 raise (errors or known)[-1] from None
@@ -159,7 +170,7 @@ def stream_battle(store: Store, server: AdapterServer, messages: Messages, rng: 
     sampling = with_seed(settings.sampling, rng.randrange(2**31))
     question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
     yield BattleProgress("", "", question=question)
-    if endpoints and (endpoints.get(left) or endpoints.get(right)):
+    if server.handle.endpoint is not None or (endpoints and (endpoints.get(left) or endpoints.get(right))):
         gens = Generators(server.handle, store, endpoints, base_name=BASE)
         updates = gens.stream_pair(messages, gens.resolve(left), gens.resolve(right), sampling, owner=annotator or "")
     else:

@@ -99,6 +99,10 @@ class LocalLLMJudge:
     uses_model: bool = True
 
     def __post_init__(self):
+        if getattr(self.handle, "endpoint", None) is not None:  # --model endpoint:NAME: no local weights to score
+            from alignui.serving.remote import no_local_weights
+
+            raise no_local_weights(self.handle, "the local judge (it reads the model's next-token scores)")
         self.name = self.name or f"llm:local:{self.handle.ref}"
 
     def judge(self, messages: Messages, first: str, second: str) -> str:

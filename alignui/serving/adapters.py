@@ -84,6 +84,10 @@ class AdapterServer:
 
     def ensure(self, run: Run) -> str:
         """Load `run`'s adapter unless it already is; return its PEFT name. UserError when it cannot be served."""
+        if self.handle.endpoint is not None:  # --model endpoint:NAME: there is no local base model
+            from alignui.serving.remote import ADAPTERS_NOTE
+
+            raise UserError(f"run {run.id} cannot be served: " + ADAPTERS_NOTE.format(ref=self.handle.ref))
         known = self.failed.get(run.id)
         if known and known[0] == run.adapter_path:  # a failure is remembered until the run's adapter changes
             raise known[1]

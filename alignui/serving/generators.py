@@ -13,6 +13,8 @@ Invariants:
   both sides finished, so callers that save on the result save nothing.
 - Each NewGeneration's model_ref is its generator's name ('base' in the arena for the served model),
   and its params say the generator's kind and settings (an endpoint's URL and model, never its key).
+- When the served model is an endpoint (--model endpoint:NAME, alignui.serving.remote), '' resolves to
+  that endpoint (named 'endpoint:NAME'), its registry NAME means the same, and no adapter is offered.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from alignui.serving.endpoints import EndpointRegistry, SideUpdate
 from alignui.serving.endpoints import Endpoint
 from alignui.serving.generation import PairSettings, PairUpdate, SamplingSettings, stream_rows
 from alignui.serving.loading import ModelHandle
+from alignui.serving.remote import ADAPTERS_NOTE
 
 SERVED = ""  # the name that always means the served model
 
@@ -54,10 +57,14 @@ class Generator:
         return {"kind": self.kind, "name": self.name}
 
 
-def generator_choices(store: Store, endpoints: EndpointRegistry, served_name: str) -> list[tuple[str, str]]:
-    """The picker's (label, name) list; needs no loaded model (a page may open while the model still loads)."""
-    adapters = [(f"{run.id} (adapter)", run.id) for run in store.list_adapters()]
-    remote = [(f"{name} (endpoint: {endpoints.get(name).spec.model})", name) for name in endpoints.names]
+def generator_choices(store: Store, endpoints: EndpointRegistry, served_name: str,
+                      served_endpoint: str | None = None) -> list[tuple[str, str]]:
+    """The picker's (label, name) list; needs no loaded model (a page may open while the model still loads).
+    `served_endpoint`: the endpoint that is the served model (--model endpoint:NAME): no adapters then (no local
+    base to apply them to), and that endpoint only once, as the served model."""
+    adapters = [] if served_endpoint else [(f"{run.id} (adapter)", run.id) for run in store.list_adapters()]
+    remote = [(f"{name} (endpoint: {endpoints.get(name).spec.model})", name) for name in endpoints.names
+              if name != served_endpoint]
     return [(f"{served_name} (served model)", SERVED)] + adapters + remote
 
 
@@ -76,25 +83,36 @@ class Generators:
 
     def names(self) -> list[str]:
         """The served model's name, the finished adapters (newest first), the endpoints."""
-        return [self.served_name] + [run.id for run in self.store.list_adapters()] + self.endpoints.names
+        return [self.served_name] + [name for _, name in self.choices()[1:]]
 
     def choices(self) -> list[tuple[str, str]]:
         """(label, name) for a picker: the served model as '', then adapters, then endpoints, each labelled."""
-        return generator_choices(self.store, self.endpoints, self.served_name)
+        return generator_choices(self.store, self.endpoints, self.served_name, self._served_endpoint())
+
+    def _served_endpoint(self) -> str | None:
+        """The name of the endpoint that is the served model (--model endpoint:NAME), else None."""
+        return self.handle.endpoint.name if self.handle.endpoint is not None else None
+
+    def _served(self) -> Generator:
+        """The served model as a generator: in-process, or the endpoint that is the served model."""
+        if self.handle.endpoint is not None:
+            return Generator(self.served_name, "endpoint", endpoint=self.handle.endpoint)
+        return Generator(self.served_name, "model")
 
     def resolve(self, name: str | None) -> Generator:
         """A generator by name ('' or 'base' or the served model's name: the served model); UserError if unknown."""
         name = (name or "").strip()
-        if name in (SERVED, BASE, self.handle.ref, self.served_name):
-            return Generator(self.served_name, "model")
+        if name in (SERVED, BASE, self.handle.ref, self.served_name) or name == self._served_endpoint():
+            return self._served()
         endpoint = self.endpoints.get(name)
         if endpoint is not None:
             return Generator(name, "endpoint", endpoint=endpoint)
-        runs = {run.id: run for run in self.store.list_adapters()}
+        runs = {} if self.handle.endpoint is not None else {run.id: run for run in self.store.list_adapters()}
         if name in runs:
             return Generator(name, "adapter", run=runs[name])
+        note = "; " + ADAPTERS_NOTE.format(ref=self.handle.ref) if self.handle.endpoint is not None else ""
         raise UserError(f"unknown generator {name[:80]!r}: use one of {self.names()} (the /models API lists them; "
-                        "'' is the served model)")
+                        f"'' is the served model){note}")
 
     def stream_pair(self, messages: Messages, a: Generator, b: Generator, settings: PairSettings, *,
                     truncate: bool = False, owner: str = "") -> Iterator[PairUpdate]:
@@ -124,7 +142,7 @@ class Generators:
               cancel: threading.Event, truncate: bool, owner: str = "") -> Iterator[SideUpdate]:
         """One side alone: an endpoint's stream, or one in-process row (the model or an adapter)."""
         if gen.endpoint is not None:
-            yield from gen.endpoint.stream(messages, side, seed, label=label, cancel=cancel)
+            yield from _endpoint_side(gen, messages, side, seed, label, cancel)
             return
         handle = self.handle
         if gen.run is not None:
@@ -133,6 +151,15 @@ class Generators:
         for texts, _, gens in stream_rows(handle, messages, [side], seed, truncate=truncate, labels=label,
                                           cancel=cancel, owner=owner):
             yield SideUpdate(texts[0], _as(gens[0], gen) if gens else None)
+
+
+def _endpoint_side(gen: Generator, messages, side: SamplingSettings, seed: int, label: str,
+                   cancel: threading.Event) -> Iterator[SideUpdate]:
+    """An endpoint's stream, its generation stored under the generator's name (the served endpoint is
+    'endpoint:NAME', or 'base' in the arena; a picked endpoint keeps its NAME)."""
+    for update in gen.endpoint.stream(messages, side, seed, label=label, cancel=cancel):
+        yield update if update.generation is None else replace(
+            update, generation=replace(update.generation, model_ref=gen.name))
 
 
 def _as(generation, gen: Generator):

@@ -6,6 +6,8 @@ alignui.serving.loading.load_model and records its current step and progress;
 one-line refusal a generation gets before the model is ready.
 
 Invariants:
+- With `--model endpoint:NAME` (alignui.serving.remote) the handle is ready before torch is even imported;
+  the device (for the Train tab's presets) is found afterwards.
 - `handle()` never blocks: it returns the loaded model or raises a UserError
   ("the model is still loading (step, 42%) ..." or why loading failed).
 - `close()` cancels a demo build in progress (its child process is killed),
@@ -89,10 +91,17 @@ class ModelLoader:
     def _run(self) -> None:
         handle, error = None, None
         try:
-            self._report("choosing the device (importing torch)")
-            self._device = pick_device(self.config.device)
-            self._device_known.set()
+            remote = self.config.served_endpoint is not None  # nothing to load: ready before torch is imported
+            if not remote:
+                self._report("choosing the device (importing torch)")
+                self._device = pick_device(self.config.device)
+                self._device_known.set()
             handle = self._load(self.config, log=self.log, progress=self._report, cancel=self._cancel, hub=self.hub)
+            if remote:
+                self._publish(handle, None)
+                self._device = _training_device(self.config.device)
+                self._device_known.set()
+                return
         except BuildCancelled:
             error = "loading was cancelled because the app is closing"
         except UserError as exc:
@@ -101,6 +110,9 @@ class ModelLoader:
             error = f"{type(exc).__name__}: {str(exc)[:300]}"
             self.log("alignui: loading the model failed:\n" + traceback.format_exc())
         self._device_known.set()
+        self._publish(handle, error)
+
+    def _publish(self, handle: ModelHandle | None, error: str | None) -> None:
         with self._lock:
             self._handle = handle
             self._status = replace(self._status, ready=handle is not None, error=error,
@@ -146,3 +158,12 @@ class ModelLoader:
             handle = self._handle
         if handle is not None:
             handle.close()
+
+
+def _training_device(preference: str) -> str:
+    """Where a training run would go (the Train tab's presets) when the served model is an endpoint: the model is
+    not here, so a device that is missing only changes the presets offered (a run refuses it itself)."""
+    try:
+        return pick_device(preference)
+    except UserError:
+        return "cpu"

@@ -14,6 +14,8 @@ Invariants:
 - 4-bit is refused without CUDA, with a message that says so; without CUDA,
   bitsandbytes is never imported (skip_bitsandbytes_without_cuda).
 - The tokenizer always has a pad token and pads on the left (batched generation).
+- `--model endpoint:NAME` loads nothing (alignui.serving.remote): the handle's model, tokenizer and dtype are
+  None and `handle.endpoint` answers instead.
 - On CPU the served model's linear layers run a paired decode step one row per core where that
   measures faster here (alignui.serving.cpu_decode); training loads its own, unswitched copy.
 """
@@ -64,6 +66,14 @@ class ModelHandle:
     scheduler: Any = field(default=None, repr=False)
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="alignui-model"), repr=False)
+    #: `--model endpoint:NAME`: the Endpoint (alignui.serving.endpoints) that is the served model; then `model`,
+    #: `tokenizer` and `dtype` are None (no local weights: alignui.serving.remote).
+    endpoint: Any = field(default=None, repr=False)
+
+    @property
+    def remote(self) -> bool:
+        """True when the served model is an endpoint: nothing runs here, no adapters, no local tokenizer."""
+        return self.endpoint is not None
 
     def submit(self, fn: Callable[..., Any], *args, **kwargs) -> Future:
         """Run `fn` on the model's worker thread (serialised with all other model work)."""
@@ -80,6 +90,8 @@ class ModelHandle:
 
     @property
     def context_length(self) -> int:
+        if self.remote:  # the endpoint knows its own context; it refuses a prompt that does not fit
+            raise UserError(f"{self.ref} is served by an endpoint: its context length is not known here")
         n = getattr(self.model.config, "max_position_embeddings", None) or self.tokenizer.model_max_length
         return int(min(n, 1_000_000))
 
@@ -88,6 +100,9 @@ class ModelHandle:
         return sum(p.numel() for p in self.model.parameters())
 
     def describe(self) -> str:
+        if self.remote:
+            spec = self.endpoint.spec
+            return f"{self.ref} ({spec.model} at {spec.base_url}; no local weights)"
         kind = "built-in demo model" if self.is_demo else self.ref
         dtype = str(self.dtype).replace("torch.", "") + (" 4-bit" if self.quantized else "")
         return f"{kind} ({self.n_parameters / 1e6:.1f}M params) on {self.device}, {dtype}"
@@ -179,6 +194,10 @@ def load_model(config: AppConfig, log: Callable[[str], None] = print, *, progres
 
     `progress(step, fraction)` hears each step (the demo build's own steps included); `cancel` stops a demo
     build; `hub` is the process's remembered answer to "is the Hub reachable" (probed here once if None)."""
+    if config.served_endpoint is not None:  # --model endpoint:NAME: nothing to load (alignui.serving.remote)
+        from alignui.serving.remote import endpoint_handle
+
+        return endpoint_handle(config, log)
     skip_bitsandbytes_without_cuda()
     progress("choosing the device", None)
     device = pick_device(config.device)

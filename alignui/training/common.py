@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from alignui.config import DEMO_MODEL, config_from
+from alignui.config import DEMO_MODEL, ENDPOINT_PREFIX, config_from, needs_local_weights
 from alignui.errors import UserError
 from alignui.serving.loading import load_pretrained, pick_device, pick_dtype, quantization_config
 from alignui.training.config import TrainConfig
@@ -52,16 +52,36 @@ def resolve_setup(config: TrainConfig) -> Setup:
     return Setup(device=device, dtype=dtype, quantized=config.load_in_4bit, gradient_checkpointing=checkpointing)
 
 
+class LocalWeightsNeeded(UserError):
+    """The base model would be an endpoint (`--model endpoint:NAME`): training needs weights on this machine."""
+
+
+def _local_weights_needed(model: str) -> LocalWeightsNeeded:
+    """The refusal for an endpoint as base model, naming the endpoint's model where this environment registers
+    it (ALIGNUI_ENDPOINTS; an app started with --endpoint flags knows it, its jobs may not)."""
+    try:
+        endpoints = config_from(None, team=False).endpoints
+    except ValueError:  # a ConfigError in the environment: the refusal stands without the model's id
+        endpoints = ()
+    spec = next((e for e in endpoints if ENDPOINT_PREFIX + e.name == model), None)
+    return LocalWeightsNeeded(needs_local_weights(model, spec))
+
+
 def resolve_base_model(base_model: str, storage: Path, log: Callable[[str], None] = print) -> str:
     """A loadable reference: 'demo' = the built-in model (built once per machine, in the cache), a local path
     (made absolute), or a hub id as given. '' = what `serve` would serve here, by the same rule
     (alignui.serving.hub.choose_model): ALIGNUI_MODEL or its default, or, offline with that not cached, the
-    demo model; the log says which and why."""
+    demo model; the log says which and why. An endpoint (`endpoint:NAME`, given or served) is refused with
+    LocalWeightsNeeded, never replaced by the demo model."""
     from alignui.serving.demo_model import ensure_demo_model
     from alignui.serving.hub import HubAccess, choose_model
 
-    app = config_from(None, team=False)  # the model settings only, read where the environment is read
     name = base_model.strip()
+    if name.startswith(ENDPOINT_PREFIX):
+        raise _local_weights_needed(name)
+    app = config_from(None, team=False)  # the model settings only, read where the environment is read
+    if not name and app.served_endpoint is not None:
+        raise _local_weights_needed(app.model)
     if not name:
         choice = choose_model(app.model, HubAccess.of(app))
         name = choice.source

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from alignui.errors import UserError
-from alignui.training.common import Setup, load_tokenizer, pair_token_lengths, resolve_base_model, resolve_setup
+from alignui.training.common import LocalWeightsNeeded, Setup, load_tokenizer, pair_token_lengths, resolve_base_model, resolve_setup
 from alignui.training.config import TrainConfig
 from alignui.training.launch import check_processes
 
@@ -70,12 +70,13 @@ class PreflightReport:
     def markdown(self) -> str:
         est = "" if self.measured_rows >= self.rows else f" (measured on {self.measured_rows} rows, scaled)"
         lines = [f"**Pre-flight** {'✅ ready' if self.ok else '⛔ refused'}",
-                 f"- rows: **{self.rows}** train, **{self.test_rows}** held-out test",
-                 f"- pairs cut at max_length: **{self.scale(self.truncated)}**{est}; losing their whole response: "
-                 f"**{self.scale(self.lost_whole)}**; prompts cut to max_prompt_length (end kept): "
-                 f"**{self.scale(self.prompt_truncated)}**; longest pair {self.longest_pair} tokens",
-                 f"- device **{self.device}**, precision **{self.dtype}**"
-                 + (f"; reference: {self.reference}" if self.reference else "")]
+                 f"- rows: **{self.rows}** train, **{self.test_rows}** held-out test"]
+        if self.measured_rows or self.ok:  # a run refused before any row was measured has no lengths to show
+            lines.append(f"- pairs cut at max_length: **{self.scale(self.truncated)}**{est}; losing their whole "
+                         f"response: **{self.scale(self.lost_whole)}**; prompts cut to max_prompt_length (end kept): "
+                         f"**{self.scale(self.prompt_truncated)}**; longest pair {self.longest_pair} tokens")
+        lines.append(f"- device **{self.device}**, precision **{self.dtype}**"
+                     + (f"; reference: {self.reference}" if self.reference else ""))
         if self.memory_bytes is not None:
             avail = f" of {self.available_bytes / GIB:.1f} GiB available" if self.available_bytes else ""
             parts = ", ".join(f"{k} {v / GIB:.2f}" for k, v in self.memory_parts.items())
@@ -258,8 +259,12 @@ def check(config: TrainConfig, storage, snapshot, log=print) -> tuple[PreflightR
     except UserError as exc:
         refusals.append(str(exc))
         setup = None
-    base = resolve_base_model(config.base_model, storage, log=log)
     data = load_snapshot(snapshot)
+    try:
+        base = resolve_base_model(config.base_model, storage, log=log)
+    except LocalWeightsNeeded as exc:  # --model endpoint:NAME serves no weights: say which local base is needed
+        return PreflightReport(rows=len(data["train"]), test_rows=len(data["test"]) if "test" in data else 0,
+                               refusals=refusals + [str(exc)]), setup, config.base_model
     report = preflight(config, setup or _cpu_setup(), base, load_tokenizer(base), data,
                        resident=resident_models(config, storage, base))
     report.refusals[:0] = refusals

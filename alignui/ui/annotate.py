@@ -185,7 +185,8 @@ class _AnnotateTab:
         identity = identity_of(self.ctx, request, panels.safe_name(remembered_name))
         name = (gr.update(value=identity.name, interactive=False, label="Signed in as") if identity.signed_in
                 else remembered_name or "")
-        choices = generator_choices(self.ctx.store, self.ctx.endpoints, self.ctx.served_ref)  # no model needed
+        choices = generator_choices(self.ctx.store, self.ctx.endpoints, self.ctx.served_ref,
+                                    self.ctx.served_endpoint)  # no model needed
         return (name, flow.welcome(self.ctx.store), *panels.restore_settings(remembered_prefs, choices))
 
     # -- wiring ----------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from alignui.annotation import guidelines
 from alignui.annotation.prefs import AnnotationPrefs
 from alignui.context import AppContext
 from alignui.errors import UserError
+from alignui.serving.remote import ADAPTERS_NOTE
 from alignui.team.identity import clean_name
 from alignui.annotation.pool import FORMATS, add_to_pool, describe_counts
 from alignui.ui.common import safe_markdown, user_errors
@@ -96,7 +97,7 @@ def settings_panel(ctx: AppContext, prefs_state: gr.BrowserState) -> list:
                             lines=1, max_lines=6, elem_id="system-prompt")
         with gr.Row():
             model_a = gr.Dropdown([("served model", "")], value="", label="Response A from", elem_id="model-a",
-                                  info="the served model, an adapter or an endpoint (same model twice by default)")
+                                  info=_picker_info(ctx))
             model_b = gr.Dropdown([("served model", "")], value="", label="Response B from", elem_id="model-b")
         with gr.Row():
             split_b = gr.Checkbox(False, label="Different temperature for B", elem_id="split-b")
@@ -116,6 +117,13 @@ def settings_panel(ctx: AppContext, prefs_state: gr.BrowserState) -> list:
     reset.click(lambda: (AnnotationPrefs().to_dict(), *_widget_values(AnnotationPrefs())), None,
                 [prefs_state, *widgets], api_visibility="private")
     return widgets
+
+
+def _picker_info(ctx: AppContext) -> str:
+    if ctx.served_endpoint is None:
+        return "the served model, an adapter or an endpoint (same model twice by default)"
+    return (f"the served model ({ctx.served_ref}) or another endpoint (same model twice by default); "
+            + ADAPTERS_NOTE.format(ref=ctx.served_ref))
 
 
 def restore_settings(remembered: dict | None, choices: list[tuple[str, str]] | None = None) -> tuple:

@@ -67,7 +67,8 @@ def launch(config: AppConfig, *, block: bool = True, quiet: bool = False, seed: 
     shows its progress (alignui.ui.model_status)."""
     print(config.describe(), flush=True)
     ctx = AppContext.open(config, seed=seed, wait=False, load=load)
-    print(f"alignui: loading {config.model} in the background; the web page answers meanwhile", flush=True)
+    if config.served_endpoint is None:  # an endpoint as the served model has nothing to load (serving.remote)
+        print(f"alignui: loading {config.model} in the background; the web page answers meanwhile", flush=True)
     cli = Handoff(ctx.layout.root)
     demo = build_ui(ctx, cli)
     demo.queue(default_concurrency_limit=8)

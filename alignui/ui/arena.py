@@ -13,6 +13,7 @@ import html
 
 import gradio as gr
 
+from alignui.serving.remote import ADAPTERS_NOTE
 from alignui.serving.adapters import adapter_server
 from alignui.arena.battle import MODES, ArenaSettings, draw_heldout_prompt, play, vote
 from alignui.context import AppContext
@@ -36,12 +37,19 @@ def _question(text: str) -> str:
     return f"**Prompt being judged:** {html.escape(text)}" if text else ""
 
 
+def _endpoint_note(ctx: AppContext) -> str:
+    """With --model endpoint:NAME, 'base' is that endpoint and no adapter can be a contestant: say so."""
+    if not ctx.served_endpoint:
+        return ""
+    return "\n\nℹ️ Here 'base' is the served endpoint; " + ADAPTERS_NOTE.format(ref=ctx.served_ref) + "."
+
+
 def build(ctx: AppContext, page: Page) -> None:
     def server():  # the model loads in the background: ask for it when a battle starts
         return adapter_server(ctx.model)
 
     with gr.Column(elem_id="arena-tab"):
-        gr.Markdown(INTRO)
+        gr.Markdown(INTRO + _endpoint_note(ctx))
         with gr.Row(equal_height=True):
             prompt = gr.Textbox(label="Prompt", placeholder="Type a prompt, or leave empty for a held-out one",
                                 scale=6, lines=1, max_lines=6, elem_id="arena-prompt")

@@ -231,7 +231,8 @@ def _export_panel(ctx: AppContext, who: gr.Textbox) -> list[gr.Button]:
         options = ExportOptions(format=f, plain=pl, include_arena=ar, test_size=float(ts),
                                 max_length=int(ml) if ml else None, policy=pol)
         result = export_and_push(ctx.store, ctx.layout, options, identity_of(ctx, request, name),
-                                 count_tokens=count_tokens, push_to=repo_id, token=tok or None, private=not pub)
+                                 count_tokens=None if ctx.config.served_endpoint else count_tokens,  # no local tokenizer
+                                 push_to=repo_id, token=tok or None, private=not pub)
         over = f" · {result['over_max_length']} over max_length" if "over_max_length" in result else ""
         note = (f"Snapshot **{result['snapshot']}**: {result['rows']} pairs ({result['test_rows']} in test){over}"
                 + (f"\n\n⚠️ {result['push_error']}" if "push_error" in result else "")

@@ -13,6 +13,7 @@ from typing import Any
 
 import gradio as gr
 
+from alignui.config import needs_local_weights
 from alignui.context import AppContext
 from alignui.data.snapshot import list_snapshots
 from alignui.training.config import preset_names
@@ -108,8 +109,7 @@ def build(ctx: AppContext, page: Page) -> None:
                                info="the exported votes to train on", scale=3, elem_id="train-snapshot")
         refresh = gr.Button("↻", scale=0, min_width=50, elem_id="train-refresh")
         export = gr.Button("Export now", scale=1, elem_id="train-export")
-        base = gr.Textbox(ctx.served_ref, label="Base model", info="the served model by default", scale=3,
-                          elem_id="train-base")
+        base = gr.Textbox(ctx.served_ref, label="Base model", info=_base_info(ctx), scale=3, elem_id="train-base")
         method = gr.Dropdown([(m.label, m.name) for m in methods], value=first, label="Method", scale=2,
                              elem_id="train-method")
         preset = gr.Dropdown(presets, value=chosen, label="Preset", info="fills the settings below", scale=2,
@@ -129,6 +129,13 @@ def build(ctx: AppContext, page: Page) -> None:
     _wire_fresh(ctx, page, snapshot, base)
     _wire_start(ctx, runner, specs, widgets, snapshot, base, method, check, start, message, selected)
     admin_only(ctx, note, [export, start, rlhf.go, push], "train, export or push adapters")
+
+
+def _base_info(ctx) -> str:
+    """The base model box's hint: the served model by default; with --model endpoint:NAME, that a run needs a
+    local base (the served endpoint has no weights here)."""
+    spec = ctx.config.served_endpoint
+    return "the served model by default" if spec is None else "⚠️ " + needs_local_weights(ctx.served_ref, spec)
 
 
 def _wire_fresh(ctx, page: Page, snapshot, base) -> None:
