@@ -171,3 +171,16 @@ def test_the_gpu_fast_preset_turns_the_trades_on():
     config = build_config(DPOTrainConfig, config_file=CONFIGS_DIR / "dpo.yaml", preset="gpu-fast")
     assert config.device == "cuda" and config.use_liger_kernel and config.precompute_ref_log_probs
     assert config.gradient_checkpointing is True and config.load_in_4bit is False
+
+
+def test_the_train_form_offers_the_trades_and_vllm_for_their_methods():
+    from alignui.training.app.panel import form_fields
+    from alignui.training.methods import get_method
+
+    specs = {s.name: s for s in form_fields([get_method(m) for m in ("dpo", "kto", "orpo", "simpo", "rlhf")])}
+    liger = specs["use_liger_kernel"]
+    assert liger.kind == "bool" and liger.group == "memory" and set(liger.methods) == {"dpo", "kto", "orpo", "simpo"}
+    assert set(specs["precompute_ref_log_probs"].methods) == {"dpo", "kto"}
+    assert specs["use_vllm"].methods == ("rlhf",) and specs["vllm_mode"].choices == ("colocate", "server")
+    assert specs["vllm_gpu_memory_utilization"].kind == "float" and specs["vllm_server_port"].kind == "int"
+    assert specs["num_processes"].key and specs["accelerate_config"].group == "scale"
