@@ -260,9 +260,13 @@ def presets_plan(root: Path, model: Path, settings: dict, args) -> None:
           f"max_length {args.max_length}", flush=True)
     head = {"plan": "presets", "device": args.device, "model_size": args.model_size, "steps": args.steps,
             "batch_size": args.batch_size, "max_length": args.max_length}
+
+    def so_far(done: dict) -> None:  # a JSON line after each run: a bench stopped at its limit still reports
+        if done:
+            print(json.dumps({**head, "partial": True, "runs": done}), flush=True)
+
     results = dpo_gpu.run_all(root, model, settings, run_alignui, run_plain, log=lambda m: print(m, flush=True),
-                              on_result=lambda done: done and print(json.dumps({**head, "partial": True,
-                                                                                "runs": done}), flush=True))
+                              on_result=so_far)
     comparisons = dpo_gpu.compare(results)
     dpo_gpu.print_table(comparisons)
     print(json.dumps({**head, "runs": results, "comparisons": comparisons}))
