@@ -6,10 +6,12 @@ with adapters disabled), alternating order round by round (ABBA). Steps/s is TRL
 metrics/status callback, the stop flag, prompt-end truncation and the dtype guard.
 
     python bench/dpo_overhead.py                  # CPU: the demo model (target ratio >= 0.97)
-    python bench/dpo_overhead.py --gpu            # CUDA: a 0.5B-class random-init Llama, LoRA and 4-bit QLoRA,
-                                                  # each with and without precomputed reference log-probs;
-                                                  # adds peak GPU memory and tokens/s
-    python bench/dpo_overhead.py --model-size tiny --variants lora,lora+precompute   # the GPU path, small, on CPU
+    python bench/dpo_overhead.py --gpu            # CUDA, a 0.5B-class random-init Llama: the presets plan
+                                                  # (bench/dpo_gpu.py): the gpu-fast preset vs TRL's defaults,
+                                                  # Liger on/off, LoRA/QLoRA +/- precomputed reference log-probs;
+                                                  # tokens/s, peak GPU memory, loss curves
+    python bench/dpo_overhead.py --plan presets --model-size tiny --steps 2   # that plan, small, on CPU
+    python bench/dpo_overhead.py --model-size tiny --variants lora,lora+precompute   # the overhead plan, small
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ def run_alignui(storage: Path, model: Path, settings: dict) -> dict:
             "gradient_checkpointing": settings["gradient_checkpointing"], "logging_steps": 1,
             "save_steps": settings["max_steps"], "sample_prompts": 0, "warmup_ratio": 0.1,
             "load_in_4bit": settings.get("load_in_4bit", False),
-            "precompute_ref_log_probs": settings.get("precompute_ref_log_probs", False)}
+            "precompute_ref_log_probs": settings.get("precompute_ref_log_probs", False),
+            "use_liger_kernel": settings.get("use_liger_kernel", False)}
     cmd = [sys.executable, "-m", "alignui", "train", "dpo", "--storage", str(storage), "--snapshot", "dpo-bench"]
     for key, value in sets.items():
         cmd += ["--set", f"{key}={value}"]
@@ -95,7 +98,8 @@ def run_alignui(storage: Path, model: Path, settings: dict) -> dict:
     tokens = max((m.get("num_tokens", 0) for m in metrics), default=0)
     return {"train_steps_per_second": train["train_steps_per_second"], "train_runtime": train["train_runtime"],
             "cpu_steps_per_second": summary["steps"] / train["train_cpu_seconds"],
-            "tokens_per_second": tokens / train["train_runtime"], "peak_gpu_memory_gb": train.get("peak_gpu_memory_gb")}
+            "tokens_per_second": tokens / train["train_runtime"], "peak_gpu_memory_gb": train.get("peak_gpu_memory_gb"),
+            "losses": [m["loss"] for m in metrics if "loss" in m]}
 
 
 def run_plain(storage: Path, model: Path, settings: dict) -> dict:
@@ -198,7 +202,10 @@ def main() -> None:
     p.add_argument("--gpu", action="store_true", help="CUDA, 0.5B-class model, LoRA and QLoRA, +/- precompute")
     p.add_argument("--device", default=None, choices=["cpu", "cuda"])
     p.add_argument("--model-size", default=None, choices=["demo", "tiny", "0.5b"])
-    p.add_argument("--variants", default=None, help=f"comma-separated, of {', '.join(VARIANTS)}")
+    p.add_argument("--plan", default=None, choices=["overhead", "presets"],
+                   help="overhead: alignui vs plain TRL on the same settings (default on CPU); presets: "
+                        "bench/dpo_gpu.py's side-by-side runs (default with --gpu)")
+    p.add_argument("--variants", default=None, help=f"overhead plan: comma-separated, of {', '.join(VARIANTS)}")
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
@@ -221,9 +228,12 @@ def main() -> None:
 
         if not torch.cuda.is_available():
             raise SystemExit("--gpu / --device cuda needs a CUDA GPU; none is visible here")
+    args.plan = args.plan or ("presets" if gpu else "overhead")
     root = Path(tempfile.mkdtemp(prefix="alignui-bench-dpo-"))
     try:
         model, settings = prepare(root, args)
+        if args.plan == "presets":
+            return presets_plan(root, model, settings, args)
         report = {}
         for name in variants:
             print(f"{name}: {args.model_size} model on {args.device}, {args.steps} steps x batch {args.batch_size}, "
@@ -240,6 +250,26 @@ def main() -> None:
         print(json.dumps(report))
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def presets_plan(root: Path, model: Path, settings: dict, args) -> None:
+    """bench/dpo_gpu.py's runs and comparisons; the JSON line last (scripts/gpu-check.sh reads it)."""
+    import dpo_gpu
+
+    print(f"presets plan: {args.model_size} model on {args.device}, {args.steps} steps x batch {args.batch_size}, "
+          f"max_length {args.max_length}", flush=True)
+    head = {"plan": "presets", "device": args.device, "model_size": args.model_size, "steps": args.steps,
+            "batch_size": args.batch_size, "max_length": args.max_length}
+
+    def so_far(done: dict) -> None:  # a JSON line after each run: a bench stopped at its limit still reports
+        if done:
+            print(json.dumps({**head, "partial": True, "runs": done}), flush=True)
+
+    results = dpo_gpu.run_all(root, model, settings, run_alignui, run_plain, log=lambda m: print(m, flush=True),
+                              on_result=so_far)
+    comparisons = dpo_gpu.compare(results)
+    dpo_gpu.print_table(comparisons)
+    print(json.dumps({**head, "runs": results, "comparisons": comparisons}))
 
 
 def print_table(report: dict) -> None:

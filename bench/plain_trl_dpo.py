@@ -2,7 +2,7 @@
 
 Same model, data and settings as `python -m alignui train dpo` gets from the benchmark (LoRA via peft_config,
 reference = base with adapters disabled, the dtype alignui would pick for the device). Prints one JSON line:
-train_steps_per_second, tokens_per_second, peak GPU memory, train_runtime.
+train_steps_per_second, tokens_per_second, peak GPU memory, train_runtime, the loss at each step.
 
     python bench/plain_trl_dpo.py --model DIR --snapshot DIR --settings JSON
 """
@@ -59,7 +59,8 @@ def main() -> None:
         logging_steps=1, save_strategy="steps", save_steps=s["max_steps"], report_to="none", disable_tqdm=True,
         bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16, use_cpu=not cuda,
         gradient_checkpointing=s["gradient_checkpointing"], beta=s["beta"], max_length=s["max_length"],
-        precompute_ref_log_probs=s.get("precompute_ref_log_probs", False), seed=42, dataloader_num_workers=0)
+        precompute_ref_log_probs=s.get("precompute_ref_log_probs", False), seed=42, dataloader_num_workers=0,
+        use_liger_kernel=s.get("use_liger_kernel", False))
     peft = LoraConfig(r=s["lora_r"], lora_alpha=2 * s["lora_r"], lora_dropout=0.0, target_modules="all-linear",
                       task_type="CAUSAL_LM")
     trainer = DPOTrainer(model=model, args=config, train_dataset=train, processing_class=tokenizer,
@@ -76,7 +77,9 @@ def main() -> None:
                       "cpu_steps_per_second": trainer.state.global_step / cpu_seconds if cpu_seconds else None,
                       "train_runtime": metrics["train_runtime"],
                       "tokens_per_second": tokens / metrics["train_runtime"] if metrics["train_runtime"] else None,
-                      "peak_gpu_memory_gb": torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else None}))
+                      "peak_gpu_memory_gb": torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else None,
+                      "losses": [r["loss"] for r in trainer.state.log_history if "loss" in r and "step" in r
+                                 and "train_runtime" not in r]}))
 
 
 if __name__ == "__main__":

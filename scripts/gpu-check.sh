@@ -4,9 +4,11 @@
 #   scripts/gpu-check.sh OUT_DIR            # writes OUT_DIR/gpu-check.json (+ the raw logs beside it)
 #
 # Made for a machine with one CUDA GPU and no network that has torch, transformers, peft and accelerate:
-# what is missing (trl, datasets, bitsandbytes, pytest, ...) is installed from a wheel directory,
-# $ALIGNUI_WHEELS (default ./wheels; how to build it: docs/scale.md), with pip --no-index. Without a GPU
-# every GPU part is skipped, the report says so, and the script still exits 0 (its own tests run it here).
+# what is missing (trl, datasets, liger-kernel, ...) is installed from a wheel directory, $ALIGNUI_WHEELS
+# (default ./wheels; how to build it: docs/scale.md), with pip --no-index; pyarrow from its wheels/pyarrow/
+# when the machine's is too old, bitsandbytes from the optional wheels/qlora/ (without it the QLoRA runs are
+# skipped and the report says so). Without a GPU every GPU part is skipped, the report says so, and the
+# script still exits 0 (its own tests run it here).
 # Exit status: 0 when nothing that ran failed, 1 otherwise. Each part has its own time limit (8 min in all).
 set -uo pipefail
 
@@ -14,8 +16,8 @@ OUT=${1:?usage: scripts/gpu-check.sh OUT_DIR}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 WHEELS=${ALIGNUI_WHEELS:-$REPO/wheels}
 PY=${PYTHON:-python}
-TEST_LIMIT=${GPU_CHECK_TEST_S:-240}
-BENCH_LIMIT=${GPU_CHECK_BENCH_S:-240}
+TEST_LIMIT=${GPU_CHECK_TEST_S:-180}
+BENCH_LIMIT=${GPU_CHECK_BENCH_S:-300}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 export HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False TOKENIZERS_PARALLELISM=false PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
@@ -30,31 +32,49 @@ import torch
 cuda = torch.cuda.is_available()
 print(json.dumps({"cuda": cuda, "gpu": torch.cuda.get_device_name(0) if cuda else None,
                   "gpu_count": torch.cuda.device_count(), "torch": torch.__version__,
-                  "missing": [m for m in ("trl", "datasets", "bitsandbytes", "pytest", "pytest_timeout", "peft",
-                                          "transformers", "accelerate") if importlib.util.find_spec(m) is None]}))
+                  "missing": [m for m in ("trl", "datasets", "liger_kernel", "pytest", "pytest_timeout", "peft",
+                                          "transformers", "accelerate") if importlib.util.find_spec(m) is None],
+                  "bitsandbytes": importlib.util.find_spec("bitsandbytes") is not None}))
 EOF
 CUDA=$("$PY" -c "import json,sys; print(int(json.load(open(sys.argv[1]))['cuda']))" "$OUT/machine.json")
 MISSING=$("$PY" -c "import json,sys; print(' '.join(json.load(open(sys.argv[1]))['missing']))" "$OUT/machine.json")
+BNB=$("$PY" -c "import json,sys; print(int(json.load(open(sys.argv[1]))['bitsandbytes']))" "$OUT/machine.json")
 
 # -- 2. missing packages from the wheel directory (no index) ---------------------------------------------------
 INSTALL=skipped
-if [ -n "$MISSING" ]; then
+if [ "$CUDA" = 1 ] && [ -n "$MISSING" ]; then  # without a GPU nothing would use them
   if [ -d "$WHEELS" ]; then
     say "installing ${MISSING//_/-} from $WHEELS (no index)"
-    if "$PY" -m pip install --no-index --find-links "$WHEELS" ${MISSING//_/-} >"$OUT/pip.log" 2>&1; then
+    LINKS=(--find-links "$WHEELS")
+    [ -d "$WHEELS/pyarrow" ] && LINKS+=(--find-links "$WHEELS/pyarrow")  # only used if the machine's is too old
+    if "$PY" -m pip install --no-index "${LINKS[@]}" ${MISSING//_/-} >"$OUT/pip.log" 2>&1; then
       INSTALL=passed; else INSTALL=failed; fi
   else
     say "missing ${MISSING//_/-} and no wheel directory at $WHEELS (see docs/scale.md)"
     INSTALL=failed
   fi
 fi
+# bitsandbytes (43 MB) is an optional wheel set of its own: only the QLoRA runs need it
+QLORA=skipped; QLORA_REASON="no CUDA GPU visible on this machine"
+if [ "$CUDA" = 1 ] && [ "$BNB" = 1 ]; then
+  QLORA=passed; QLORA_REASON="bitsandbytes already installed"
+elif [ "$CUDA" = 1 ] && [ -d "$WHEELS/qlora" ]; then
+  say "installing bitsandbytes from $WHEELS/qlora (no index)"
+  if "$PY" -m pip install --no-index --find-links "$WHEELS/qlora" bitsandbytes >"$OUT/pip-qlora.log" 2>&1; then
+    QLORA=passed; QLORA_REASON="installed from $WHEELS/qlora"; else QLORA=failed; QLORA_REASON="see pip-qlora.log"; fi
+elif [ "$CUDA" = 1 ]; then
+  QLORA_REASON="no bitsandbytes and no $WHEELS/qlora: the QLoRA runs of the bench and tests are skipped"
+  say "$QLORA_REASON"
+fi
 
 # -- 3. gpu-marked tests and the GPU bench ------------------------------------------------------------------
 TESTS=skipped; BENCH=skipped
 if [ "$CUDA" = 1 ]; then
   FILES=$(grep -rl "mark.gpu" tests --include='test_*.py' | sort | tr '\n' ' ')
+  SELECT=(-m gpu)
+  [ "$QLORA" = passed ] || SELECT=(-m gpu -k "not qlora")  # no bitsandbytes: the QLoRA tests are left out (said above)
   say "running the gpu-marked tests in: $FILES"
-  timeout "$TEST_LIMIT" "$PY" -m pytest -m gpu -p no:cacheprovider --continue-on-collection-errors -q \
+  timeout "$TEST_LIMIT" "$PY" -m pytest "${SELECT[@]}" -p no:cacheprovider --continue-on-collection-errors -q \
       --junitxml "$OUT/gpu-tests.xml" $FILES >"$OUT/gpu-tests.log" 2>&1
   case $? in 0) TESTS=passed ;; 124) TESTS=timeout ;; *) TESTS=failed ;; esac
   say "bench/dpo_overhead.py --gpu"
@@ -65,17 +85,19 @@ else
 fi
 
 # -- 4. the one report -----------------------------------------------------------------------------------------
-"$PY" - "$OUT" "$STARTED" "$INSTALL" "$TESTS" "$BENCH" <<'EOF'
+"$PY" - "$OUT" "$STARTED" "$INSTALL" "$TESTS" "$BENCH" "$QLORA" "$QLORA_REASON" <<'EOF'
 import json, sys, xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from pathlib import Path
 
-out, started, install, tests, bench = Path(sys.argv[1]), *sys.argv[2:]
+out, started, install, tests, bench, qlora, qlora_reason = Path(sys.argv[1]), *sys.argv[2:]
 machine = json.loads((out / "machine.json").read_text())
 skip = None if machine["cuda"] else "no CUDA GPU visible on this machine"
 report = {"started_at": started, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
           "machine": machine, "skipped_reason": skip,
-          "parts": {"install": {"status": install, "log": "pip.log" if install != "skipped" else None}}}
+          "parts": {"install": {"status": install, "log": "pip.log" if install != "skipped" else None},
+                    "install_qlora": {"status": qlora, "reason": qlora_reason,
+                                      "log": "pip-qlora.log" if (out / "pip-qlora.log").is_file() else None}}}
 part = {"status": tests, "log": "gpu-tests.log", "reason": skip}
 if (out / "gpu-tests.xml").is_file():
     suite = ET.parse(out / "gpu-tests.xml").getroot()

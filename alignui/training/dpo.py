@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from alignui.training.config import TrainConfig, _require, knob
+from alignui.training.speedups import KernelSettings
 
 LOSS_TYPES = ("sigmoid", "ipo", "hinge", "robust")
 
 
 @dataclass(frozen=True)
-class DPOTrainConfig(TrainConfig):
-    """TrainConfig + DPO's own knobs (defaults follow the seed's advice)."""
+class DPOTrainConfig(KernelSettings, TrainConfig):
+    """TrainConfig + DPO's own knobs (defaults follow the seed's advice); Liger: alignui.training.speedups."""
 
     beta: float = knob(0.1, group="dpo", help="how far the policy may move from the reference (KL strength)",
                        guide="0.1 default; 0.05-0.1 bold, 0.5+ conservative")
@@ -35,7 +36,8 @@ class DPOTrainConfig(TrainConfig):
     label_smoothing: float = knob(0.0, group="dpo", help="robust loss: assumed share of flipped labels",
                                   guide="0.1 with robust; 0 otherwise")
     precompute_ref_log_probs: bool = knob(False, group="dpo", help="compute reference log-probs once before "
-                                          "training (saves a forward pass per step, costs a pass over the data)")
+                                          "training: saves the reference forward (and its memory) in every step, "
+                                          "costs one pass over the data first; pays off from about one epoch")
 
     def __post_init__(self):
         super().__post_init__()
@@ -69,9 +71,11 @@ def trainer_class():
 def dpo_arguments(config: DPOTrainConfig, base_kwargs: dict[str, Any]):
     from trl import DPOConfig
 
+    from alignui.training import speedups
+
     return DPOConfig(**base_kwargs, beta=config.beta, loss_type=[config.loss_type],
                      label_smoothing=config.label_smoothing, precompute_ref_log_probs=config.precompute_ref_log_probs,
-                     max_length=config.max_length, truncation_mode="keep_start")
+                     max_length=config.max_length, truncation_mode="keep_start", **speedups.trl_arguments(config))
 
 
 def build_trainer(job, data, callbacks: list):

@@ -24,13 +24,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from alignui.training.config import TrainConfig, _require, knob
+from alignui.training.speedups import KernelSettings, trl_arguments as kernel_arguments
 
 KTO_TRAINER, KTO_ARGS = "trl:KTOTrainer", "trl:KTOConfig"
 UNPAIRED_COLUMNS = ("prompt", "completion", "label")
 
 
 @dataclass(frozen=True)
-class KTOTrainConfig(TrainConfig):
+class KTOTrainConfig(KernelSettings, TrainConfig):
     """TrainConfig + KTO's knobs. Prefer KTO for thumbs up/down feedback or unbalanced classes."""
 
     beta: float = knob(0.1, group="kto", help="how far the policy may move from the reference (KL strength)",
@@ -42,6 +43,9 @@ class KTOTrainConfig(TrainConfig):
     undesirable_weight: float | None = knob(None, group="kto", help="loss weight of undesirable (rejected / "
                                             "thumbs-down) examples; empty = set from the class balance",
                                             guide="empty = from the class balance (see desirable_weight)")
+    precompute_ref_log_probs: bool = knob(False, group="kto", help="compute reference log-probs once before "
+                                          "training: saves the reference forward (and its memory) in every step, "
+                                          "costs one pass over the data first; pays off from about one epoch")
 
     def __post_init__(self):
         super().__post_init__()
@@ -52,7 +56,13 @@ class KTOTrainConfig(TrainConfig):
                                                  f"got {value}")
 
     def reference_pass(self) -> bool:
-        return True
+        return not self.precompute_ref_log_probs  # precomputed: one pass over the data before training instead
+
+    def trl_arguments(self, desirable_weight: float, undesirable_weight: float) -> dict[str, Any]:
+        """KTOConfig's own keyword arguments (beside TrainingArguments'), with the resolved class weights."""
+        return {"beta": self.beta, "desirable_weight": desirable_weight, "undesirable_weight": undesirable_weight,
+                "max_length": self.max_length, "precompute_ref_log_probs": self.precompute_ref_log_probs,
+                **kernel_arguments(self)}
 
     def class_weights(self, n_desirable: int, n_undesirable: int) -> tuple[float, float]:
         """(desirable, undesirable) weights: as set, else from the balance so that both classes weigh the same."""
@@ -130,7 +140,7 @@ def build_trainer(job, data, callbacks: list):
     job.log(f"KTO: {n_d} desirable and {n_u} undesirable training examples -> weights {w_d:g} / {w_u:g} "
             "(the rarer class is weighted up so both pull equally)")
     args = args_cls(**training_arguments(config, job.run, job.setup, has_eval=test is not None),
-                    beta=config.beta, desirable_weight=w_d, undesirable_weight=w_u, max_length=config.max_length)
+                    **config.trl_arguments(w_d, w_u))
     trainer = keep_prompt_end_trainer(trainer_cls)(
         model=model, args=args, train_dataset=train, eval_dataset=test, processing_class=tokenizer,
         peft_config=lora_config(config), callbacks=callbacks, max_prompt_length=config.max_prompt_length)

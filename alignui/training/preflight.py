@@ -21,6 +21,7 @@ from typing import Any
 from alignui.errors import UserError
 from alignui.training.common import LocalWeightsNeeded, Setup, load_tokenizer, pair_token_lengths, resolve_base_model, resolve_setup
 from alignui.training.config import TrainConfig
+from alignui.training import speedups, vllm_rollouts
 from alignui.training.launch import check_processes
 
 #: Rows tokenized for the length statistics; larger snapshots are measured on an even spread of rows.
@@ -51,6 +52,7 @@ class PreflightReport:
     memory_per_device: int | None = None  # the estimate for one process's device (ZeRO-3/FSDP shard weights)
     refusals: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    tradeoffs: list[str] = field(default_factory=list)  # what memory/speed settings change (speedups, vllm_rollouts)
 
     @property
     def ok(self) -> bool:
@@ -87,6 +89,7 @@ class PreflightReport:
                 if self.memory_per_device is not None else ""
             lines.append(f"- processes **{self.num_processes}** ({self.engine}); effective batch "
                          f"**{self.effective_batch}** (per-device x accumulation x processes){per_device}")
+        lines += [f"- ⚙️ {t}" for t in self.tradeoffs]
         lines += [f"- ⛔ {r}" for r in self.refusals] + [f"- ⚠️ {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -269,6 +272,8 @@ def check(config: TrainConfig, storage, snapshot, log=print) -> tuple[PreflightR
                        resident=resident_models(config, storage, base))
     report.refusals[:0] = refusals
     check_processes(report, config, setup or _cpu_setup())
+    speedups.check(report, config, setup or _cpu_setup())
+    vllm_rollouts.check(report, config, setup or _cpu_setup())
     report.warnings += config.warnings()
     return report, setup, base
 

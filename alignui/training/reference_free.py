@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alignui.training.config import TrainConfig, _require, knob
+from alignui.training.speedups import KernelSettings, trl_arguments as kernel_arguments
 
 ORPO_TRAINER, ORPO_ARGS = "trl.experimental.orpo:ORPOTrainer", "trl.experimental.orpo:ORPOConfig"
 CPO_TRAINER, CPO_ARGS = "trl.experimental.cpo:CPOTrainer", "trl.experimental.cpo:CPOConfig"
@@ -34,7 +35,7 @@ PAIR_COLUMNS = ("prompt", "chosen", "rejected")
 
 
 @dataclass(frozen=True)
-class ORPOTrainConfig(TrainConfig):
+class ORPOTrainConfig(KernelSettings, TrainConfig):
     """TrainConfig + ORPO's knob. Prefer ORPO when there is no SFT stage (it learns the chosen responses and
     the preference in one pass) or when DPO's reference pass does not fit in memory."""
 
@@ -52,11 +53,11 @@ class ORPOTrainConfig(TrainConfig):
         return False
 
     def trl_arguments(self) -> dict[str, Any]:
-        return {"beta": self.beta}
+        return {"beta": self.beta, **kernel_arguments(self)}
 
 
 @dataclass(frozen=True)
-class SimPOTrainConfig(TrainConfig):
+class SimPOTrainConfig(KernelSettings, TrainConfig):
     """TrainConfig + SimPO's knobs. Prefer SimPO when memory is tight (no reference pass) and when longer
     responses should not win by length (the reward is the average log-probability per token)."""
 
@@ -85,7 +86,7 @@ class SimPOTrainConfig(TrainConfig):
 
     def trl_arguments(self) -> dict[str, Any]:
         return {"loss_type": "simpo", "beta": self.beta, "simpo_gamma": self.simpo_gamma,
-                "cpo_alpha": self.sft_weight}
+                "cpo_alpha": self.sft_weight, **kernel_arguments(self)}
 
 
 def build_with(trainer_path: str, args_path: str, method: str):

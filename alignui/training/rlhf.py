@@ -27,14 +27,16 @@ from typing import Any
 
 from alignui.errors import UserError
 from alignui.training.config import TrainConfig, _require, knob
+from alignui.training.vllm_rollouts import VLLMRolloutSettings
 
 ALGORITHMS = ("rloo", "grpo")
 ROLLOUTS_FILE = "rollouts.jsonl"
 
 
 @dataclass(frozen=True)
-class RLHFTrainConfig(TrainConfig):
-    """TrainConfig + the RL stage's knobs (defaults: TRL's RLOO with LoRA, the seed's advice)."""
+class RLHFTrainConfig(VLLMRolloutSettings, TrainConfig):
+    """TrainConfig + the RL stage's knobs (defaults: TRL's RLOO with LoRA, the seed's advice); vLLM rollouts: the
+    VLLMRolloutSettings mixin (alignui.training.vllm_rollouts)."""
 
     reward_model: str = knob("", group="rlhf", help="reward model(s): run id or path of a finished `train reward` "
                              "run; several, comma-separated, are summed (an ensemble); empty = the newest")
@@ -79,6 +81,7 @@ class RLHFTrainConfig(TrainConfig):
                  "no prompts to train on: set use_snapshot_prompts=true or give a prompts_file")
         for name in ("eval_prompts", "log_samples"):
             _require(getattr(self, name) >= 0, f"{name} must be 0 or more, got {getattr(self, name)}")
+        self.check_vllm(self.algorithm)
 
     def reward_models(self) -> list[str]:
         """The reward model references, in order ([''] = the newest finished reward run)."""
@@ -213,10 +216,12 @@ def write_rollouts(path: Path, step: int, logs: dict, group: int, count: int) ->
 def rl_arguments(config: RLHFTrainConfig, base_kwargs: dict[str, Any], n_rewards: int):
     from trl import GRPOConfig, RLOOConfig
 
+    from alignui.training import vllm_rollouts
+
     cls = RLOOConfig if config.algorithm == "rloo" else GRPOConfig
     return cls(**base_kwargs, num_generations=config.num_generations, max_completion_length=config.max_new_tokens,
                temperature=config.temperature, top_p=config.top_p, beta=config.beta, disable_dropout=True,
-               log_completions=False, reward_weights=[1.0] * n_rewards)
+               log_completions=False, reward_weights=[1.0] * n_rewards, **vllm_rollouts.trl_arguments(config))
 
 
 def load_policy(config: RLHFTrainConfig, job):
