@@ -2,8 +2,8 @@
 
 Thin callbacks only: unpack widgets, call one alignui.annotation.thumbs step, map the ThumbsView onto the
 widgets. Generation settings (temperature, top-p, max new tokens, system prompt, auto-advance) are the ones
-the Annotate tab remembers in this browser; the name comes from the sign-in, else the name remembered by the
-Annotate tab (or typed here). Keys: + (or =, 1) thumbs up, - (or 2) thumbs down, S skip, N next pool
+the Annotate tab remembers in this browser; the name comes from the sign-in, else the name the Annotate tab
+remembers (a name typed here is used but not remembered: two BrowserStates on one key do not stay in step). Keys: + (or =, 1) thumbs up, - (or 2) thumbs down, S skip, N next pool
 prompt, / the prompt box; they fire only while this tab is on screen (the Annotate tab's listener fires only
 while its own buttons are), so the two key maps never collide.
 
@@ -76,7 +76,7 @@ class _ThumbsTab:
     def __init__(self, ctx: AppContext, page: Page):
         self.ctx, self.page = ctx, page
         secret = browser_secret(ctx.store)
-        self.name_state = gr.BrowserState("", storage_key="alignui-annotator", secret=secret)
+        self.name_state = gr.BrowserState("", storage_key="alignui-annotator", secret=secret)  # read only
         self.prefs = gr.BrowserState(AnnotationPrefs().to_dict(), storage_key="alignui-generation", secret=secret)
         self.state = gr.State(flow.ThumbsState())
         self.saved = gr.State(False)  # did the last thumb save (else: do not auto-advance)
@@ -162,6 +162,7 @@ class _ThumbsTab:
                                    api_visibility="private")
             clicked.then(**counted)
             clicked.then(self.ui_after, [self.state, self.saved, self.prefs, self.name], self.view_out, **GPU)
+        self.name.blur(**counted)  # a typed name shows that annotator's counts and history
         self.page.blocks.load(self.ui_load, [self.name_state], [self.name, self.counts, self.history],
                               api_visibility="private")
 
