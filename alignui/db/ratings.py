@@ -162,20 +162,26 @@ class RatingsMixin:
         return pa.table({n: pa.array(list(data[n]), types.get(n, pa.string())) for n in names})
 
     def add_ratings_bulk(self, rows: list[tuple[Messages, str, bool]], *, source: str,
-                         annotator: str | None = None) -> int:
+                         annotator: str | None = None) -> tuple[int, int]:
         """Insert imported (prompt messages, completion, desirable) rows as decided ratings, in one transaction:
-        a prompt found by content is reused. Returns the number inserted."""
-        def work(cur) -> int:
+        a prompt found by content is reused; a row already stored from `source` (same prompt, completion and
+        label) is skipped. Returns (inserted, already stored)."""
+        def work(cur) -> tuple[int, int]:
+            added = 0
             for messages, completion, desirable in rows:
-                pid = self._find_or_insert_prompt(cur, messages, source)
-                (gid,) = self._insert_generations(cur, pid, (NewGeneration(model_ref=f"import:{source}",
-                                                                          text=completion),))
+                pid, label = self._find_or_insert_prompt(cur, messages, source), "up" if desirable else "down"
+                if cur.execute("SELECT count(*) FROM ratings r JOIN generations g ON g.id = r.generation_id "
+                               "WHERE r.prompt_id = ? AND r.source = ? AND r.label = ? AND g.text = ? "
+                               "AND r.deleted_at IS NULL", [pid, source, label, completion]).fetchone()[0]:
+                    continue
+                (gid,) = self._insert_generations(cur, pid, (NewGeneration(model_ref=source, text=completion),))
                 cur.execute("INSERT INTO ratings (id, prompt_id, generation_id, label, annotator, source, decided_at)"
                             " VALUES (?, ?, ?, ?, ?, ?, current_timestamp)",
-                            [new_id(), pid, gid, "up" if desirable else "down", annotator, source])
-            return len(rows)
+                            [new_id(), pid, gid, label, annotator, source])
+                added += 1
+            return added, len(rows) - added
 
-        return self.tx(work) if rows else 0
+        return self.tx(work) if rows else (0, 0)
 
     def _find_or_insert_prompt(self, cur, messages: Messages, source: str) -> str:
         from alignui.db.records import messages_hash
