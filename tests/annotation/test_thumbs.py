@@ -100,3 +100,13 @@ def test_the_flow_generates_rates_and_draws_on_the_demo_model(ctx):
     empty = list(thumbs.next_prompt(store, ctx.model, saved.state, prefs, rng, annotator="ann"))[-1]
     assert "No prompts left in the pool for you" in empty.status
     assert "1 👎" in thumbs.progress_markdown(store, "ann") and "yours: **0** 👍" in thumbs.progress_markdown(store, "ann")
+
+
+def test_the_annotate_progress_line_counts_thumbs_beside_pairs(store):
+    from alignui.annotation import stats
+
+    assert "thumbs" not in stats.summary_markdown(store)
+    store.rate(item(store).id, "up", annotator="ann")
+    store.rate(item(store, text="Red.").id, "down", annotator="ann")
+    line = stats.summary_markdown(store)
+    assert line.startswith("No pairs collected yet") and line.endswith("thumbs: 1 up, 1 down, 0 skipped")
