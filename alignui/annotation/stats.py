@@ -1,6 +1,6 @@
 """Live annotation counters as small pandas DataFrames, ready for Gradio's native plots and tables.
 
-Owns: pairs collected (decided annotation pairs, skips included), by verdict,
+Owns: pairs collected (decided annotation pairs, skips included; the thumbs counts beside them), by verdict,
 by annotator, votes over time (cumulative, one point per decision), and one
 annotator's history of recent verdicts. Read-only; every number comes from
 the Store at call time, so a refresh is just another call.
@@ -18,7 +18,14 @@ HISTORY_COLUMNS = ["when", "prompt", "verdict", "edited", "turn", "pair"]
 
 
 def summary_markdown(store: Store) -> str:
-    counts = store.vote_counts()
+    counts, thumbs = store.vote_counts(), store.rating_counts()
+    line = _pairs_line(store, counts)
+    if thumbs["total"]:  # thumbs up/down from the Thumbs tab (their own table, alignui.db.ratings)
+        line += f" · thumbs: {thumbs['up']} up, {thumbs['down']} down, {thumbs['skip']} skipped"
+    return line
+
+
+def _pairs_line(store: Store, counts: dict[str, int]) -> str:
     if not counts["total"] and not counts["pending"]:
         return "No pairs collected yet: the counters and charts fill in with the first verdict."
     parts = [f"**{counts['total']}** pair{'s' if counts['total'] != 1 else ''} collected"]

@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", help="import preference data or prompts into the database")
     p.add_argument("source", help="a local .jsonl/.json/.csv/.parquet file or directory, or a hub dataset id")
     p.add_argument("--format", default="auto",
-                   choices=["auto", "trl", "hh-rlhf", "ultrafeedback", "oasst", "prompts"])
+                   choices=["auto", "trl", "hh-rlhf", "ultrafeedback", "oasst", "unpaired", "prompts"])
     p.add_argument("--split", help="split of a dataset directory or hub dataset to read; for prompt lists, "
                    "'heldout' puts the prompts in the arena's held-out pool (default pool: train)")
     p.add_argument("--map", help="column mapping new=old,... e.g. prompt=question,chosen=good,rejected=bad")

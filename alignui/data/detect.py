@@ -2,7 +2,7 @@
 
 Owns: the registry of format modules (each has NAME, REQUIRED, DESCRIPTION,
 matches(columns, first_row) and convert(rows, checker)), the detection order
-(most specific first: oasst, ultrafeedback, hh-rlhf, trl, prompts), and the
+(most specific first: oasst, ultrafeedback, hh-rlhf, trl, unpaired, prompts), and the
 friendly error when nothing fits.
 """
 
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from alignui.data import hh_rlhf, oasst, prompts, trl, ultrafeedback
+from alignui.data import hh_rlhf, oasst, prompts, trl, ultrafeedback, unpaired
 from alignui.data.mapping import missing_columns_error, suggest_map
 from alignui.data.readers import SourceData
 
 #: Detection order: a source is taken by the first format whose matches() accepts it.
-FORMATS: dict[str, ModuleType] = {m.NAME: m for m in (oasst, ultrafeedback, hh_rlhf, trl, prompts)}
-FORMAT_CHOICES = ("auto", "trl", "hh-rlhf", "ultrafeedback", "oasst", "prompts")
+FORMATS: dict[str, ModuleType] = {m.NAME: m for m in (oasst, ultrafeedback, hh_rlhf, trl, unpaired, prompts)}
+FORMAT_CHOICES = ("auto", "trl", "hh-rlhf", "ultrafeedback", "oasst", "unpaired", "prompts")
 PREFERENCE_COLUMNS = ("prompt", "chosen", "rejected")
 
 

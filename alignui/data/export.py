@@ -15,7 +15,12 @@ Invariants:
   edit of it); ties, both-bad, skips, pending and deleted comparisons are counted.
 - Beside the pairs (dataset/), unpaired/ holds the same rows in TRL's unpaired
   format (prompt, completion, label) for KTO-style trainers: each pair gives its
-  chosen response as desirable and its rejected one as undesirable, same splits.
+  chosen response as desirable and its rejected one as undesirable, same splits;
+  then the thumbs ratings (up = desirable, down = undesirable; skips, pending,
+  deleted and held-out ones are left out), split with the same seed on their own.
+  The pair format ignores thumbs. A snapshot of thumbs alone has the unpaired
+  rows in dataset/ too (only KTO trains on it). With thumbs, sha256 covers the
+  unpaired splits as well ("unpaired/train", "unpaired/test").
 - Export and push are privileged: require(identity, "export"/"push") first.
 """
 
@@ -93,7 +98,8 @@ class ExportResult:
     def summary(self) -> dict[str, Any]:
         m = self.manifest
         out = {"snapshot": self.ref.id, "path": str(self.ref.path), "rows": m["rows"], "test_rows": m["test_rows"],
-               "train_rows": m["train_rows"], "sha256": m["sha256"], "excluded": m["excluded"]}
+               "train_rows": m["train_rows"], "sha256": m["sha256"], "excluded": m["excluded"],
+               "ratings": m.get("ratings", 0)}
         trunc = m.get("truncation") or {}
         if "over" in trunc:
             out["over_max_length"] = trunc["over"]
@@ -157,6 +163,20 @@ def select_rows(store, options: ExportOptions):
     return shape(_take(table, pairs), options.plain), excluded
 
 
+def select_ratings(store, options: ExportOptions):
+    """The thumbs ratings in TRL's unpaired columns (prompt, completion, label, id), shaped like unpair()'s rows."""
+    import pyarrow as pa
+
+    table = store.ratings_export_table(list(options.sources) or None)
+    if options.plain:
+        prompt = pa.array([plain_prompt(m) for m in table.column("prompt").to_pylist()], pa.string())
+        completion = table.column("completion")
+    else:
+        prompt, completion = table.column("prompt"), _replies(table.column("completion"))
+    return pa.table([prompt, completion, table.column("label"), table.column("id")],
+                    names=["prompt", "completion", "label", "id"])
+
+
 def split_indices(n: int, test_size: float, seed: int) -> tuple[list[int], list[int]]:
     """Seeded shuffle into train/test; everything goes to train when a split is impossible.
 
@@ -182,8 +202,8 @@ def unpair(table):
     return pa.concat_tables(halves)
 
 
-def _write_files(tmp: Path, splits: dict[str, Any], options: ExportOptions) -> None:
-    """dataset/ (save_to_disk) plus data.parquet or data.jsonl, all from the same Arrow tables."""
+def _write_files(tmp: Path, splits: dict[str, Any], options: ExportOptions, unpaired: dict[str, Any]) -> None:
+    """dataset/ and unpaired/ (save_to_disk) plus data.parquet or data.jsonl, all from the same Arrow tables."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from datasets import Dataset, DatasetDict
@@ -194,8 +214,9 @@ def _write_files(tmp: Path, splits: dict[str, Any], options: ExportOptions) -> N
     # Datasets wrap the Arrow tables as they are: train_test_split's indices mapping made saving 25x slower.
     DatasetDict({name: Dataset(t) for name, t in splits.items()}).save_to_disk(str(tmp / DATASET_DIR),
                                                                                num_shards=empty or None)
-    unpaired = DatasetDict({name: Dataset(unpair(t)) for name, t in splits.items()})
-    unpaired.save_to_disk(str(tmp / UNPAIRED_DIR), num_shards=empty or None)
+    empty = {name: 1 for name, t in unpaired.items() if t.num_rows == 0}
+    DatasetDict({name: Dataset(t) for name, t in unpaired.items()}).save_to_disk(str(tmp / UNPAIRED_DIR),
+                                                                                 num_shards=empty or None)
     if options.format == "parquet":
         both = pa.concat_tables([t.append_column("split", pa.array([name] * t.num_rows, pa.string()))
                                  for name, t in splits.items()])
@@ -230,20 +251,26 @@ def export_snapshot(store, layout: StorageLayout, options: ExportOptions, identi
     """Write a new snapshot of the current data; see the module invariants."""
     require(identity, "export")
     table, excluded = select_rows(store, options)
-    if not table.num_rows:
+    ratings = select_ratings(store, options)
+    if not table.num_rows and not ratings.num_rows:
         raise UserError(_nothing_to_export(store, options, excluded))
-    train_idx, test_idx = split_indices(table.num_rows, options.test_size, options.seed)
-    splits = {"train": _take(table, train_idx), "test": _take(table, test_idx)}
-    sha = tables_sha256(splits)
+    splits, unpaired = _split(table, ratings, options)
+    sha = tables_sha256({**splits, **{f"{UNPAIRED_DIR}/{k}": t for k, t in unpaired.items()}} if ratings.num_rows
+                        else splits)
     created = (now or datetime.now(timezone.utc)).replace(microsecond=0)
     path = _target(layout, options, f"{created:%Y%m%d-%H%M%S}-{sha[:8]}")
     manifest = _manifest(store, path.name, created, sha, splits, excluded, options)
+    manifest.update(ratings=ratings.num_rows, unpaired_rows={k: t.num_rows for k, t in unpaired.items()},
+                    labels={"desirable": sum(t.column("label").to_pylist().count(True) for t in unpaired.values()),
+                            "undesirable": sum(t.column("label").to_pylist().count(False) for t in unpaired.values())})
+    if not table.num_rows:
+        manifest["format_note"] = "thumbs only: dataset/ holds unpaired (prompt, completion, label) rows"
     if options.max_length and count_tokens:
         manifest["truncation"] = count_tokens(*_token_inputs(table), options.max_length)
     elif options.max_length:
         manifest["truncation"] = {"max_length": options.max_length,
                                   "skipped": tokenizer_note or "no tokenizer was available"}
-    _write_snapshot(path, splits, manifest, options)
+    _write_snapshot(path, splits, manifest, options, unpaired)
     store.record_snapshot(manifest, str(path))
     return ExportResult(SnapshotRef(path.name, path, manifest))
 
@@ -258,17 +285,31 @@ def _nothing_to_export(store, options: ExportOptions, excluded: dict[str, int]) 
                     f"the sources are {', '.join(known) or 'none yet'} (or leave out --source for all)")
     scope = f" from {', '.join(options.sources)}" if options.sources else ""
     left = ", ".join(f"{v} {k}" for k, v in excluded.items() if v) or f"no votes{scope or ' at all'}"
-    return (f"nothing to export{scope}: no comparison has an a/b verdict yet ({left}); vote on some pairs or import "
-            "data first")
+    return (f"nothing to export{scope}: no comparison has an a/b verdict yet ({left}) and no "
+            "response a thumb up or down; vote on some pairs, rate some responses (Thumbs tab) or import data first")
 
 
-def _write_snapshot(path: Path, splits: dict, manifest: dict, options: ExportOptions) -> None:
+def _split(table, ratings, options: ExportOptions) -> tuple[dict, dict]:
+    """(pair splits, unpaired splits): pairs and thumbs are each split with the options' seed; the unpaired
+    splits are a split's pairs unpaired, then its thumbs. Without pairs, the pair splits are the unpaired ones."""
+    import pyarrow as pa
+
+    pair_idx = split_indices(table.num_rows, options.test_size, options.seed)
+    rating_idx = split_indices(ratings.num_rows, options.test_size, options.seed)
+    splits = {name: _take(table, idx) for name, idx in zip(("train", "test"), pair_idx)}
+    unpaired = {name: pa.concat_tables([unpair(splits[name]), _take(ratings, idx)])
+                for name, idx in zip(("train", "test"), rating_idx)} if ratings.num_rows else \
+        {name: unpair(t) for name, t in splits.items()}
+    return (splits if table.num_rows else unpaired), unpaired
+
+
+def _write_snapshot(path: Path, splits: dict, manifest: dict, options: ExportOptions, unpaired: dict) -> None:
     """Write into a hidden sibling, then rename it into place: all or nothing. A folder that cannot be written
     is a UserError, and nothing is left behind."""
     tmp = path.parent / f".{path.name}.tmp-{new_id()}"
     try:
         tmp.mkdir(parents=True)
-        _write_files(tmp, splits, options)
+        _write_files(tmp, splits, options, unpaired)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
         (tmp / README).write_text(render_card(manifest))
         if path.exists():
@@ -293,7 +334,8 @@ def _token_inputs(table) -> tuple[list, list, list]:
 def _manifest(store, snapshot_id: str, created: datetime, sha: str, splits: dict, excluded: dict,
               options: ExportOptions) -> dict[str, Any]:
     n_train, n_test = splits["train"].num_rows, splits["test"].num_rows
-    sources = Counter(splits["train"].column("source").to_pylist() + splits["test"].column("source").to_pylist())
+    sources = Counter(splits["train"].column("source").to_pylist() + splits["test"].column("source").to_pylist()) \
+        if "source" in splits["train"].column_names else Counter({"thumbs": n_train + n_test})
     histogram = store.verdict_histogram(options.kinds, options.sources or None)
     return {
         "id": snapshot_id, "created_at": created.isoformat(), "schema_version": SNAPSHOT_SCHEMA_VERSION,

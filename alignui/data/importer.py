@@ -139,6 +139,8 @@ def import_source(store, source: str, options: ImportOptions, identity: Identity
     """Import a file, directory or hub dataset; see the module docstring for the guarantees."""
     require(identity, "import")
     data, fmt, converted = load(source, options)
+    if fmt.NAME == "unpaired":
+        return _import_ratings(store, data, fmt, converted, options)
     kind = "prompts" if fmt.NAME == "prompts" else "pairs"
     if kind == "pairs" and options.split == "heldout" and data.split != "heldout":
         raise SourceError("held-out prompts are for the arena, and pairs are training data: import pairs without "
@@ -152,6 +154,21 @@ def import_source(store, source: str, options: ImportOptions, identity: Identity
     return ImportSummary(imported=written.imported, skipped=sum(reasons.values()), reasons=reasons, format=fmt.NAME,
                          kind=kind, source=batch.source, rows=len(data.rows), excluded=_nonzero(converted.excluded),
                          import_id=written.import_id, split=data.split)
+
+
+def _import_ratings(store, data: SourceData, fmt, converted: Converted, options: ImportOptions) -> ImportSummary:
+    """TRL unpaired rows -> decided thumbs ratings, in one transaction (Store.add_ratings_bulk); a row already
+    stored from the same source (same prompt, completion and label) is skipped and counted. Not logged in the
+    `imports` table (its kind column allows only pairs and prompts)."""
+    if options.split == "heldout" and data.split != "heldout":
+        raise SourceError("held-out prompts are for the arena, and ratings are training data: import them without "
+                          "--split heldout (nothing was imported)")
+    source = f"import:{data.label}"
+    added, already = store.add_ratings_bulk(converted.ratings, source=source)
+    reasons = _nonzero(converted.skipped + Counter({"already in the database": already}))
+    return ImportSummary(imported=added, skipped=sum(reasons.values()), reasons=reasons, format=fmt.NAME,
+                         kind="ratings", source=source, rows=len(data.rows), excluded=_nonzero(converted.excluded),
+                         import_id=None, split=data.split)
 
 
 @dataclass(frozen=True)

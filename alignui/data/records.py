@@ -54,10 +54,12 @@ class PromptItem:
 
 @dataclass
 class Converted:
-    """A format's output: pairs or prompts, rows skipped (with reasons), and source items that are not pairs."""
+    """A format's output: pairs, prompts or ratings (prompt, completion, desirable: TRL's unpaired rows), rows
+    skipped (with reasons), and source items that are not pairs."""
 
     pairs: list[Pair] = field(default_factory=list)
     prompts: list[PromptItem] = field(default_factory=list)
+    ratings: list[tuple[Messages, str, bool]] = field(default_factory=list)
     skipped: Counter = field(default_factory=Counter)
     excluded: Counter = field(default_factory=Counter)
 

@@ -9,7 +9,8 @@ A snapshot is an immutable directory, storage/snapshots/<id>/:
                       plain: strings), plus optional metadata columns; or, for thumbs up/down
                       feedback, TRL's unpaired columns prompt, completion, label (bool: desirable)
     unpaired/         (exports since KTO) the same rows in TRL's unpaired format for KTO-style trainers:
-                      prompt, completion, label (chosen -> true, rejected -> false), id; same splits
+                      prompt, completion, label (chosen -> true, rejected -> false), id; same splits;
+                      then the thumbs up/down ratings (manifest "ratings": how many)
     README.md         a dataset card
     data.parquet / data.jsonl (optional, when asked for)
 
@@ -141,6 +142,23 @@ def load_snapshot(ref: SnapshotRef):
     return data
 
 
+def load_unpaired(ref: SnapshotRef):
+    """The snapshot's unpaired/ DatasetDict (pairs split into desirable/undesirable, then the thumbs ratings)."""
+    from datasets import load_from_disk
+
+    try:
+        return load_from_disk(str(ref.path / UNPAIRED_DIR))
+    except (FileNotFoundError, ValueError) as exc:
+        raise UserError(f"{ref.path / UNPAIRED_DIR} is not a saved Hugging Face dataset ({exc}); re-export the "
+                        "snapshot") from exc
+
+
 def verify_snapshot(ref: SnapshotRef) -> bool:
-    """True when the saved dataset still hashes to the manifest's sha256."""
-    return bool(ref.sha256) and dataset_sha256(load_snapshot(ref)) == ref.sha256
+    """True when the saved dataset (and, for a snapshot with thumbs ratings, its unpaired/ splits) still hashes
+    to the manifest's sha256."""
+    if not ref.sha256:
+        return False
+    tables = {split: t.with_format("arrow")[:] for split, t in load_snapshot(ref).items()}
+    if ref.manifest.get("ratings"):
+        tables.update({f"{UNPAIRED_DIR}/{split}": t.with_format("arrow")[:] for split, t in load_unpaired(ref).items()})
+    return tables_sha256(tables) == ref.sha256

@@ -9,6 +9,7 @@ from alignui.db.core import Database, new_id
 from alignui.db.data import BrowseFilter, ComparisonRow, DataMixin
 from alignui.db.imports import ImportBatch, ImportsMixin
 from alignui.db.pool import PoolMixin
+from alignui.db.ratings import Rating, RatingsMixin
 from alignui.db.records import ARENA_VERDICTS, VERDICTS, Comparison, NewGeneration, Prompt
 from alignui.db.runs import Run, RunsMixin
 from alignui.db.settings import SettingsMixin
@@ -16,10 +17,10 @@ from alignui.db.users import UsersMixin
 from alignui.db.votes import VotesMixin
 
 
-class Store(VotesMixin, ArenaMixin, PoolMixin, SettingsMixin, DataMixin, ImportsMixin, RunsMixin, UsersMixin,
+class Store(VotesMixin, RatingsMixin, ArenaMixin, PoolMixin, SettingsMixin, DataMixin, ImportsMixin, RunsMixin, UsersMixin,
             Database):
     """Open with `Store(path)`; close with `.close()` (or use as a context manager)."""
 
 
 __all__ = ["ARENA_VERDICTS", "VERDICTS", "ArenaMixin", "BrowseFilter", "Comparison", "ComparisonRow", "DataMixin",
-           "ImportBatch", "ImportsMixin", "NewJudgment", "Database", "NewGeneration", "Prompt", "Run", "Store", "new_id"]
+           "ImportBatch", "ImportsMixin", "NewJudgment", "Database", "NewGeneration", "Prompt", "Rating", "Run", "Store", "new_id"]

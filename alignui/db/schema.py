@@ -5,7 +5,7 @@ they only ever run forward, each inside one transaction together with the
 row that records it in schema_version. Append new migrations; never edit one
 that has shipped. Numbers reserved while features land in parallel:
 2 data import/export, 3 arena and judges, 4 identity and agreement,
-5 annotation workspace, 6 training runs.
+5 annotation workspace, 6 training runs, 7 thumbs ratings.
 """
 
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
@@ -133,6 +133,25 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             PRIMARY KEY (gen_a, gen_b))""",
         "ALTER TABLE users ADD COLUMN updated_by TEXT",
         "ALTER TABLE users ADD COLUMN updated_at TIMESTAMP",
+    ]),
+    # Thumbs up/down get their own table rather than comparisons with kind 'single': a comparison has two
+    # generations (gen_b NOT NULL, every query joins both), so a one-response row would break those joins
+    # and every count that does not filter by kind. label is NULL while the rating is pending.
+    (7, "thumbs up/down ratings of single responses", [
+        """CREATE TABLE ratings (
+            id TEXT PRIMARY KEY,
+            prompt_id TEXT NOT NULL,
+            generation_id TEXT NOT NULL,
+            label TEXT CHECK (label IN ('up', 'down', 'skip')),
+            annotator TEXT,
+            source TEXT NOT NULL DEFAULT 'app',
+            meta JSON,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            decided_at TIMESTAMP,
+            duration_ms DOUBLE,
+            deleted_at TIMESTAMP,
+            deleted_by TEXT)""",
+        "CREATE INDEX ratings_prompt ON ratings(prompt_id)",
     ]),
 ]
 

@@ -2,7 +2,8 @@
 
 Owns: turning a snapshot into TRL's unpaired format (prompt, completion, label): a pair snapshot yields one
 desirable example (its chosen response) and one undesirable example (its rejected response) per pair; an
-unpaired snapshot (thumbs up/down) is used as it is. The rows are shuffled with the run's seed, because TRL
+unpaired snapshot (thumbs up/down) is used as it is, and a snapshot with thumbs ratings beside its pairs
+trains on its unpaired/ splits (the pairs split in two, then the thumbs). The rows are shuffled with the run's seed, because TRL
 estimates KTO's KL term from mismatched (prompt, completion) pairs of neighbours in a fixed-order batch, and
 a pair's two halves side by side would make that estimate meaningless. Also owns the class weights: unless
 set, the rarer class is weighted up so that desirable_weight * n_desirable == undesirable_weight *
@@ -107,6 +108,16 @@ def unpaired_rows(split, seed: int) -> list[dict[str, Any]]:
     return rows
 
 
+def with_thumbs(ref, data):
+    """The snapshot's unpaired/ splits when it holds thumbs ratings beside its pairs (they are only there), else
+    `data` as loaded (pairs are split into both classes by unpaired_rows)."""
+    from alignui.data.snapshot import load_unpaired
+
+    if ref is None or not (getattr(ref, "manifest", None) or {}).get("ratings") or is_unpaired(data["train"]):
+        return data
+    return load_unpaired(ref)
+
+
 def kto_verdict(eval_metrics: dict[str, Any] | None, n: int, *, train_accuracy: float | None = None) -> str:
     """One line: did held-out desirable completions end up with a higher implicit reward than undesirable ones."""
     if not eval_metrics or n == 0 or "eval_rewards/margins" not in eval_metrics:
@@ -131,6 +142,7 @@ def build_trainer(job, data, callbacks: list):
 
     trainer_cls, args_cls = load_trl(KTO_TRAINER, "kto"), load_trl(KTO_ARGS, "kto")
     config: KTOTrainConfig = job.config
+    data = with_thumbs(job.snapshot, data)
     model, tokenizer = load_base(config, job.base, job.setup)
     train = Dataset.from_list(unpaired_rows(data["train"], config.seed))
     test = Dataset.from_list(unpaired_rows(data["test"], config.seed)) if "test" in data and len(data["test"]) \

@@ -17,12 +17,12 @@ from alignui.team.handoff import Handoff
 from alignui.team.backup import start_periodic_backup
 from alignui.team.spaces import storage_status
 from alignui.serving.loading import ModelHandle, load_model
-from alignui.ui import admin, annotate, arena, data, handoff, leaderboard, model_status, train
+from alignui.ui import admin, annotate, arena, data, handoff, leaderboard, model_status, thumbs, train
 from alignui.ui.common import CSS, Page, theme
 from alignui.ui.signin import sign_in_widgets
 
-TABS = (("Annotate", annotate.build), ("Data", data.build), ("Train", train.build), ("Arena", arena.build),
-        ("Leaderboard", leaderboard.build), ("Admin", admin.build),)
+TABS = (("Annotate", annotate.build), ("Thumbs", thumbs.build), ("Data", data.build), ("Train", train.build),
+        ("Arena", arena.build), ("Leaderboard", leaderboard.build), ("Admin", admin.build),)
 
 
 def header_markdown(ctx: AppContext) -> str:
@@ -78,7 +78,7 @@ def launch(config: AppConfig, *, block: bool = True, quiet: bool = False, seed: 
     if backups is not None:
         ctx.closers.append(backups.stop)
     demo.launch(server_name=config.host, server_port=config.port, prevent_thread_lock=True, quiet=quiet,
-                theme=theme(), css=CSS, head=annotate.HEAD, show_error=True,
+                theme=theme(), css=CSS, head=annotate.HEAD + thumbs.HEAD, show_error=True,
                 auth=cli.login(login_checker(config.users)),
                 auth_message="alignui: sign in with your annotator account",
                 max_file_size=int(config.max_upload_mb * 1024 * 1024))

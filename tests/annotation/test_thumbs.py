@@ -1,0 +1,112 @@
+"""Thumbs up/down on single responses: stored in `ratings` (migration 7), rated once, only by their annotator,
+drawn from the pool (never held out), counted; the flow the Thumbs tab runs, on the demo model."""
+
+import random
+import threading
+
+import pytest
+
+from alignui.annotation import thumbs
+from alignui.annotation.prefs import AnnotationPrefs
+from alignui.db import NewGeneration
+from alignui.db.ratings import NotYourItemError
+from alignui.errors import ConflictError, NotFoundError, UserError
+
+Q = [{"role": "user", "content": "Name a colour."}]
+
+
+def item(store, annotator="ann", messages=Q, text="Blue."):
+    return store.save_single(messages, NewGeneration("base", text, params={"temperature": 0.8}), annotator=annotator)
+
+
+def test_a_rating_is_saved_once_with_its_annotator_and_timing(store):
+    pending = item(store)
+    assert pending.label is None and pending.text == "Blue." and pending.messages == Q
+    rated = store.rate(pending.id, "up", annotator="ann", duration_ms=1234.5)
+    assert (rated.label, rated.annotator, rated.duration_ms) == ("up", "ann", 1234.5) and rated.decided_at
+    with pytest.raises(ConflictError, match="already rated"):
+        store.rate(pending.id, "down", annotator="ann")
+    assert store.get_rating(pending.id).label == "up"
+    assert store.rating_counts() == {"up": 1, "down": 0, "skip": 0, "pending": 0, "total": 1}
+    # pairs are untouched: ratings are their own table, so every pair count stays what it was
+    assert store.vote_counts()["total"] == 0 and store.table_counts()["comparisons"] == 0
+
+
+def test_only_the_annotator_it_was_generated_for_rates_it(store):
+    bobs = item(store, "bob")
+    with pytest.raises(NotYourItemError, match="generated for another annotator, so ann cannot rate it"):
+        store.rate(bobs.id, "down", annotator="ann")
+    assert store.get_rating(bobs.id).label is None
+    anon = item(store, "anonymous")  # a browser not signed in yet: claimable
+    assert thumbs.submit_thumb(store, anon.id, "+", annotator="ann").startswith("Saved: 👍 thumbs up")
+    assert store.get_rating(anon.id).annotator == "ann"
+    with pytest.raises(NotFoundError, match="no response with id"):
+        store.rate("nope", "up", annotator="ann")
+    with pytest.raises(UserError, match="label must be one of up, down, skip"):
+        thumbs.submit_thumb(store, bobs.id, "sideways", annotator="bob")
+
+
+def test_two_concurrent_ratings_of_one_item_save_exactly_one(store):
+    pending = item(store)
+    outcomes = []
+
+    def rate(label):
+        try:
+            store.rate(pending.id, label, annotator="ann")
+            outcomes.append("ok")
+        except ConflictError:
+            outcomes.append("conflict")
+
+    workers = [threading.Thread(target=rate, args=(label,)) for label in ("up", "down", "up", "down")]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert sorted(outcomes) == ["conflict"] * 3 + ["ok"]
+    assert store.rating_counts()["total"] == 1
+
+
+def test_the_pool_draw_skips_held_out_prompts_and_what_the_annotator_rated(store):
+    store.add_prompts_bulk([[{"role": "user", "content": f"pool {i}"}] for i in range(3)], source="pool")
+    held = store.add_prompt([{"role": "user", "content": "held out"}], split="heldout")
+    seen = []
+    for _ in range(3):
+        prompt = store.next_thumb_prompt(annotator="ann", salt=len(seen))
+        assert prompt is not None and prompt.id != held and prompt.split == "train"
+        store.rate(store.save_single(prompt.messages, NewGeneration("base", "x"), annotator="ann",
+                                     prompt_id=prompt.id).id, "down", annotator="ann")
+        seen.append(prompt.id)
+    assert len(set(seen)) == 3 and store.next_thumb_prompt(annotator="ann") is None
+    assert store.next_thumb_prompt(annotator="bob") is not None  # bob has rated none of them
+
+
+def test_the_flow_generates_rates_and_draws_on_the_demo_model(ctx):
+    store, rng = ctx.store, random.Random(0)
+    store.add_prompts_bulk([[{"role": "user", "content": "Say hello."}]], source="pool")
+    prefs = AnnotationPrefs(max_new_tokens=8, temperature=0.7)
+    views = list(thumbs.next_prompt(store, ctx.model, thumbs.ThumbsState(), prefs, rng, annotator="ann"))
+    final = views[-1]
+    assert final.prompt == "Say hello." and final.state.item_id and "👍 or 👎" in final.status and final.text
+    pending = store.get_rating(final.state.item_id)
+    assert pending.text == final.text and pending.annotator == "ann"
+    params = store.query("SELECT params FROM generations WHERE id = ?", [pending.generation_id])[0][0]
+    assert '"temperature": 0.7' in params and '"max_new_tokens": 8' in params and '"seed"' in params
+    saved = thumbs.rate(store, final.state, "down", annotator="ann")
+    assert "Saved: 👎 thumbs down" in saved.status and saved.state.item_id is None
+    rated = store.get_rating(pending.id)
+    assert rated.label == "down" and rated.duration_ms is not None and rated.duration_ms >= 0
+    with pytest.raises(UserError, match="no response to rate yet"):
+        thumbs.rate(store, saved.state, "up", annotator="ann")
+    empty = list(thumbs.next_prompt(store, ctx.model, saved.state, prefs, rng, annotator="ann"))[-1]
+    assert "No prompts left in the pool for you" in empty.status
+    assert "1 👎" in thumbs.progress_markdown(store, "ann") and "yours: **0** 👍" in thumbs.progress_markdown(store, "ann")
+
+
+def test_the_annotate_progress_line_counts_thumbs_beside_pairs(store):
+    from alignui.annotation import stats
+
+    assert "thumbs" not in stats.summary_markdown(store)
+    store.rate(item(store).id, "up", annotator="ann")
+    store.rate(item(store, text="Red.").id, "down", annotator="ann")
+    line = stats.summary_markdown(store)
+    assert line.startswith("No pairs collected yet") and line.endswith("thumbs: 1 up, 1 down, 0 skipped")
