@@ -128,8 +128,9 @@ def assign_sides(store: Store, pair: tuple[str, str], rng: random.Random) -> tup
 def draw_heldout_prompt(store: Store, rng: random.Random) -> Prompt:
     prompts = store.heldout_prompts()
     if not prompts:
-        raise UserError("there are no held-out prompts yet: type a prompt, or add prompts with split 'heldout' "
-                        "(python -m alignui import FILE --format prompts --split heldout)")
+        raise UserError("there are no held-out prompts yet: type a prompt, or import prompts with Split 'heldout' "
+                        "(Data tab: Import, Split field; or python -m alignui import FILE --format prompts "
+                        "--split heldout)")
     return rng.choice(prompts)
 
 

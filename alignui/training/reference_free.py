@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from alignui.training.config import TrainConfig, _require, knob
+from alignui.training.config import DEMO_LR_NOTE, TrainConfig, _require, knob
 
 ORPO_TRAINER, ORPO_ARGS = "trl.experimental.orpo:ORPOTrainer", "trl.experimental.orpo:ORPOConfig"
 CPO_TRAINER, CPO_ARGS = "trl.experimental.cpo:CPOTrainer", "trl.experimental.cpo:CPOConfig"
@@ -39,7 +39,7 @@ class ORPOTrainConfig(TrainConfig):
     the preference in one pass) or when DPO's reference pass does not fit in memory."""
 
     learning_rate: float = knob(8e-6, help="peak learning rate (AdamW)",
-                                guide="ORPO paper ~8e-6 with LoRA; warned outside 5e-7..5e-5")
+                                guide="ORPO paper ~8e-6 with LoRA; warned outside 5e-7..5e-5; " + DEMO_LR_NOTE)
     beta: float = knob(0.1, group="orpo", help="weight (lambda) of the odds-ratio preference term beside the SFT "
                        "loss on the chosen response", guide="0.1 default (paper 0.1-0.25); higher = more "
                        "preference, less imitation")
