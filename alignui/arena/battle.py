@@ -71,6 +71,16 @@ def _uncertainty(store: Store) -> dict[frozenset, float]:
     return {frozenset(k): (lambda wr: wr.ci_high - wr.ci_low)(win_rate(*v)) for k, v in records.items()}
 
 
+def readiness(store: Store, endpoints: EndpointRegistry | None = None) -> str:
+    """'' when the arena has two models to compare; else what to do first, for the Arena tab to say up front
+    (names no contestant but the base model, which is always there)."""
+    if len(arena_models(store, endpoints)) >= 2:
+        return ""
+    return ("**Nothing to compare yet**: the arena needs at least two models and only the base model is here. "
+            "Train an adapter in the *Train* tab (or `python -m alignui train dpo`), or add an endpoint, then come "
+            "back: battles pit it against the base model.")
+
+
 def choose_pair(store: Store, models: list[str], mode: str, rng: random.Random) -> tuple[str, str]:
     """Two different models to meet, by `mode` (ties broken by the seeded `rng`)."""
     if len(models) < 2:

@@ -1,6 +1,6 @@
 """The Gradio app: header, tabs, launch.
 
-Owns: composing the tabs (one module each under alignui/ui/) into one Blocks
+Owns: composing the header, the notice bar and the tabs (one module each under alignui/ui/) into one Blocks
 and launching it with theme and CSS (Gradio 6 takes them in launch()).
 """
 
@@ -15,7 +15,7 @@ from alignui.context import AppContext
 from alignui.team.identity import login_checker
 from alignui.team.spaces import start_periodic_backup, storage_status
 from alignui.serving.loading import ModelHandle, load_model
-from alignui.ui import admin, annotate, arena, data, leaderboard, model_status, train
+from alignui.ui import admin, annotate, arena, data, leaderboard, model_status, notice, train
 from alignui.ui.common import CSS, Page, theme
 from alignui.ui.signin import sign_in_widgets
 
@@ -25,14 +25,11 @@ TABS = (("Annotate", annotate.build), ("Data", data.build), ("Train", train.buil
 
 def header_markdown(ctx: AppContext) -> str:
     status = ctx.model_status
-    if status.ready:
-        model, notice = ctx.model.describe(), ctx.model.notice
+    if status.ready:  # the model's notice (offline, demo model) is the one-line bar of alignui.ui.notice
+        model = ctx.model.describe()
     else:
         model = f"{ctx.config.model} ({'could not be loaded' if status.error else 'loading…'})"
-        notice = None
     lines = [f"## alignui\n**Model:** {model} · **Data root:** `{ctx.layout.root.resolve()}`"]
-    if notice:
-        lines.append(f"> ⚠️ {notice}")
     storage = storage_status(ctx.config)
     if storage.message:  # loud on every tab: data would vanish on restart
         lines.append(f"> ⚠️ **Data is not persistent.** {storage.message}")
@@ -43,6 +40,7 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
     with gr.Blocks(title="alignui") as demo:
         header = gr.Markdown(header_markdown(ctx), elem_classes="alignui-header", elem_id="header")
         model_status.build(ctx, demo, header, header_markdown)
+        notice.build(ctx, demo)
         sign_in_widgets(ctx)
         with gr.Tabs():
             for name, build in TABS:
@@ -66,7 +64,7 @@ def launch(config: AppConfig, *, block: bool = True, quiet: bool = False, seed: 
         _stop_on_sigterm()
     backups = start_periodic_backup(config, ctx.store)
     demo.launch(server_name=config.host, server_port=config.port, prevent_thread_lock=not block, quiet=quiet,
-                theme=theme(), css=CSS, head=annotate.HEAD, show_error=True,
+                theme=theme(), css=CSS + notice.CSS, head=annotate.HEAD, show_error=True,
                 auth=login_checker(config.users), auth_message="alignui: sign in with your annotator account",
                 max_file_size=int(config.max_upload_mb * 1024 * 1024))
     if block:  # launch() returned: Ctrl+C or SIGTERM (see _stop_on_sigterm); close what we opened

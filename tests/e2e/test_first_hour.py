@@ -84,3 +84,55 @@ def test_auto_advance_never_shows_the_next_prompt_beside_the_previous_pairs_resp
     frames = page.evaluate("() => { cancelAnimationFrame(window.__watching); return window.__frames; }")
     mixed = [f for f in frames if f[0] != old_prompt and (f[1] == old_a or f[2] == old_b)]
     assert len(frames) > 10 and not mixed, f"{len(mixed)} frames showed the new prompt beside the old responses"
+
+
+def test_the_offline_notice_is_one_line_and_stays_dismissed_after_a_reload(server, page):
+    page.goto(server.url)
+    bar = page.locator("#notice-row")
+    bar.get_by_text("demo model").wait_for()
+    box = bar.bounding_box()
+    assert box["height"] <= 48, f"the notice takes {box['height']:.0f} px"  # one line, not ~100 px
+    page.locator("#notice-close").click()
+    bar.wait_for(state="hidden")
+    page.reload()
+    page.locator("#header").get_by_text("built-in demo model").first.wait_for()
+    page.wait_for_timeout(1500)  # the page load's answer has arrived (the header shows the loaded model)
+    assert not bar.is_visible()
+
+
+def test_the_arena_says_up_front_there_is_nothing_to_compare(server, page):
+    page.goto(server.url)
+    page.get_by_role("tab", name="Arena").click()
+    page.locator("#arena-notice").get_by_text("Nothing to compare yet").wait_for()
+    assert "Train" in page.locator("#arena-notice").inner_text()
+
+
+def test_after_an_arena_vote_the_panels_name_the_models_and_next_battle_is_blind_again(server, page, storage):
+    from arena.test_arena import make_adapter
+    from e2e.test_arena_browser import SECRET
+
+    make_adapter(server.ctx.store, storage, SECRET)
+    page.goto(server.url)
+    page.get_by_role("tab", name="Arena").click()
+    box = page.locator("#arena-prompt textarea")
+    box.wait_for()
+    assert not page.locator("#arena-notice").is_visible()
+    box.fill("Tell me about the sea.")
+    page.locator("#arena-go").click()
+    page.get_by_text("Which answer is better?").wait_for(timeout=120_000)
+    labels = lambda: page.locator("#arena-battle").inner_text()  # noqa: E731 (the panels' headers)
+    assert SECRET not in page.content() and "base" not in labels().replace(
+        page.locator("#arena-a textarea").input_value(), "").replace(page.locator("#arena-b textarea").input_value(), "")
+    assert not page.locator("#arena-next").is_visible()
+    page.locator("#arena-vote-a").click()
+    page.get_by_text("Your vote: A is better").wait_for()
+    (saved,) = server.ctx.store.arena_battles().itertuples()
+    page.locator("#arena-a").get_by_text(f"Model A: {saved.model_a}").wait_for()
+    page.locator("#arena-b").get_by_text(f"Model B: {saved.model_b}").wait_for()
+    screenshot(page, "arena-after-vote-named")
+    page.locator("#arena-next").click()
+    page.wait_for_function("() => !document.querySelector('#arena-a textarea').value && "
+                           "!document.querySelector('#arena-reveal').innerText.trim()")
+    assert SECRET not in page.content() and not page.locator("#arena-next").is_visible()
+    assert page.evaluate("() => document.activeElement === document.querySelector('#arena-prompt textarea')")
+    assert page.locator("#arena-vote-a").is_disabled()
