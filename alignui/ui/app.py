@@ -64,7 +64,7 @@ def launch(config: AppConfig, *, block: bool = True, quiet: bool = False, seed: 
         _stop_on_sigterm()
     backups = start_periodic_backup(config, ctx.store)
     demo.launch(server_name=config.host, server_port=config.port, prevent_thread_lock=not block, quiet=quiet,
-                theme=theme(), css=CSS + notice.CSS, head=annotate.HEAD, show_error=True,
+                theme=theme(), css=CSS + notice.CSS + data.CSS, head=annotate.HEAD, show_error=True,
                 auth=login_checker(config.users), auth_message="alignui: sign in with your annotator account",
                 max_file_size=int(config.max_upload_mb * 1024 * 1024))
     if block:  # launch() returned: Ctrl+C or SIGTERM (see _stop_on_sigterm); close what we opened

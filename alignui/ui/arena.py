@@ -2,7 +2,8 @@
 
 Thin callbacks: unpack widgets, call one alignui.arena.battle function, format the answer. Blindness: no
 element id, label, choice or value on this tab names a model before the vote (the battle id in the
-session state is opaque); the reveal is written only by the vote callback. Registers the named API
+session state is opaque); the reveal (the line below and the panels' headers) is written only by the vote
+callback, and Next battle puts the blind labels back. With fewer than two models the tab says so up front. Registers the named API
 endpoints /arena_battle (prompt) -> (text_a, text_b, battle_id) and /arena_vote (battle_id, verdict)
 -> "model_a vs model_b".
 """
@@ -89,6 +90,15 @@ def build(ctx: AppContext, page: Page) -> None:
         trigger(ui_battle, [prompt, mode, drawn_id], [text_a, text_b, battle_id, reveal, question, again, *buttons],
                 api_visibility="private", concurrency_id=GPU_QUEUE, concurrency_limit=1)
 
+    _wire_votes(ctx, buttons, battle_id, [reveal, battle_id, text_a, text_b, again, *buttons])
+    _wire_next(again, [text_a, text_b, prompt, drawn_id, reveal, question, battle_id, again, *buttons])
+    _wire_notice(ctx, page, notice)
+    _register_api(ctx, server)
+
+
+def _wire_votes(ctx: AppContext, buttons: list, battle_id: gr.State, outputs: list) -> None:
+    """One vote per battle; the answer reveals the models in the line below and in the panels' headers
+    (`outputs`: reveal, battle id, both panels, Next battle, the vote buttons)."""
     def vote_for(verdict: str):
         @user_errors
         def ui_vote(bid: str, request: gr.Request):
@@ -100,24 +110,27 @@ def build(ctx: AppContext, page: Page) -> None:
         return ui_vote
 
     for (verdict, _), button in zip(BUTTONS, buttons):
-        button.click(vote_for(verdict), [battle_id], [reveal, battle_id, text_a, text_b, again, *buttons],
-                     api_visibility="private")
+        button.click(vote_for(verdict), [battle_id], outputs, api_visibility="private")
 
+
+def _wire_next(again: gr.Button, board: list) -> None:
+    """Next battle: a clean board (`board`: both panels, prompt, drawn id, reveal, question, battle id, the
+    button itself, the vote buttons), blind labels again, the prompt box focused."""
     def ui_next():
-        """A clean board for the next battle: blind labels again, the prompt box empty and focused."""
         return (gr.update(value="", label=BLIND[0]), gr.update(value="", label=BLIND[1]), "", "", "", "", "",
                 gr.update(visible=False), *_buttons(False))
 
-    again.click(ui_next, None, [text_a, text_b, prompt, drawn_id, reveal, question, battle_id, again, *buttons],
-                api_visibility="private").then(None, js=FOCUS_PROMPT)
+    again.click(ui_next, None, board, api_visibility="private").then(None, js=FOCUS_PROMPT)
 
+
+def _wire_notice(ctx: AppContext, page: Page, notice: gr.Markdown) -> None:
+    """'Nothing to compare yet', said when the page loads and whenever the tab is opened."""
     def ui_notice():
         text = readiness(ctx.store, ctx.endpoints)
         return gr.update(value=f"⚠️ {text}" if text else "", visible=bool(text))
 
     gr.on([page.blocks.load, page.tab.select], ui_notice, None, notice, api_visibility="private",
           show_progress="hidden")
-    _register_api(ctx, server)
 
 
 def _register_api(ctx: AppContext, server) -> None:

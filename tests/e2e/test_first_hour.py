@@ -136,3 +136,52 @@ def test_after_an_arena_vote_the_panels_name_the_models_and_next_battle_is_blind
     assert SECRET not in page.content() and not page.locator("#arena-next").is_visible()
     assert page.evaluate("() => document.activeElement === document.querySelector('#arena-prompt textarea')")
     assert page.locator("#arena-vote-a").is_disabled()
+
+
+MID_WORD = """(sel) => { const broken = [];
+  for (const th of document.querySelectorAll(sel + ' th')) {
+    const walker = document.createTreeWalker(th, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const m of node.data.matchAll(/\\S+/g)) {
+        const r = document.createRange(); r.setStart(node, m.index); r.setEnd(node, m.index + m[0].length);
+        const tops = new Set([...r.getClientRects()].map(x => Math.round(x.top)));
+        if (tops.size > 1) broken.push(m[0]);
+      } } }
+  return broken; }"""
+
+
+def test_data_detail_view_side_by_side_readable_summaries_and_whole_word_headers(server, page):
+    from e2e.test_data_tab import FIX, open_data_tab, pick, upload
+
+    open_data_tab(server, page)
+    upload(page, FIX / "trl_conversational.jsonl")
+    page.locator("#import-run").click()
+    summary = page.locator("#import-summary")
+    summary.get_by_text("Imported 4 pairs from").wait_for()
+    assert "Nothing was skipped." in summary.inner_text() and "{" not in summary.inner_text()
+    page.locator("#browse-search").click()
+    page.get_by_text("4 comparisons match").wait_for()
+    assert page.evaluate(MID_WORD, "#browse-table") == [], "a column header wraps mid-word"
+    page.locator("#browse-table").get_by_test_id("cell-1-5").click()  # a row, not an id pasted into a box
+    page.locator("#detail-head").get_by_text("Verdict: a").wait_for()
+    cid = page.locator("#detail-id textarea, #detail-id input").first.input_value()
+    pair = server.ctx.store.get_comparison(cid)
+    a, b = page.locator("#detail-a"), page.locator("#detail-b")
+    assert pair.text_a.split()[0] in a.inner_text() and pair.text_b.split()[0] in b.inner_text()
+    box_a, box_b = a.bounding_box(), b.bounding_box()
+    assert abs(box_a["y"] - box_b["y"]) < 5 and box_a["x"] + box_a["width"] <= box_b["x"] + 1  # side by side
+    assert "✓ chosen" in a.inner_text() and "No changes since the vote." in page.locator("#detail-history").inner_text()
+    pick(page, "fix-verdict", "b")
+    page.locator("#fix-run").click()
+    page.locator("#detail-history").get_by_text("from a to b", exact=False).or_(
+        page.locator("#detail-history").get_by_text("a → b")).first.wait_for()
+    assert "✓ chosen" in b.inner_text()
+    page.locator("#detail-head").scroll_into_view_if_needed()
+    page.evaluate("() => document.querySelector('#detail-head').scrollIntoView({block: 'start'})")
+    page.screenshot(path=str(screenshot(page, "data-detail").with_name("data-detail-view.png")))  # the viewport
+
+    page.locator("#export-run").click()
+    exported = page.locator("#export-summary")
+    exported.get_by_text("train,").wait_for()
+    text = exported.inner_text()
+    assert "Snapshot" in text and "4 pairs" in text and "{" not in text
