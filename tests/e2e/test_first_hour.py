@@ -151,9 +151,12 @@ MID_WORD = """(sel) => { const broken = [];
 
 
 def test_data_detail_view_side_by_side_readable_summaries_and_whole_word_headers(server, page):
-    from e2e.test_data_tab import FIX, open_data_tab, pick, upload
+    from e2e.test_data_tab import FIX, pick, upload
 
-    open_data_tab(server, page)
+    page.goto(server.url)
+    page.locator("#header").get_by_text("built-in demo model").first.wait_for()  # the page load has answered
+    page.get_by_role("tab", name="Data").click()
+    page.locator("#import-run").wait_for()
     upload(page, FIX / "trl_conversational.jsonl")
     page.locator("#import-run").click()
     summary = page.locator("#import-summary")
@@ -177,7 +180,7 @@ def test_data_detail_view_side_by_side_readable_summaries_and_whole_word_headers
         page.locator("#detail-history").get_by_text("a → b")).first.wait_for()
     assert "✓ chosen" in b.inner_text()
     page.locator("#detail-head").scroll_into_view_if_needed()
-    page.evaluate("() => document.querySelector('#detail-head').scrollIntoView({block: 'start'})")
+    page.evaluate("() => document.querySelector('#detail-id').scrollIntoView({block: 'start'})")
     page.screenshot(path=str(screenshot(page, "data-detail").with_name("data-detail-view.png")))  # the viewport
 
     page.locator("#export-run").click()
