@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from alignui.db import VERDICTS, Store
-from alignui.vocab import SHORT_NAMES
+from alignui.vocab import ANONYMOUS, SHORT_NAMES
 
 VERDICT_NAMES = SHORT_NAMES
 HISTORY_COLUMNS = ["when", "prompt", "verdict", "edited", "turn", "pair"]
@@ -60,8 +60,9 @@ def over_time(store: Store) -> pd.DataFrame:
 
 
 def history(store: Store, annotator: str, limit: int = 20) -> pd.DataFrame:
-    """The annotator's last `limit` verdicts, newest first."""
-    rows = store.annotator_history(annotator, limit)
+    """The annotator's last `limit` verdicts, newest first; nothing for no name or 'anonymous' (shared by everyone
+    who did not give a name: one person's history never shows another's votes)."""
+    rows = store.annotator_history(annotator, limit) if annotator and annotator != ANONYMOUS else []
     return pd.DataFrame(
         [[r.decided_at.strftime("%H:%M:%S") if r.decided_at else "", _short(r.prompt), VERDICT_NAMES[r.verdict],
           "yes" if r.edited else "", r.turn, r.pair_id] for r in rows], columns=HISTORY_COLUMNS)

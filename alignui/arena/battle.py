@@ -77,6 +77,16 @@ def _uncertainty(store: Store) -> dict[frozenset, float]:
     return {frozenset(k): (lambda wr: wr.ci_high - wr.ci_low)(win_rate(*v)) for k, v in records.items()}
 
 
+def readiness(store: Store, endpoints: EndpointRegistry | None = None) -> str:
+    """'' when the arena has two models to compare; else what to do first, for the Arena tab to say up front
+    (names no contestant but the base model, which is always there)."""
+    if len(arena_models(store, endpoints)) >= 2:
+        return ""
+    return ("**Nothing to compare yet**: the arena needs at least two models and only the base model is here. "
+            "Train an adapter in the *Train* tab (or `python -m alignui train dpo`), or add an endpoint, then come "
+            "back: battles pit it against the base model.")
+
+
 def choose_pair(store: Store, models: list[str], mode: str, rng: random.Random) -> tuple[str, str]:
     """Two different models to meet, by `mode` (ties broken by the seeded `rng`)."""
     if len(models) < 2:
@@ -139,8 +149,9 @@ def assign_sides(store: Store, pair: tuple[str, str], rng: random.Random) -> tup
 def draw_heldout_prompt(store: Store, rng: random.Random) -> Prompt:
     prompts = store.heldout_prompts()
     if not prompts:
-        raise UserError("there are no held-out prompts yet: type a prompt, or add prompts with split 'heldout' "
-                        "(python -m alignui import FILE --format prompts --split heldout)")
+        raise UserError("there are no held-out prompts yet: type a prompt, or import prompts with Split 'heldout' "
+                        "(Data tab: Import, Split field; or python -m alignui import FILE --format prompts "
+                        "--split heldout)")
     return rng.choice(prompts)
 
 

@@ -217,7 +217,8 @@ def judge_heldout_batch(store: Store, server: AdapterServer, judge: PairJudge, n
         raise UserError(f"judge between 1 and 1000 prompts at a time, got {n}")
     prompts = store.heldout_prompts()
     if not prompts:
-        raise UserError("there are no held-out prompts to judge: import some with --split heldout first")
+        raise UserError("there are no held-out prompts to judge: import some first with Split 'heldout' (Data tab: "
+                        "Import, Split field; or python -m alignui import FILE --split heldout)")
     chosen = rng.sample(prompts, min(n, len(prompts)))
     pair = choose_pair(store, arena_models(store), mode, rng)
     flip = rng.random() < 0.5  # seats alternate within the batch, from a seeded start

@@ -152,21 +152,45 @@ def votes_to_tell(rules: VerdictRules = VerdictRules()) -> int:
                                                   power=rules.power, ratio=0))
 
 
-def _more_votes(wr: WinRate, rules: VerdictRules) -> int:
-    """About how many more votes until the interval clears the bar it is straddling, at the current rate."""
-    if wr.n < rules.min_votes:
-        return max(votes_to_tell(rules) - int(wr.n), rules.min_votes - int(wr.n))
-    # the interval must get narrower than the distance to the bar that decides (normal approximation,
-    # Agresti-Coull-shrunk rate so that 0% or 100% still has a spread)
-    p = (wr.wins + 0.5 * wr.ties + 2) / (wr.n + 4)
-    gap = wr.rate - rules.worse if wr.rate > rules.working else rules.working - wr.rate
-    from scipy.stats import norm
+def _question(wr: WinRate, rules: VerdictRules) -> tuple[str, float]:
+    """What more votes would settle at the observed rate, and the distance to the bar that settles it: above
+    `working`, whether it beats `worse` at all; between the bars, whether it reaches `working`; below `worse`,
+    whether it is worse than base. (A fixed "tell 55% from 50%" read as nonsense at an observed 33%.)"""
+    pct = lambda v: f"{100 * v:.0f}%"  # noqa: E731
+    if not wr.n:
+        return f"to tell {pct(rules.working)} from {pct(rules.worse)}", rules.working - rules.worse
+    if wr.rate > rules.working:
+        return f"to tell whether it beats base ({pct(rules.worse)})", wr.rate - rules.worse
+    if wr.rate >= rules.worse:
+        return f"to tell whether it reaches {pct(rules.working)}", rules.working - wr.rate
+    return f"to tell whether it is worse than base (below {pct(rules.worse)})", rules.worse - wr.rate
 
-    z = norm.ppf(1 - (1 - rules.confidence) / 2)
-    needed = z * z * p * (1 - p) / max(gap, 1e-9) ** 2
+
+def _more_votes(wr: WinRate, rules: VerdictRules) -> int:
+    """About how many more votes until the interval clears the bar in question (`_question`), if the observed
+    rate holds: the smallest total n whose Wilson interval (the one `win_rate` reports) at that rate clears
+    the bar, by bisection (the interval narrows as n grows); never fewer than `min_votes` in all."""
+    if not wr.n:
+        return max(votes_to_tell(rules), rules.min_votes)
+    from statsmodels.stats.proportion import proportion_confint
+
+    def clears(n: int) -> bool:
+        low, high = proportion_confint(wr.rate * n, n, alpha=1 - rules.confidence, method="wilson")
+        if wr.rate > rules.working:
+            return low > rules.worse
+        return high < (rules.working if wr.rate >= rules.worse else rules.worse)
+
+    lo, hi = max(int(wr.n), rules.min_votes), int(wr.n) + rules.cap
+    if not clears(hi):
+        needed = hi
+    else:
+        while lo < hi:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if clears(mid) else (mid + 1, hi)
+        needed = lo
     if wr.n < votes_to_tell(rules):  # near a bar the projection explodes; the planned size still holds
         needed = min(needed, votes_to_tell(rules))
-    return int(min(max(math.ceil(needed - wr.n), 1), rules.cap))
+    return int(min(max(needed - int(wr.n), 1), rules.cap))
 
 
 def verdict(wr: WinRate, rules: VerdictRules = VerdictRules()) -> Verdict:
@@ -179,17 +203,16 @@ def verdict(wr: WinRate, rules: VerdictRules = VerdictRules()) -> Verdict:
     """
     pct = lambda v: f"{100 * v:.0f}%"  # noqa: E731
     facts = f"{pct(wr.rate)} [{pct(wr.ci_low)}, {pct(wr.ci_high)}], n={int(wr.n)}" if wr.n else "no votes yet"
-    bars = f"{pct(rules.working)} from {pct(rules.worse)}"
     if wr.n >= rules.min_votes:
         if wr.rate > rules.working and wr.ci_low > rules.worse:
             return Verdict("working", f"working: {facts}")
         if wr.ci_high < rules.worse:
-            return Verdict("worse", f"made it worse: {facts}")
+            return Verdict("worse", f"made it worse than base: {facts}")
         if wr.ci_high < rules.working:
             return Verdict("no_gain", f"not working: {facts} (the interval rules out {pct(rules.working)})")
-    more = _more_votes(wr, rules)
+    more, question = _more_votes(wr, rules), _question(wr, rules)[0]
     amount = f"more than {rules.cap:,}" if more >= rules.cap else f"about {more:,}"
-    return Verdict("undecided", f"not enough votes yet: need {amount} more to tell {bars} ({facts})", more)
+    return Verdict("undecided", f"not enough votes yet: need {amount} more {question} ({facts})", more)
 
 
 # -- the summary of the stats contract --------------------------------------------------------------

@@ -63,7 +63,12 @@ def remove_votes(store: Store, identity: Identity, annotator: str) -> str:
 
 def backup(store: Store, config, identity: Identity, repo_id: str | None) -> str:
     require(identity, "push")
-    return backup_now(store, config.storage, remote_for(repo_id or config.backup_repo, config)).describe()
+    repo_id = (repo_id or "").strip() or config.backup_repo or ""
+    if not repo_id:  # name what is missing: the repo first (the token alone was all an empty box got before)
+        token = "" if config.hf_token else ", and a token with write access (set HF_TOKEN)"
+        raise UserError("a backup needs a repo: type a private dataset id such as my-name/alignui-backup in the "
+                        f"box, or set ALIGNUI_BACKUP_REPO{token}; nothing was uploaded")
+    return backup_now(store, config.storage, remote_for(repo_id, config)).describe()
 
 
 # -- read-only views -------------------------------------------------------------------------------

@@ -83,6 +83,15 @@ def resolve(*, oauth_name: str | None = None, login_name: str | None = None, typ
     return Identity(ANONYMOUS, _role(None, admins, signed_in=False), "anonymous")
 
 
+def require_name(identity: Identity) -> Identity:
+    """`identity`, or a UserError when nobody is signed in and no name was typed: the browser asks for a name
+    before the first vote instead of saving it as 'anonymous' (API callers without a name still may)."""
+    if identity.source == "anonymous":
+        raise UserError("type your name in the 'Your name' box first (it is remembered in this browser), then "
+                        "vote again: each verdict is saved under the name of who gave it")
+    return identity
+
+
 def _role(name: str | None, admins: frozenset[str], *, signed_in: bool) -> str:
     if not admins:  # nobody configured as admin: a local single-user install, everyone may do everything
         return "admin"

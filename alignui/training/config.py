@@ -32,6 +32,8 @@ REPORT_TO = ("none", "tensorboard", "trackio", "wandb")
 CONFIGS_DIR = Path(__file__).resolve().parents[2] / "configs"
 #: The seed's advice for LoRA learning rates; outside it a run is likely to do nothing or to break the model.
 LR_RANGE = (5e-7, 5e-5)
+#: Appended to every method's learning-rate guide: the cpu-demo presets sit far above it, and the form must say why.
+DEMO_LR_NOTE = "the cpu-demo preset is the exception: its much higher rate is meant for the tiny demo model only"
 
 
 class TrainConfigError(UserError):
@@ -69,9 +71,12 @@ class TrainConfig:
                                     "names, e.g. q_proj,v_proj")
     # -- optimisation -------------------------------------------------------------------------------------
     learning_rate: float = knob(5e-6, help="peak learning rate (AdamW)",
-                                guide="LoRA default ~5e-6; outside 5e-7..5e-5 expect no effect or a broken model")
-    num_train_epochs: float = knob(1.0, help="passes over the training split", guide="1 is usually enough")
-    max_steps: int = knob(-1, help="stop after this many optimiser steps; -1 = run the epochs")
+                                guide="LoRA default ~5e-6; outside 5e-7..5e-5 expect no effect or a broken model; "
+                                + DEMO_LR_NOTE)
+    num_train_epochs: float = knob(1.0, help="passes over the training split; ignored when max steps > 0",
+                                   guide="1 is usually enough")
+    max_steps: int = knob(-1, help="stop after this many optimiser steps; when > 0 it wins over num train epochs "
+                          "(the data repeats until the steps are done); -1 = run the epochs")
     per_device_train_batch_size: int = knob(4, help="pairs per forward pass")
     gradient_accumulation_steps: int = knob(1, help="forward passes per optimiser step (effective batch = "
                                             "batch size x this)")

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from alignui.training.config import TrainConfig, _require, knob
+from alignui.training.config import DEMO_LR_NOTE, TrainConfig, _require, knob
 from alignui.training.speedups import KernelSettings, trl_arguments as kernel_arguments
 
 ORPO_TRAINER, ORPO_ARGS = "trl.experimental.orpo:ORPOTrainer", "trl.experimental.orpo:ORPOConfig"
@@ -40,7 +40,7 @@ class ORPOTrainConfig(KernelSettings, TrainConfig):
     the preference in one pass) or when DPO's reference pass does not fit in memory."""
 
     learning_rate: float = knob(8e-6, help="peak learning rate (AdamW)",
-                                guide="ORPO paper ~8e-6 with LoRA; warned outside 5e-7..5e-5")
+                                guide="ORPO paper ~8e-6 with LoRA; warned outside 5e-7..5e-5; " + DEMO_LR_NOTE)
     beta: float = knob(0.1, group="orpo", help="weight (lambda) of the odds-ratio preference term beside the SFT "
                        "loss on the chosen response", guide="0.1 default (paper 0.1-0.25); higher = more "
                        "preference, less imitation")

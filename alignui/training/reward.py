@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from alignui.training.config import TrainConfig, _require, knob
+from alignui.training.config import DEMO_LR_NOTE, TrainConfig, _require, knob
 
 #: Learning rates that suit a LoRA reward model with a freshly initialised score head.
 REWARD_LR_RANGE = (1e-6, 1e-3)
@@ -33,7 +33,7 @@ class RewardTrainConfig(TrainConfig):
 
     learning_rate: float = knob(1e-4, help="peak learning rate (AdamW)",
                                 guide="LoRA reward model ~1e-4 (the score head starts from scratch); "
-                                      "warned outside 1e-6..1e-3")
+                                      "warned outside 1e-6..1e-3; " + DEMO_LR_NOTE)
     center_rewards_coefficient: float | None = knob(
         None, group="reward", help="push rewards towards mean zero (TRL's auxiliary loss); empty = off",
         guide="0.01 keeps rewards centred, which makes KL-penalised RL better behaved")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from alignui.errors import UserError
-from alignui.training.config import TrainConfig, _require, knob
+from alignui.training.config import DEMO_LR_NOTE, TrainConfig, _require, knob
 from alignui.training.vllm_rollouts import VLLMRolloutSettings
 
 ALGORITHMS = ("rloo", "grpo")
@@ -53,7 +53,7 @@ class RLHFTrainConfig(VLLMRolloutSettings, TrainConfig):
                               guide="0.7-1.0; too low and a prompt's samples are identical: no learning signal")
     top_p: float = knob(1.0, group="rlhf", help="nucleus sampling of the rollouts (1 = off)")
     learning_rate: float = knob(1e-5, help="peak learning rate (AdamW)",
-                                guide="LoRA ~1e-5; watch KL and the samples, halve it if they degrade")
+                                guide="LoRA ~1e-5; watch KL and the samples, halve it if they degrade; " + DEMO_LR_NOTE)
     prompts_file: str = knob("", group="data", help="extra prompts (.txt, one per line, or .jsonl with a prompt "
                              "or messages field), e.g. the exported prompt pool")
     use_snapshot_prompts: bool = knob(True, group="data", help="train on the snapshot's prompts (train split)")

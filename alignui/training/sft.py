@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from alignui.training.config import TrainConfig, knob
+from alignui.training.config import DEMO_LR_NOTE, TrainConfig, knob
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class SFTTrainConfig(TrainConfig):
     """TrainConfig with SFT defaults (responses are learned token by token, so a higher LR than DPO)."""
 
     learning_rate: float = knob(2e-5, help="peak learning rate (AdamW)",
-                                guide="LoRA SFT ~2e-5 (TRL's default); warned outside 1e-6..5e-4")
+                                guide="LoRA SFT ~2e-5 (TRL's default); warned outside 1e-6..5e-4; " + DEMO_LR_NOTE)
 
     def warnings(self) -> list[str]:
         out = [w for w in super().warnings() if not w.startswith("learning rate")]

@@ -20,10 +20,12 @@ from alignui.annotation.prefs import AnnotationPrefs, browser_secret
 from alignui.context import AppContext
 from alignui.errors import UserError
 from alignui.serving.generation import PairSettings
+from alignui.team.identity import require_name
 from alignui.serving.generators import Generators, PairSource, generator_choices
 from alignui.annotation.pool import draw
 from alignui.ui import annotate_panels as panels
-from alignui.ui.annotate_keys import ACTION_KEYS, FOCUS_EDITOR, FOCUS_EMPTY_PROMPT, VOTE_KEYS, key_hint
+from alignui.ui.annotate_keys import (ACTION_KEYS, FOCUS_EDITOR, FOCUS_EMPTY_NAME, FOCUS_EMPTY_PROMPT, VOTE_KEYS,
+                                      key_hint)
 from alignui.ui.annotate_keys import HEAD as KEYS_HEAD
 from alignui.ui.common import Page, gpu_queue, api_errors, refuse, user_errors
 from alignui.ui.signin import admit_generation, identity_of
@@ -74,6 +76,7 @@ def _layout(ctx: AppContext, name: gr.Textbox) -> dict:
         w["votes"] = [gr.Button(f"{label}  {key_hint(VOTE_KEYS[verdict][0])}", elem_id=f"vote-{verdict}",
                                 variant="primary" if verdict in ("a", "b") else "secondary", min_width=100)
                       for verdict, label in BUTTONS]
+    w["status"] = gr.Markdown(elem_id="status")  # right under the buttons: "Saved" is seen at 1280x800
     with gr.Row(elem_id="action-row", equal_height=True):
         w["edit_on"] = gr.Checkbox(False, label=f"✎ Edit the winner before saving {key_hint(ACTION_KEYS['edit-winner'])}",
                                    elem_id="edit-winner", scale=2)
@@ -83,7 +86,6 @@ def _layout(ctx: AppContext, name: gr.Textbox) -> dict:
         w["undo"] = gr.Button(f"↶ Undo {key_hint(ACTION_KEYS['undo'])}", size="sm", elem_id="undo", scale=1)
         w["next"] = gr.Button(f"Next prompt {key_hint(ACTION_KEYS['next-prompt'])}", size="sm",
                               elem_id="next-prompt", scale=1)
-    w["status"] = gr.Markdown(elem_id="status")
     w["truncate"] = gr.Button("Truncate and generate (keeps the end of the conversation)", visible=False,
                               size="sm", elem_id="truncate")
     with gr.Group(visible=False, elem_id="editor") as w["editor"]:
@@ -113,7 +115,7 @@ class _AnnotateTab:
                                elem_id="annotator", render=False)
         self.w = w = _layout(ctx, self.name)
         self.settings = panels.settings_panel(ctx, self.prefs_state)
-        self.progress = panels.progress_panel(ctx, self.name, panels.pool_panel(ctx, self.name))
+        self.progress = panels.progress_panel(ctx, self.name, panels.pool_panel(ctx, self.name, self.ws, w["status"]))
         self.view_out = [self.ws, w["text_a"], w["text_b"], w["prompt"], w["status"], w["conversation"], w["truncate"]]
         self.editor_out = [w["editor"], w["edit_box"], self.verdict, w["edit_on"], w["continue_on"]]
         self.closed_editor = (gr.update(visible=False), "", "", False, False)
@@ -154,6 +156,12 @@ class _AnnotateTab:
 
     def voting(self, verdict: str):
         def ui_vote(state, typed, edit_on, continue_on, text_a, text_b, request: gr.Request):
+            try:  # a name is asked for only once there is a pair (else the vote's own refusal says what is wrong)
+                if state.pair_id:
+                    require_name(identity_of(self.ctx, request, typed))
+            except UserError as exc:  # nobody signed in and no name typed: ask for one (the name box takes focus)
+                refuse(exc)
+                return (*(gr.skip() for _ in self.view_out + self.editor_out), False)
             if edit_on and verdict in ("a", "b") and state.pair_id:  # open the editor; save on Ctrl+Enter
                 label = f"Edit response {verdict.upper()} before saving it as the winner · Ctrl+Enter saves · Esc cancels"
                 opened = (gr.update(visible=True), gr.update(value=text_a if verdict == "a" else text_b, label=label),
@@ -166,8 +174,9 @@ class _AnnotateTab:
         """Save a verdict; a refusal is a warning that changes nothing (the checkboxes included) and sets
         `saved` False, so the chained auto-advance does not run."""
         try:
-            view = flow.vote(self.ctx.store, state, verdict, annotator=self.who(typed, request), edited=edited,
-                             continue_after=continue_on)
+            identity = identity_of(self.ctx, request, typed)
+            who = (require_name(identity) if state.pair_id else identity).name
+            view = flow.vote(self.ctx.store, state, verdict, annotator=who, edited=edited, continue_after=continue_on)
         except UserError as exc:
             refuse(exc)
             return (*(gr.skip() for _ in self.view_out + self.editor_out), False)
@@ -225,7 +234,7 @@ class _AnnotateTab:
         for (verdict, _), button in zip(BUTTONS, w["votes"]):
             clicked = button.click(self.voting(verdict), vote_inputs, self.view_out + self.editor_out + [self.saved],
                                    api_visibility="private")
-            clicked.then(None, js=FOCUS_EDITOR)
+            clicked.then(None, js=FOCUS_EDITOR).then(None, js=FOCUS_EMPTY_NAME)
             self.advance_after(clicked)
         self.advance_after(w["save_edit"].click(self.ui_save_edit, [ws, name, w["edit_box"], self.verdict,
                                                                     w["continue_on"]],

@@ -83,3 +83,5 @@ def _focus_when_shown(selector: str, condition: str, at_end: bool) -> str:
 FOCUS_EMPTY_PROMPT = _focus_when_shown("#prompt textarea", "!box.value", at_end=False)
 #: After the editor opens: focus it with the cursor at the end of the chosen response.
 FOCUS_EDITOR = _focus_when_shown("#edit-chosen textarea", "true", at_end=True)
+#: After a vote click: focus the name box when it is empty and editable (the vote was refused for want of a name).
+FOCUS_EMPTY_NAME = _focus_when_shown("#annotator textarea", "!box.value.trim() && !box.disabled", at_end=False)

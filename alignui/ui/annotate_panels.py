@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from alignui.annotation import stats
-from alignui.annotation import guidelines
+from alignui.annotation import guidelines, workspace
 from alignui.annotation.prefs import AnnotationPrefs
 from alignui.context import AppContext
 from alignui.errors import UserError
@@ -132,7 +132,7 @@ def restore_settings(remembered: dict | None, choices: list[tuple[str, str]] | N
     return _widget_values(AnnotationPrefs.from_dict(remembered), choices)
 
 
-def pool_panel(ctx: AppContext, name: gr.Textbox) -> gr.Markdown:
+def pool_panel(ctx: AppContext, name: gr.Textbox, ws: gr.State, status: gr.Markdown) -> gr.Markdown:
     with gr.Accordion("Prompt pool", open=False, elem_id="prompt-pool"):
         counts = gr.Markdown(lambda: describe_counts(ctx.store), elem_id="pool-counts")
         with gr.Row():
@@ -143,12 +143,14 @@ def pool_panel(ctx: AppContext, name: gr.Textbox) -> gr.Markdown:
         add = gr.Button("Add to pool", size="sm", elem_id="pool-add")
 
     @user_errors
-    def ui_add(text: str, paths: list | None, who: str, request: gr.Request):
+    def ui_add(text: str, paths: list | None, who: str, state, request: gr.Request):
         result = add_to_pool(ctx.store, identity_of(ctx, request, who), text=text, files=paths or [])
         gr.Info(result.describe())
-        return "", None, describe_counts(ctx.store)
+        idle = not (state.pair_id or state.streaming or state.prompt_text or state.decided)
+        return "", None, describe_counts(ctx.store), workspace.welcome(ctx.store) if idle else gr.skip()
 
-    add.click(ui_add, [paste, files, name], [paste, files, counts], api_visibility="private")
+    # the welcome line said "the pool is empty" until a reload; an idle workspace gets the fresh one
+    add.click(ui_add, [paste, files, name, ws], [paste, files, counts, status], api_visibility="private")
     return counts
 
 

@@ -1,6 +1,6 @@
 """The Gradio app: header, tabs, launch.
 
-Owns: composing the tabs (one module each under alignui/ui/) into one Blocks
+Owns: composing the header, the notice bar and the tabs (one module each under alignui/ui/) into one Blocks
 and launching it with theme and CSS (Gradio 6 takes them in launch()).
 """
 
@@ -17,7 +17,7 @@ from alignui.team.handoff import Handoff
 from alignui.team.backup import start_periodic_backup
 from alignui.team.spaces import storage_status
 from alignui.serving.loading import ModelHandle, load_model
-from alignui.ui import admin, annotate, arena, data, handoff, leaderboard, model_status, thumbs, train
+from alignui.ui import admin, annotate, arena, data, handoff, leaderboard, model_status, notice, thumbs, train
 from alignui.ui.common import CSS, Page, theme
 from alignui.ui.signin import sign_in_widgets
 
@@ -27,14 +27,11 @@ TABS = (("Annotate", annotate.build), ("Thumbs", thumbs.build), ("Data", data.bu
 
 def header_markdown(ctx: AppContext) -> str:
     status = ctx.model_status
-    if status.ready:
-        model, notice = ctx.model.describe(), ctx.model.notice
+    if status.ready:  # the model's notice (offline, demo model) is the one-line bar of alignui.ui.notice
+        model = ctx.model.describe()
     else:
         model = f"{ctx.config.model} ({'could not be loaded' if status.error else 'loading…'})"
-        notice = None
     lines = [f"## alignui\n**Model:** {model} · **Data root:** `{ctx.layout.root.resolve()}`"]
-    if notice:
-        lines.append(f"> ⚠️ {notice}")
     restore = ctx.restore
     if restore is not None and (restore.restored or restore.failed):  # what this start did with the backup
         lines.append(f"> {'⚠️ ' if restore.failed else ''}{restore.message[:1].upper()}{restore.message[1:]}")
@@ -49,6 +46,7 @@ def build_ui(ctx: AppContext, cli: Handoff | None = None) -> gr.Blocks:
     with gr.Blocks(title="alignui") as demo:
         header = gr.Markdown(header_markdown(ctx), elem_classes="alignui-header", elem_id="header")
         model_status.build(ctx, demo, header, header_markdown)
+        notice.build(ctx, demo)
         sign_in_widgets(ctx)
         with gr.Tabs():
             for name, build in TABS:
@@ -78,7 +76,7 @@ def launch(config: AppConfig, *, block: bool = True, quiet: bool = False, seed: 
     if backups is not None:
         ctx.closers.append(backups.stop)
     demo.launch(server_name=config.host, server_port=config.port, prevent_thread_lock=True, quiet=quiet,
-                theme=theme(), css=CSS, head=annotate.HEAD + thumbs.HEAD, show_error=True,
+                theme=theme(), css=CSS + notice.CSS + data.CSS, head=annotate.HEAD + thumbs.HEAD, show_error=True,
                 auth=cli.login(login_checker(config.users)),
                 auth_message="alignui: sign in with your annotator account",
                 max_file_size=int(config.max_upload_mb * 1024 * 1024))

@@ -2,7 +2,8 @@
 
 Thin callbacks: unpack widgets, call one alignui.arena.battle function, format the answer. Blindness: no
 element id, label, choice or value on this tab names a model before the vote (the battle id in the
-session state is opaque); the reveal is written only by the vote callback. Registers the named API
+session state is opaque); the reveal (the line below and the panels' headers) is written only by the vote
+callback, and Next battle puts the blind labels back. With fewer than two models the tab says so up front. Registers the named API
 endpoints /arena_battle (prompt) -> (text_a, text_b, battle_id) and /arena_vote (battle_id, verdict)
 -> "model_a vs model_b".
 """
@@ -15,7 +16,7 @@ import gradio as gr
 
 from alignui.serving.remote import ADAPTERS_NOTE
 from alignui.serving.adapters import adapter_server
-from alignui.arena.battle import MODES, ArenaSettings, draw_heldout_prompt, play, vote
+from alignui.arena.battle import MODES, ArenaSettings, draw_heldout_prompt, play, readiness, vote
 from alignui.context import AppContext
 from alignui.ui.common import Page, gpu_queue, api_errors, user_errors
 from alignui.ui.signin import admit_generation, identity_of
@@ -26,6 +27,9 @@ INTRO = ("### Blind arena\nTwo models answer the same prompt; you do not know wh
          "answer and the names are revealed. Leave the prompt empty (or press *Draw*) to use a held-out prompt "
          "that no training run has seen.")
 ASK = "Which answer is better? Your vote reveals the models."
+#: The panels' labels during a battle: the same for every battle, so they name no model.
+BLIND = ("Model A", "Model B")
+FOCUS_PROMPT = "() => { setTimeout(() => document.querySelector('#arena-prompt textarea')?.focus(), 100); }"
 
 
 def _buttons(active: bool) -> list:
@@ -50,6 +54,7 @@ def build(ctx: AppContext, page: Page) -> None:
 
     with gr.Column(elem_id="arena-tab"):
         gr.Markdown(INTRO + _endpoint_note(ctx))
+        notice = gr.Markdown(visible=False, elem_id="arena-notice")  # "nothing to compare yet", up front
         with gr.Row(equal_height=True):
             prompt = gr.Textbox(label="Prompt", placeholder="Type a prompt, or leave empty for a held-out one",
                                 scale=6, lines=1, max_lines=6, elem_id="arena-prompt")
@@ -59,13 +64,14 @@ def build(ctx: AppContext, page: Page) -> None:
                            label="Who meets whom", elem_id="arena-mode")
         question = gr.Markdown(elem_id="arena-question")
         with gr.Column(elem_id="arena-battle"), gr.Row(equal_height=True):
-            text_a = gr.Textbox(label="Model A", lines=8, max_lines=24, interactive=False, elem_id="arena-a",
+            text_a = gr.Textbox(label=BLIND[0], lines=8, max_lines=24, interactive=False, elem_id="arena-a",
                                 elem_classes="alignui-response")
-            text_b = gr.Textbox(label="Model B", lines=8, max_lines=24, interactive=False, elem_id="arena-b",
+            text_b = gr.Textbox(label=BLIND[1], lines=8, max_lines=24, interactive=False, elem_id="arena-b",
                                 elem_classes="alignui-response")
         with gr.Row(elem_id="arena-votes"):
             buttons = [gr.Button(label, interactive=False, elem_id=f"arena-vote-{v}") for v, label in BUTTONS]
         reveal = gr.Markdown(elem_id="arena-reveal")
+        again = gr.Button("Next battle", visible=False, variant="primary", elem_id="arena-next")
     battle_id = gr.State("")
     drawn_id = gr.State("")
 
@@ -84,25 +90,55 @@ def build(ctx: AppContext, page: Page) -> None:
         for step in play(ctx.store, models, text, ctx.rng, settings=ArenaSettings(mode=how or "base_vs_newest"),
                          drawn_id=drawn or None, annotator=who, endpoints=ctx.endpoints):
             done = bool(step.battle_id)
-            yield (step.text_a, step.text_b, step.battle_id, ASK if done else "Generating both answers…",
-                   _question(step.question), *_buttons(done))
+            yield (gr.update(value=step.text_a, label=BLIND[0]), gr.update(value=step.text_b, label=BLIND[1]),
+                   step.battle_id, ASK if done else "Generating both answers…", _question(step.question),
+                   gr.update(visible=False), *_buttons(done))
 
     for trigger in (go.click, prompt.submit):
-        trigger(ui_battle, [prompt, mode, drawn_id], [text_a, text_b, battle_id, reveal, question, *buttons],
+        trigger(ui_battle, [prompt, mode, drawn_id], [text_a, text_b, battle_id, reveal, question, again, *buttons],
                 api_visibility="private", **gpu_queue(ctx))
 
+    _wire_votes(ctx, buttons, battle_id, [reveal, battle_id, text_a, text_b, again, *buttons])
+    _wire_next(again, [text_a, text_b, prompt, drawn_id, reveal, question, battle_id, again, *buttons])
+    _wire_notice(ctx, page, notice)
+    _register_api(ctx, server)
+
+
+def _wire_votes(ctx: AppContext, buttons: list, battle_id: gr.State, outputs: list) -> None:
+    """One vote per battle; the answer reveals the models in the line below and in the panels' headers
+    (`outputs`: reveal, battle id, both panels, Next battle, the vote buttons)."""
     def vote_for(verdict: str):
         @user_errors
         def ui_vote(bid: str, request: gr.Request):
             if not bid:
-                return ("Start a battle first, then vote.", bid, *_buttons(False))
+                return ("Start a battle first, then vote.", bid, gr.skip(), gr.skip(), gr.skip(), *_buttons(False))
             shown = vote(ctx.store, bid, verdict, annotator=identity_of(ctx, request).name)
-            return (shown.markdown, "", *_buttons(False))
+            named = (gr.update(label=f"Model A: {shown.model_a}"), gr.update(label=f"Model B: {shown.model_b}"))
+            return (shown.markdown, "", *named, gr.update(visible=True), *_buttons(False))
         return ui_vote
 
     for (verdict, _), button in zip(BUTTONS, buttons):
-        button.click(vote_for(verdict), [battle_id], [reveal, battle_id, *buttons], api_visibility="private")
-    _register_api(ctx, server)
+        button.click(vote_for(verdict), [battle_id], outputs, api_visibility="private")
+
+
+def _wire_next(again: gr.Button, board: list) -> None:
+    """Next battle: a clean board (`board`: both panels, prompt, drawn id, reveal, question, battle id, the
+    button itself, the vote buttons), blind labels again, the prompt box focused."""
+    def ui_next():
+        return (gr.update(value="", label=BLIND[0]), gr.update(value="", label=BLIND[1]), "", "", "", "", "",
+                gr.update(visible=False), *_buttons(False))
+
+    again.click(ui_next, None, board, api_visibility="private").then(None, js=FOCUS_PROMPT)
+
+
+def _wire_notice(ctx: AppContext, page: Page, notice: gr.Markdown) -> None:
+    """'Nothing to compare yet', said when the page loads and whenever the tab is opened."""
+    def ui_notice():
+        text = readiness(ctx.store, ctx.endpoints)
+        return gr.update(value=f"⚠️ {text}" if text else "", visible=bool(text))
+
+    gr.on([page.blocks.load, page.tab.select], ui_notice, None, notice, api_visibility="private",
+          show_progress="hidden")
 
 
 def _register_api(ctx: AppContext, server) -> None:

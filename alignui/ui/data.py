@@ -9,7 +9,6 @@ pass the same identity: an annotator sees only their own comparisons (alignui.an
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import gradio as gr
@@ -20,12 +19,20 @@ from alignui.data import FORMAT_CHOICES, ImportOptions, import_source, preview_s
 from alignui.db.records import VERDICTS
 from alignui.data.export import EXPORT_FORMATS, ExportOptions, export_and_push
 from alignui.data.sources import web_source
+from alignui.data.summaries import export_lines, import_lines
 from alignui.serving.truncation import truncation_report
+from alignui.ui import data_detail
 from alignui.ui.common import Page, md_text, user_errors
 from alignui.team.identity import require
 from alignui.ui.signin import admin_note, admin_only, identity_of
 
 MAPPED = ("prompt", "chosen", "rejected")
+#: Table headers wrap between words only (Gradio's break-anywhere split "annotator" mid-word at 1280 px).
+CSS = """
+#browse-table th, #browse-table th *, #counts-source th, #counts-source th *, #counts-annotator th,
+#counts-annotator th *, #snapshots th, #snapshots th * {word-break: normal !important; overflow-wrap: normal !important;
+  hyphens: none !important;}
+""" + data_detail.CSS
 
 
 def build(ctx: AppContext, page: Page) -> None:
@@ -42,6 +49,11 @@ def build(ctx: AppContext, page: Page) -> None:
         privileged += _export_panel(ctx, who)
     admin_only(ctx, note, privileged + fix_buttons, "import, fix verdicts, delete or export")
     # "Read columns" is in `privileged` too: it reads server files
+
+
+def _lines(lines: list[str]) -> str:
+    """Summary lines (alignui.data.summaries) as a list, each shown exactly as written."""
+    return "\n".join(f"- {md_text(line)}" for line in lines)
 
 
 def _source_of(ctx: AppContext, upload: str | None, typed: str | None) -> str:
@@ -67,7 +79,7 @@ def _import_panel(ctx: AppContext, who: gr.Textbox) -> list[gr.Button]:
         read = gr.Button("Read columns", elem_id="import-preview")
         go = gr.Button("Import", variant="primary", elem_id="import-run")
     status = gr.Markdown(elem_id="import-status")
-    summary = gr.JSON(label="Import summary", elem_id="import-summary")
+    summary = gr.Markdown(elem_id="import-summary")
 
     @user_errors
     def ui_preview(path, text, split_name, name, request: gr.Request):
@@ -91,7 +103,8 @@ def _import_panel(ctx: AppContext, who: gr.Textbox) -> list[gr.Button]:
         options = ImportOptions(format=fmt_name, split=split_name or None, mapping=mapping,
                                 label=Path(source).name if path else None)
         result = import_source(ctx.store, source, options, identity).as_dict()
-        return f"Imported **{result['imported']}** {result['kind']}, skipped {result['skipped']}.", result
+        return (f"Imported **{result['imported']}** {result['kind']}, skipped {result['skipped']}.",
+                _lines(import_lines(result)))
 
     go.click(ui_import, [upload, typed, fmt, split, *maps, who], [status, summary], api_visibility="private")
     return [read, go]
@@ -128,64 +141,7 @@ def _browse_panel(ctx: AppContext, who: gr.Textbox):
     outputs = [table, caption, page, annotator, source]
     search.click(ui_browse, [*filters, page, who], outputs, api_visibility="private")
     text.submit(ui_browse, [*filters, page, who], outputs, api_visibility="private")
-    return search, _detail_panel(ctx, who, table, search)
-
-
-def _detail_markdown(d: dict) -> str:
-    """The detail view; every stored value goes through md_text (shown as typed: no HTML, links or images)."""
-    t = md_text
-    turns = "\n\n".join(f"**{t(m['role'])}:** {t(m['content'])}" for m in d["messages"])
-    lines = [f"### Comparison {t(d['id'])}",
-             f"{t(d['kind'])} · source {t(d['source'])} · annotator {t(d['annotator'] or '(none)')} · verdict "
-             f"**{t(d['verdict'] or 'pending')}**" + (f" · deleted by {t(d['deleted_by'])}" if d["deleted_at"]
-                                                      else ""),
-             turns, f"**A** ({t(d['model_a'])}): {t(d['text_a'])}", f"**B** ({t(d['model_b'])}): {t(d['text_b'])}"]
-    if d["edited_chosen"]:
-        lines.append(f"**Edited winner:** {t(d['edited_chosen'])}")
-    if d["meta"]:
-        lines.append(f"Metadata: {t(json.dumps(d['meta'], ensure_ascii=False))}")
-    lines += [f"- {a['created_at']:%Y-%m-%d %H:%M} {t(a['action'])} by {t(a['actor'])}: {t(a['old_verdict'])} → "
-              f"{t(a['new_verdict'] or '—')}" for a in d["audit"]]
-    return "\n\n".join(lines)
-
-
-def _detail_panel(ctx: AppContext, who: gr.Textbox, table: gr.Dataframe, search: gr.Button) -> list[gr.Button]:
-    with gr.Row():
-        picked = gr.Textbox(label="Comparison id", elem_id="detail-id", max_lines=1, scale=2)
-        new_verdict = gr.Dropdown(list(VERDICTS), value="a", label="Fix verdict to", elem_id="fix-verdict")
-        fix = gr.Button("Fix verdict", elem_id="fix-run")
-        delete = gr.Button("Delete", variant="stop", elem_id="delete-run")
-    detail = gr.Markdown(elem_id="detail")
-    action = gr.Markdown(elem_id="detail-status")
-
-    def ui_select(evt: gr.SelectData):
-        return (evt.row_value or [""])[0]
-
-    table.select(ui_select, None, picked, api_visibility="private")
-
-    @user_errors
-    def ui_open(cid, name, request: gr.Request):
-        if not cid:
-            return ""
-        return _detail_markdown(curation.open_comparison(ctx.store, cid, identity_of(ctx, request, name)))
-
-    picked.change(ui_open, [picked, who], detail, api_visibility="private")
-
-    @user_errors
-    def ui_fix(cid, verdict, name, request: gr.Request):
-        identity = identity_of(ctx, request, name)
-        status = curation.fix_verdict(ctx.store, cid, verdict, identity)
-        return status, _detail_markdown(curation.open_comparison(ctx.store, cid, identity))
-
-    @user_errors
-    def ui_delete(cid, name, request: gr.Request):
-        identity = identity_of(ctx, request, name)
-        status = curation.delete_comparison(ctx.store, cid, identity)
-        return status, _detail_markdown(curation.open_comparison(ctx.store, cid, identity))
-
-    fix.click(ui_fix, [picked, new_verdict, who], [action, detail], api_visibility="private")
-    delete.click(ui_delete, [picked, who], [action, detail], api_visibility="private")
-    return [fix, delete]
+    return search, data_detail.build(ctx, who, table)
 
 
 def _counts_panel(ctx: AppContext, who: gr.Textbox, refresh: gr.Button) -> None:
@@ -219,7 +175,7 @@ def _export_panel(ctx: AppContext, who: gr.Textbox) -> list[gr.Button]:
         public = gr.Checkbox(label="Public repo", elem_id="export-public")
         go = gr.Button("Export snapshot", variant="primary", elem_id="export-run")
     status = gr.Markdown(elem_id="export-status")
-    summary = gr.JSON(label="Export summary", elem_id="export-summary")
+    summary = gr.Markdown(elem_id="export-summary")
     snapshots = gr.Dataframe(headers=["id", "path", "rows", "test_rows", "sha256", "created_at"],
                              interactive=False, elem_id="snapshots")
 
@@ -239,7 +195,7 @@ def _export_panel(ctx: AppContext, who: gr.Textbox) -> list[gr.Button]:
                 + (f"\n\nPushed to {result['pushed']}" if "pushed" in result else ""))
         rows = [[r[k] for k in ("id", "path", "rows", "test_rows", "sha256", "created_at")]
                 for r in ctx.store.list_snapshot_records()]
-        return note, result, rows
+        return note, _lines(export_lines(result)), rows
 
     go.click(ui_export, [fmt, plain, arena, test_size, max_length, policy, repo, token, public, who],
              [status, summary, snapshots], api_visibility="private")

@@ -154,11 +154,12 @@ def test_verdict_follows_the_thresholds(wins, losses, ties, code):
     assert v.code == code, v.text
     pct = f"{100 * wr.rate:.0f}% [{100 * wr.ci_low:.0f}%, {100 * wr.ci_high:.0f}%], n={int(wr.n)}"
     assert pct in v.text
-    prefix = {"working": "working: ", "worse": "made it worse: ", "no_gain": "not working: ",
+    prefix = {"working": "working: ", "worse": "made it worse than base: ", "no_gain": "not working: ",
               "undecided": "not enough votes yet: need about "}[code]
     assert v.text.startswith(prefix)
     if code == "undecided":
-        assert v.more_votes > 0 and "more to tell 55% from 50%" in v.text
+        question = "beats base (50%)" if wr.rate > 0.55 else "reaches 55%"
+        assert v.more_votes > 0 and f"more to tell whether it {question}" in v.text
 
 
 def test_verdict_thresholds_are_the_rules_and_the_vote_estimate_is_sane():
@@ -171,6 +172,18 @@ def test_verdict_thresholds_are_the_rules_and_the_vote_estimate_is_sane():
     assert verdict(win_rate(14, 6)).more_votes < verdict(win_rate(12, 8)).more_votes
     with pytest.raises(ValueError):
         VerdictRules(working=0.4)
+
+
+@pytest.mark.parametrize("wins,losses", [(3, 6), (4, 8), (6, 12)])
+def test_a_rate_below_base_asks_whether_it_is_worse_and_enough_votes_say_so(wins, losses):
+    """At an observed 33% the question is "worse than base?", not "55% or 50%?"; the votes it asks for are what
+    it takes for the interval to clear 50% at that rate: that many more votes at the same rate say "worse"."""
+    v = verdict(win_rate(wins, losses))
+    assert v.code == "undecided" and "more to tell whether it is worse than base (below 50%)" in v.text, v.text
+    assert "55% from 50%" not in v.text
+    n = wins + losses + v.more_votes
+    after = verdict(win_rate(n / 3, n - n / 3))  # the same 33%, fractional counts are allowed
+    assert after.code == "worse" and after.text.startswith("made it worse than base"), after.text
 
 
 def test_length_controlled_win_rate_removes_a_pure_length_effect():

@@ -88,6 +88,7 @@ def continue_hostile_conversation(server, page):
     seen, _ = type_hostile_prompt(server, page)
     page.get_by_text("is ready: which response is better?").wait_for()
     page.locator("#continue-conv input").check()
+    page.locator("#annotator textarea").fill("ann")  # a vote needs a name
     page.locator("#vote-a").click()
     page.get_by_text("Turn 2: type your next message").wait_for()
     conversation = page.locator("#conversation")

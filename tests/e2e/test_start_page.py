@@ -33,6 +33,7 @@ def test_typing_a_prompt_streams_both_responses(server, page):
     print(f"both responses visible after {first_text * 1000:.0f} ms")
     page.get_by_text("is ready: which response is better?").wait_for()
     assert a.input_value() and b.input_value()
+    page.locator("#annotator textarea").fill("ann")  # a vote needs a name (the page load has long finished)
     page.locator("#vote-a").click()
     page.get_by_text("Saved: A is better").wait_for()
     screenshot(page, "after-vote")

@@ -49,6 +49,20 @@ def test_pushing_without_a_token_says_where_to_put_one():
     assert require_token(AppConfig(hf_token="hf_x")) == "hf_x"
 
 
+@pytest.mark.parametrize("token,extra", [(None, "and a token with write access (set HF_TOKEN)"), ("hf_x", None)])
+def test_a_backup_with_an_empty_repo_names_the_missing_repo(store, tmp_path, token, extra):
+    """Back up now with an empty repo box and no ALIGNUI_BACKUP_REPO: the message names the repo setting (it
+    used to complain only about HF_TOKEN), and the token too where that is missing as well."""
+    from alignui.team import admin
+    from alignui.team.identity import Identity
+
+    config = AppConfig(storage=tmp_path, hf_token=token)
+    with pytest.raises(UserError, match="ALIGNUI_BACKUP_REPO") as refused:
+        admin.backup(store, config, Identity("boss", role="admin", source="login"), "  ")
+    message = str(refused.value)
+    assert "my-name/alignui-backup" in message and (extra in message if extra else "HF_TOKEN" not in message)
+
+
 @pytest.mark.parametrize("bad", ["", "alignui", "me/alignui/extra", "../me/x", "me/..", "me/a b"])
 def test_bad_repo_ids_are_refused(bad):
     with pytest.raises(UserError, match="is not a hub dataset id"):

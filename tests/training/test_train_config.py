@@ -83,3 +83,15 @@ def test_method_registry_resolves_and_reports_missing_methods():
         ghost.config_class()
     with pytest.raises(Exception, match="unknown training method 'ppo'"):
         get_method("ppo")
+
+
+def test_the_help_says_max_steps_wins_over_epochs_and_the_demo_preset_is_the_learning_rate_exception():
+    """The form's help: "max steps" beside "num train epochs 1" once ran 20 epochs unexplained; the cpu-demo
+    preset's 3e-4 sat under "outside 5e-7..5e-5 ... a broken model"."""
+    from alignui.training.reward import RewardTrainConfig
+    from alignui.training.rlhf import RLHFTrainConfig
+
+    assert "wins over num train epochs" in DPOTrainConfig.help_of("max_steps")
+    assert "ignored when max steps > 0" in DPOTrainConfig.help_of("num_train_epochs")
+    for config in (DPOTrainConfig, RewardTrainConfig, RLHFTrainConfig):
+        assert "cpu-demo preset is the exception" in config.help_of("learning_rate"), config
