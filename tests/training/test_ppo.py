@@ -226,3 +226,142 @@ def test_left_padding_of_the_prompt_changes_no_completion_log_prob(ppo_trainer):
     alone, padded = logps([short]), logps([short, long])  # in the pair, the short prompt is left-padded
     assert padded.shape[1] == completion.shape[1]  # only completion positions: the prompt never enters a loss
     assert torch.allclose(alone[0], padded[0], atol=1e-4)
+
+
+# -- training on the demo model (slow) -----------------------------------------------------------------------------
+def run_train(storage, *args, timeout=900):
+    cmd = [sys.executable, "-m", "alignui", "train", "rlhf", "--storage", str(storage), *args]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr[-3000:] + out.stdout[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def ppo_run(reward_storage):
+    storage, reward = reward_storage
+    summary = run_train(storage, "--snapshot", "closer", "--preset", "cpu-demo-ppo", "--set",
+                        f"reward_model={reward['run']}", "--set", "seed=42", "--run-id", "ppo-effect")
+    return storage, reward, summary
+
+
+@pytest.mark.slow
+def test_effect_ppo_raises_mean_reward_and_the_property_on_held_out_prompts(ppo_run, demo_model_dir):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from alignui.serving.demo_corpus import POLITE_CLOSER
+    from alignui.serving.reward_model import RewardJudge
+    from alignui.training.synthetic import sample_texts, split_prompts
+
+    storage, reward, summary = ppo_run
+    _, held = split_prompts(random.Random(0), HELD_OUT)  # the split conftest's snapshot was built with
+    prompts = [q for q, _ in held]
+    torch.set_num_threads(1)
+    tokenizer = AutoTokenizer.from_pretrained(demo_model_dir)
+    base = AutoModelForCausalLM.from_pretrained(demo_model_dir, dtype=torch.float32).eval()
+    judge = RewardJudge.load(storage / "runs" / reward["run"], "cpu")
+    results = {}
+    for name in ("base", "policy"):
+        model = base if name == "base" else PeftModel.from_pretrained(base, summary["adapter"]).eval()
+        texts = sample_texts(model, tokenizer, prompts, samples_per_prompt=2, seed=0, max_new_tokens=64)
+        rewards = judge.score_many(prompts * 2, texts)
+        results[name] = (sum(t.strip().endswith(POLITE_CLOSER) for t in texts) / len(texts),
+                         sum(rewards) / len(rewards))
+    (f0, r0), (f1, r1) = results["base"], results["policy"]
+    print(f"PPO effect on {len(prompts)} held-out prompts x 2 samples: '{POLITE_CLOSER}' at the end {f0:.1%} -> "
+          f"{f1:.1%}; mean reward {r0:+.2f} -> {r1:+.2f}; in-run verdict: {summary['verdict']}")
+    assert f0 < 0.2 and f1 > 0.6
+    assert r1 > r0 + 1.0
+    assert summary["verdict"].startswith("✅") and summary["params_moved"] > 0.01
+
+
+@pytest.mark.slow
+def test_ppo_metrics_rollouts_residency_and_a_plain_policy_adapter(ppo_run):
+    from alignui.training.rlhf_eval import rl_watchouts
+
+    storage, reward, summary = ppo_run
+    run = storage / "runs" / summary["run"]
+    train = [m for m in read_jsonl(run / "metrics.jsonl") if "reward" in m]
+    assert len(train) == 10  # 20 rollout batches, logged every 2
+    keys = {"reward", "reward_std", "kl", "beta", "policy_loss", "value_loss", "clip_fraction", "value_clip_fraction",
+            "approx_kl", "entropy", "completions/mean_length", "completions/clipped_ratio", "rewards/reward/mean"}
+    assert all(keys <= set(m) for m in train)
+    first, last = sum(m["reward"] for m in train[:3]) / 3, sum(m["reward"] for m in train[-3:]) / 3
+    assert last > first + 1.0
+    # the critic learned: its value loss fell and its mean value followed the reward
+    assert train[-1]["value_loss"] < train[0]["value_loss"] / 5
+    assert abs(train[-1]["value_mean"] - train[-1]["reward"]) < abs(train[0]["value_mean"] - train[-1]["reward"])
+    assert all(0 <= m["clip_fraction"] <= 1 for m in train) and any(m["clip_fraction"] > 0 for m in train)
+    rollouts = read_jsonl(run / "rollouts.jsonl")
+    assert {r["step"] for r in rollouts} == {m["step"] for m in train}
+    assert len([r for r in rollouts if r["step"] == train[-1]["step"]]) == 4
+    assert isinstance(rl_watchouts(train), list)  # the Train tab's watch-outs read these names
+    status = json.loads((run / "status.json").read_text())
+    assert "value = a second LoRA adapter ('value')" in status["resident"] and "ONE copy of demo" in status["resident"]
+    lineage = json.loads((run / "lineage.json").read_text())
+    assert lineage["method"] == "rlhf" and lineage["snapshot"] == "closer" and lineage["reward_models"] == [reward["run"]]
+    adapter = run / "adapter"
+    assert json.loads((adapter / "adapter_config.json").read_text()).get("modules_to_save") in (None, [])
+    assert not (adapter / "value").exists() and not (adapter / "ref").exists()  # the policy alone
+    checkpoint = sorted((run / "checkpoints").iterdir())[-1]
+    assert (checkpoint / "value" / "adapter_model.safetensors").is_file() and (checkpoint / "ppo_state.json").is_file()
+    assert "algorithm: ppo" in (run / "config.yaml").read_text()
+
+
+@pytest.mark.slow
+def test_the_arena_serves_the_ppo_adapter_blind_from_the_registry(ppo_run, ctx, storage):
+    import shutil
+
+    from alignui.annotation.pairs import user_turn
+    from alignui.arena.battle import ArenaSettings, stream_battle
+    from alignui.serving.adapters import adapter_server
+    from alignui.serving.generation import PairSettings
+
+    source, _, summary = ppo_run
+    shutil.copytree(source / "runs" / summary["run"], storage / "runs" / summary["run"])
+    ctx.job_runner().sync_all()  # the app indexes run directories made by the CLI
+    run = ctx.store.get_run(summary["run"])
+    assert (run.method, run.status, run.snapshot_id) == ("rlhf", "done", "closer")
+    assert run.adapter_path and Path(run.adapter_path).is_dir()
+    steps = list(stream_battle(ctx.store, adapter_server(ctx.model), user_turn("What color is a forest?"), ctx.rng,
+                               settings=ArenaSettings(sampling=PairSettings.same(max_new_tokens=16))))
+    saved = ctx.store.get_comparison(steps[-1].battle_id)
+    assert {saved.model_a, saved.model_b} == {"base", summary["run"]}
+    assert summary["run"] not in json.dumps([vars(s) for s in steps])  # blind until the vote
+
+
+@pytest.mark.slow
+def test_a_cancelled_ppo_run_resumes_exactly_where_an_uninterrupted_one_goes(reward_storage):
+    storage, reward = reward_storage
+    sets = ["--snapshot", "closer", "--preset", "cpu-demo-ppo", "--set", "max_steps=5", "--set", "save_steps=2",
+            "--set", "logging_steps=1", "--set", "eval_prompts=2", "--set", "kl_target=1.0",  # adaptive beta
+            "--set", "kl_horizon=200", "--set", f"reward_model={reward['run']}"]
+    straight = run_train(storage, *sets, "--run-id", "ppo-straight")
+    run_id = "ppo-resume"
+    proc = subprocess.Popen([sys.executable, "-m", "alignui", "train", "rlhf", "--storage", str(storage), *sets,
+                             "--run-id", run_id], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    status_path = storage / "runs" / run_id / "status.json"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        status = json.loads(status_path.read_text()) if status_path.is_file() else {}
+        if (status.get("step") or 0) >= 2:
+            os.kill(proc.pid, signal.SIGTERM)  # what the app's Cancel sends
+            break
+        time.sleep(0.2)
+    output = proc.communicate(timeout=600)[0]
+    assert proc.returncode != 0 and json.loads(status_path.read_text())["state"] == "cancelled", output[-2000:]
+    checkpoint = sorted((storage / "runs" / run_id / "checkpoints").iterdir())[-1]
+    assert (checkpoint / "value").is_dir() and (checkpoint / "ppo_state.json").is_file(), output[-2000:]
+    summary = run_train(storage, "--run-id", run_id, "--resume")
+    assert summary["status"] == "done" and summary["steps"] == 5
+    resumed = [m for m in read_jsonl(Path(summary["path"]) / "metrics.jsonl") if "reward" in m]
+    reference = [m for m in read_jsonl(Path(straight["path"]) / "metrics.jsonl") if "reward" in m]
+    assert [m["step"] for m in resumed] == [1, 2, 3, 4, 5]  # no step logged twice after the resume
+    for a, b in zip(resumed, reference):  # same seed: the resumed run retraces the uninterrupted one
+        for key in ("reward", "beta", "kl", "value_loss"):
+            assert a[key] == pytest.approx(b[key], rel=1e-3, abs=1e-5), (a["step"], key)
+    assert reference[-1]["beta"] != reference[0]["beta"]  # the adaptive coefficient moved (and was restored)
