@@ -45,10 +45,12 @@ VALUE_NOTE = "value = a second LoRA adapter ('value') + a value head on the same
 def load_models(config, job):
     """(model, tokenizer): the base once, policy adapter (fresh or init_adapter), reference, critic."""
     from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import set_seed
 
     from alignui.training.common import load_base, lora_config
     from alignui.training.rlhf import resolve_adapter
 
+    set_seed(config.seed)  # LoRA's A matrices are drawn here, before the Trainer seeds: same seed, same run
     base, tokenizer = load_base(config, job.base, job.setup)
     if config.init_adapter.strip():
         adapter = str(resolve_adapter(job.storage, config.init_adapter.strip()))
