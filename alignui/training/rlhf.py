@@ -88,6 +88,10 @@ class RLHFTrainConfig(TrainConfig, PPOSettings):
         for name in ("eval_prompts", "log_samples"):
             _require(getattr(self, name) >= 0, f"{name} must be 0 or more, got {getattr(self, name)}")
 
+    def reference_pass(self) -> bool:
+        """PPO runs the reference (adapters off) over every batch of rollouts (pre-flight counts it)."""
+        return self.algorithm == "ppo"
+
     def reward_models(self) -> list[str]:
         """The reward model references, in order ([''] = the newest finished reward run)."""
         refs = [r.strip() for r in self.reward_model.split(",") if r.strip()]

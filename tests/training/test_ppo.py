@@ -135,6 +135,7 @@ def test_ppo_settings_validate_and_the_presets_select_ppo():
     config = RLHFTrainConfig(algorithm="ppo", num_generations=1)  # PPO needs no groups of samples
     assert (config.ppo_epochs, config.num_mini_batches, config.cliprange, config.lam) == (4, 2, 0.2, 0.95)
     assert "GAE" in RLHFTrainConfig.help_of("lam") and "ppo" in RLHFTrainConfig.help_of("algorithm")
+    assert config.reference_pass() and not RLHFTrainConfig().reference_pass()  # pre-flight counts PPO's reference
     with pytest.raises(TrainConfigError, match=r"\(4\) must be a multiple of num_mini_batches \(3\)"):
         RLHFTrainConfig(algorithm="ppo", num_mini_batches=3)
     for bad, match in (({"gamma": 0}, "gamma must be in"), ({"lam": 1.5}, "lam must be in"),
