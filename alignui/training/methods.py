@@ -126,7 +126,7 @@ METHODS: tuple[Method, ...] = (
            help="pairs -> a scalar scorer: RLHF's reward model"),
     Method("rlhf", "RLHF (reward model + online RL)", "alignui.training.rlhf:RLHFTrainConfig",
            "alignui.training.rlhf:run_rlhf", "rlhf.yaml",
-           help="online RL (RLOO/GRPO) against a trained reward model"),
+           help="online RL (RLOO/GRPO/PPO) against a trained reward model"),
     Method("sft", "SFT (supervised fine-tuning on chosen responses)", "alignui.training.sft:SFTTrainConfig",
            "alignui.training.sft:run_sft", "sft.yaml", help="imitate the chosen responses: RLHF's optional first step"),
     Method("orpo", "ORPO (reference-free, SFT built in)", "alignui.training.reference_free:ORPOTrainConfig",

@@ -27,22 +27,25 @@ from typing import Any
 
 from alignui.errors import UserError
 from alignui.training.config import DEMO_LR_NOTE, TrainConfig, _require, knob
+from alignui.training.ppo import PPOSettings
 from alignui.training.vllm_rollouts import VLLMRolloutSettings
 
-ALGORITHMS = ("rloo", "grpo")
+ALGORITHMS = ("rloo", "grpo", "ppo")
 ROLLOUTS_FILE = "rollouts.jsonl"
 
 
 @dataclass(frozen=True)
-class RLHFTrainConfig(VLLMRolloutSettings, TrainConfig):
+class RLHFTrainConfig(VLLMRolloutSettings, TrainConfig, PPOSettings):
     """TrainConfig + the RL stage's knobs (defaults: TRL's RLOO with LoRA, the seed's advice); vLLM rollouts: the
-    VLLMRolloutSettings mixin (alignui.training.vllm_rollouts)."""
+    VLLMRolloutSettings mixin (alignui.training.vllm_rollouts); PPOSettings holds the knobs only algorithm=ppo
+    reads."""
 
     reward_model: str = knob("", group="rlhf", help="reward model(s): run id or path of a finished `train reward` "
                              "run; several, comma-separated, are summed (an ensemble); empty = the newest")
     algorithm: str = knob("rloo", group="rlhf", choices=ALGORITHMS,
                           help="rloo = REINFORCE leave-one-out (TRL RLOOTrainer); grpo = group-relative policy "
-                               "optimisation (GRPOTrainer)")
+                               "optimisation (GRPOTrainer); ppo = PPO with a learned value adapter, GAE and "
+                               "clipped losses (alignui.training.ppo)")
     beta: float = knob(0.05, group="rlhf", help="KL coefficient: how strongly the policy is held to the reference",
                        guide="0.01-0.1; 0 = no KL (faster, but invites reward hacking)")
     num_generations: int = knob(4, group="rlhf", help="responses sampled per prompt; each is rewarded against the "
@@ -68,9 +71,14 @@ class RLHFTrainConfig(VLLMRolloutSettings, TrainConfig):
         _require(self.algorithm in ALGORITHMS, f"algorithm must be one of {', '.join(ALGORITHMS)}, "
                                                f"got {self.algorithm!r}")
         _require(self.beta >= 0, f"beta must be 0 or more (0.05 is the default), got {self.beta}")
-        _require(self.num_generations >= 2, f"num_generations must be at least 2 (RLOO/GRPO compare a prompt's "
-                                            f"samples with each other), got {self.num_generations}")
+        _require(self.num_generations >= (1 if self.algorithm == "ppo" else 2),
+                 f"num_generations must be at least 2 (RLOO/GRPO compare a prompt's samples with each other), got "
+                 f"{self.num_generations}")
         batch = self.per_device_train_batch_size * self.gradient_accumulation_steps
+        if self.algorithm == "ppo":
+            self.check_ppo(batch)
+            _require(self.num_processes == 1, "algorithm=ppo runs in one process: set num_processes=1 (or use "
+                                              "rloo/grpo for several GPUs)")
         _require(batch % self.num_generations == 0,
                  f"per_device_train_batch_size x gradient_accumulation_steps ({batch}) must be a multiple of "
                  f"num_generations ({self.num_generations}): each batch holds whole groups of samples")
@@ -82,6 +90,10 @@ class RLHFTrainConfig(VLLMRolloutSettings, TrainConfig):
         for name in ("eval_prompts", "log_samples"):
             _require(getattr(self, name) >= 0, f"{name} must be 0 or more, got {getattr(self, name)}")
         self.check_vllm(self.algorithm)
+
+    def reference_pass(self) -> bool:
+        """PPO runs the reference (adapters off) over every batch of rollouts (pre-flight counts it)."""
+        return self.algorithm == "ppo"
 
     def reward_models(self) -> list[str]:
         """The reward model references, in order ([''] = the newest finished reward run)."""
@@ -311,8 +323,15 @@ def run_rlhf(job) -> dict[str, Any]:
     job.check_stop("while loading")
     callback = RunCallback(job.run, should_stop=synced_stop(job.stop.is_set), log=job.log)  # ranks stop together
     job.run.update_status(phase="loading policy")
-    trainer, tokenizer = build_trainer(job, prompts, judges, [callback])
-    resident = residency(trainer.model, judges, job.base)
+    if config.algorithm == "ppo":
+        from alignui.training.ppo_loop import VALUE_NOTE, build_ppo_trainer
+
+        trainer, tokenizer = build_ppo_trainer(job, prompts, judges, [callback])
+        resident = residency(trainer.model, judges, job.base).replace("; reward model", f"; {VALUE_NOTE}; reward "
+                                                                      "model", 1)
+    else:
+        trainer, tokenizer = build_trainer(job, prompts, judges, [callback])
+        resident = residency(trainer.model, judges, job.base)
     job.run.write_lineage({**job.run.read_lineage(), "reward_models": [j.run_id for j in judges],
                            "init_adapter": config.init_adapter or None})
     job.log(f"resident: {resident}")

@@ -47,8 +47,8 @@ def test_config_defaults_validation_and_guidance():
     assert RLHFTrainConfig(reward_model="rm-1, rm-2").reward_models() == ["rm-1", "rm-2"]
     with pytest.raises(TrainConfigError, match=r"\(6\) must be a multiple of num_generations \(4\)"):
         RLHFTrainConfig(per_device_train_batch_size=6)
-    with pytest.raises(TrainConfigError, match="algorithm must be one of rloo, grpo"):
-        RLHFTrainConfig(algorithm="ppo")
+    with pytest.raises(TrainConfigError, match="algorithm must be one of rloo, grpo, ppo"):
+        RLHFTrainConfig(algorithm="dqn")
     with pytest.raises(TrainConfigError, match="num_generations must be at least 2"):
         RLHFTrainConfig(num_generations=1, per_device_train_batch_size=4)
     with pytest.raises(TrainConfigError, match="no prompts to train on"):
