@@ -9,6 +9,7 @@ from alignui.db.core import Database, new_id
 from alignui.db.data import BrowseFilter, ComparisonRow, DataMixin
 from alignui.db.imports import ImportBatch, ImportsMixin
 from alignui.db.pool import PoolMixin
+from alignui.db.rounds import RoundsMixin
 from alignui.db.records import ARENA_VERDICTS, VERDICTS, Comparison, NewGeneration, Prompt
 from alignui.db.runs import Run, RunsMixin
 from alignui.db.settings import SettingsMixin
@@ -17,7 +18,7 @@ from alignui.db.votes import VotesMixin
 
 
 class Store(VotesMixin, ArenaMixin, PoolMixin, SettingsMixin, DataMixin, ImportsMixin, RunsMixin, UsersMixin,
-            Database):
+            RoundsMixin, Database):
     """Open with `Store(path)`; close with `.close()` (or use as a context manager)."""
 
 
