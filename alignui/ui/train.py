@@ -125,7 +125,7 @@ def build(ctx: AppContext, page: Page) -> None:
     selected = gr.State("")
     train_rlhf.build_live(ctx, runner, rlhf, snapshot, base, method, widgets, start, selected, message)
     push = train_view.build(ctx, runner, selected, message)
-    train_rounds.build(ctx, runner, selected, message)  # training in rounds: the Next round section
+    train_rounds.build(ctx, runner, selected)  # training in rounds: the Next round section
     _wire_setup(ctx, specs, widgets, columns, snapshot, refresh, export, method, preset)
     _wire_fresh(ctx, page, snapshot, base)
     _wire_start(ctx, runner, specs, widgets, snapshot, base, method, check, start, message, selected)

@@ -23,13 +23,14 @@ HELP = ("Iterative, on-policy DPO: the chosen run's adapter writes new pairs (bo
         "starts from the run's adapter on it (optionally mixed with the run's own snapshot).")
 
 
-def build(ctx: AppContext, runner, selected: gr.State, message: gr.Markdown) -> None:
+def build(ctx: AppContext, runner, selected: gr.State) -> None:
     with gr.Accordion("Next round (training in rounds)", open=False, elem_id="train-round"):
         gr.Markdown(HELP)
         note = admin_note()
         with gr.Row():
+            # custom values allowed: runs finish after the page was built; the server checks the id (parent_run)
             parent = gr.Dropdown(parent_choices(ctx.store), label="Parent run", scale=3, elem_id="round-parent",
-                                 info="a finished DPO run: its adapter writes the pairs")
+                                 info="a finished DPO run: its adapter writes the pairs", allow_custom_value=True)
             prompts = gr.Number(64, label="Prompts", precision=0, minimum=1, maximum=2000, scale=1,
                                 elem_id="round-prompts")
             sides = gr.Radio(list(SIDES), value="seeds", label="Sides", scale=2, elem_id="round-sides",
@@ -41,6 +42,7 @@ def build(ctx: AppContext, runner, selected: gr.State, message: gr.Markdown) -> 
             generate = gr.Button("Generate next round's pairs", elem_id="round-generate")
             export = gr.Button("Export round snapshot", elem_id="round-export")
             train = gr.Button("Train next round", variant="primary", elem_id="round-train")
+        message = gr.Markdown(elem_id="round-message")  # here, not at the top of the tab: next to the buttons
         snapshot = gr.State("")
     _wire(ctx, runner, parent, prompts, sides, mix, status, generate, export, train, snapshot, selected, message)
     admin_only(ctx, note, [generate, export, train], "train in rounds")

@@ -22,7 +22,7 @@ from alignui.serving.demo_corpus import POLITE_CLOSER
 from alignui.training.synthetic import closer_rate, closer_snapshot, split_prompts
 from conftest import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]  # three CLI jobs and generation on a shared CPU
 HELD_OUT = 110
 ROUND1 = ["--preset", "cpu-demo", "--set", "max_steps=20", "--set", "sample_prompts=0", "--set", "cpu_threads=1"]
 
@@ -48,8 +48,8 @@ def chain(tmp_path_factory, demo_model_dir):
     cli(storage, "import", str(write_prompts(root / "pool.jsonl", train)), "--format", "prompts")
     cli(storage, "import", str(write_prompts(root / "held.jsonl", held)), "--format", "prompts", "--split", "heldout")
     r1 = cli(storage, "train", "dpo", "--snapshot", "closer", *ROUND1)
-    rnd = cli(storage, "round", "--parent", r1["run"], "--prompts", "120", "--judge", "oracle-closer",
-              "--mix-old", "0.25", "--max-new-tokens", "96", "--threads", "1")
+    rnd = cli(storage, "round", "--parent", r1["run"], "--prompts", "100", "--judge", "oracle-closer",
+              "--mix-old", "0.25", "--max-new-tokens", "64", "--threads", "1")
     r2 = cli(storage, "train", "dpo", "--snapshot", rnd["snapshot"], *ROUND1, "--set", f"init_adapter={r1['run']}",
              "--set", f"parent_run={r1['run']}")
     return storage, r1, rnd, r2, [q for q, _ in held]
@@ -61,8 +61,8 @@ def test_the_round_queues_pairs_from_the_parent_adapter_and_exports_them_with_li
     storage, r1, rnd, r2, _ = chain
     print(f"round 2 pairs: {rnd['pairs']}, oracle verdicts {rnd['judged']}, snapshot {rnd['snapshot']} "
           f"({rnd['rows']} rows, {rnd['lineage']['mixed_rows']} from the parent's snapshot)")
-    assert rnd["round"] == 2 and rnd["parent_run"] == r1["run"] and rnd["queued"] == 120
-    assert rnd["pairs"]["pairs"] == 120 and rnd["pairs"]["pending"] == 0 and rnd["pairs"]["pairs_ab"] > 5
+    assert rnd["round"] == 2 and rnd["parent_run"] == r1["run"] and rnd["queued"] == 100
+    assert rnd["pairs"]["pairs"] == 100 and rnd["pairs"]["pending"] == 0 and rnd["pairs"]["pairs_ab"] > 5
     manifest = json.loads((storage / "snapshots" / rnd["snapshot"] / "manifest.json").read_text())
     assert manifest["lineage"]["parent_run"] == r1["run"] and manifest["lineage"]["round"] == 2
     assert manifest["lineage"]["parent_snapshot"] == "closer" and manifest["lineage"]["mixed_rows"] == 90  # 25% of 360
@@ -73,7 +73,7 @@ def test_the_round_queues_pairs_from_the_parent_adapter_and_exports_them_with_li
         rows = store.query("SELECT c.kind, c.source, c.annotator, c.meta, ga.model_ref, gb.model_ref, p.split "
                            "FROM comparisons c JOIN generations ga ON ga.id = c.gen_a JOIN generations gb "
                            "ON gb.id = c.gen_b JOIN prompts p ON p.id = c.prompt_id")
-    assert len(rows) == 120
+    assert len(rows) == 100
     for kind, source, annotator, meta, ref_a, ref_b, split in rows:
         assert (kind, source, ref_a, ref_b, split) == ("annotate", f"round:{r1['run']}", r1["run"], r1["run"], "train")
         assert json.loads(meta)["round"] == 2 and annotator.startswith("oracle:")  # labelled: not a human vote
@@ -90,13 +90,12 @@ def test_each_run_records_the_chain_and_round_two_starts_from_round_ones_adapter
     assert r2["status"] == "done" and r2["params_moved"] > 0
     w1 = load_file(storage / "runs" / r1["run"] / "adapter" / "adapter_model.safetensors")
     w2 = load_file(storage / "runs" / r2["run"] / "adapter" / "adapter_model.safetensors")
-    assert w1.keys() == w2.keys()
-    # a fresh LoRA would start at the same seeded init as round 1 and move by as little as round 1 did; starting
-    # from round 1's adapter, round 2 ends closer to it than round 1 is to its own (zero-B) start
-    dist = sum(float((w2[k] - w1[k]).norm() ** 2) for k in w1) ** 0.5
-    size = sum(float(w1[k].norm() ** 2) for k in w1 if "lora_B" in k) ** 0.5
-    print(f"|round 2 - round 1| = {dist:.4f}; |round 1's lora_B| = {size:.4f}")
-    assert 0 < dist < size
+    ref = load_file(storage / "runs" / r2["run"] / "adapter" / "ref" / "adapter_model.safetensors")
+    # TRL copies the adapter a run starts from as its frozen reference ("ref"): round 1's weights, exactly
+    assert w1.keys() == w2.keys() == ref.keys() and all(torch.equal(w1[k], ref[k]) for k in w1)
+    moved = sum(float((w2[k] - w1[k]).norm() ** 2) for k in w1) ** 0.5
+    print(f"|round 2 - round 1| = {moved:.4f}")
+    assert moved > 0
 
 
 def test_the_held_out_property_keeps_or_improves_from_round_one_to_round_two(chain, demo_model_dir):
