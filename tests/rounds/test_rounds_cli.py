@@ -48,7 +48,7 @@ def chain(tmp_path_factory, demo_model_dir):
     cli(storage, "import", str(write_prompts(root / "pool.jsonl", train)), "--format", "prompts")
     cli(storage, "import", str(write_prompts(root / "held.jsonl", held)), "--format", "prompts", "--split", "heldout")
     r1 = cli(storage, "train", "dpo", "--snapshot", "closer", *ROUND1)
-    rnd = cli(storage, "round", "--parent", r1["run"], "--prompts", "100", "--judge", "oracle-closer",
+    rnd = cli(storage, "round", "--parent", r1["run"], "--prompts", "64", "--judge", "oracle-closer",
               "--mix-old", "0.25", "--max-new-tokens", "64", "--threads", "1")
     r2 = cli(storage, "train", "dpo", "--snapshot", rnd["snapshot"], *ROUND1, "--set", f"init_adapter={r1['run']}",
              "--set", f"parent_run={r1['run']}")
@@ -61,11 +61,11 @@ def test_the_round_queues_pairs_from_the_parent_adapter_and_exports_them_with_li
     storage, r1, rnd, r2, _ = chain
     print(f"round 2 pairs: {rnd['pairs']}, oracle verdicts {rnd['judged']}, snapshot {rnd['snapshot']} "
           f"({rnd['rows']} rows, {rnd['lineage']['mixed_rows']} from the parent's snapshot)")
-    assert rnd["round"] == 2 and rnd["parent_run"] == r1["run"] and rnd["queued"] == 100
-    assert rnd["pairs"]["pairs"] == 100 and rnd["pairs"]["pending"] == 0 and rnd["pairs"]["pairs_ab"] > 5
+    assert rnd["round"] == 2 and rnd["parent_run"] == r1["run"] and rnd["queued"] == 64
+    assert rnd["pairs"]["pairs"] == 64 and rnd["pairs"]["pending"] == 0 and rnd["pairs"]["pairs_ab"] > 5
     manifest = json.loads((storage / "snapshots" / rnd["snapshot"] / "manifest.json").read_text())
     assert manifest["lineage"]["parent_run"] == r1["run"] and manifest["lineage"]["round"] == 2
-    assert manifest["lineage"]["parent_snapshot"] == "closer" and manifest["lineage"]["mixed_rows"] == 90  # 25% of 360
+    assert manifest["lineage"]["parent_snapshot"] == "closer" and manifest["lineage"]["mixed_rows"] == 100  # 25% of 400
     assert manifest["lineage"]["judge"] == "oracle-closer"
     round_only = storage / "snapshots" / manifest["lineage"]["round_snapshot"] / "manifest.json"
     assert json.loads(round_only.read_text())["filters"]["sources"] == [f"round:{r1['run']}"]
@@ -73,7 +73,7 @@ def test_the_round_queues_pairs_from_the_parent_adapter_and_exports_them_with_li
         rows = store.query("SELECT c.kind, c.source, c.annotator, c.meta, ga.model_ref, gb.model_ref, p.split "
                            "FROM comparisons c JOIN generations ga ON ga.id = c.gen_a JOIN generations gb "
                            "ON gb.id = c.gen_b JOIN prompts p ON p.id = c.prompt_id")
-    assert len(rows) == 100
+    assert len(rows) == 64
     for kind, source, annotator, meta, ref_a, ref_b, split in rows:
         assert (kind, source, ref_a, ref_b, split) == ("annotate", f"round:{r1['run']}", r1["run"], r1["run"], "train")
         assert json.loads(meta)["round"] == 2 and annotator.startswith("oracle:")  # labelled: not a human vote
