@@ -17,6 +17,8 @@
 
 Owns: this layout and reading/writing each file safely. The run directory is the source of truth; the app
 copies its state into the database index (alignui.training.app.runner). Pure file IO: no torch, no database.
+Also owns the lineage of training in rounds (alignui.rounds): the round fields of a run's lineage.json
+(`run_lineage`) and the chain labels the Runs table and the leaderboard show (`lineage_label`).
 
 Invariants:
 - status.json is replaced atomically (write to a temp file, then os.replace): a reader never sees half.
@@ -34,6 +36,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from alignui.errors import NotFoundError, quoted
@@ -225,3 +228,48 @@ def format_eta(seconds: float | None) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
         else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+# -- lineage of training in rounds (alignui.rounds) ----------------------------------------------------
+def run_lineage(manifest: Mapping[str, Any], parent: str | None, init_adapter: str = "") -> dict[str, Any]:
+    """The round fields of a new run's lineage.json: the parent run (the config's `parent_run`, else the run
+    id the adapter starts from, else the snapshot manifest's) and the round number (from the manifest; a run
+    without parent is round 1; otherwise the parent link tells, see round_numbers)."""
+    lineage = manifest.get("lineage") if isinstance(manifest.get("lineage"), dict) else {}
+    init = (init_adapter or "").strip()
+    init_run = init if init and "/" not in init and not init.startswith(".") else None  # an id, not a path
+    out: dict[str, Any] = {"parent_run": parent or init_run or lineage.get("parent_run")}
+    if lineage.get("round"):
+        out["round"] = int(lineage["round"])
+    elif not out["parent_run"]:
+        out["round"] = 1
+    return out
+
+
+def round_numbers(runs: Iterable[Any]) -> dict[str, int]:
+    """Run id -> round for `runs` (anything with .id and .parent_run): a parent's round + 1, else 1."""
+    parents = {r.id: r.parent_run for r in runs}
+    out: dict[str, int] = {}
+
+    def number(run_id: str, seen: frozenset = frozenset()) -> int:
+        if run_id not in out:
+            parent = parents.get(run_id)
+            seen = seen | {run_id}  # a loop of parent links (a hand-edited lineage) ends the chain
+            out[run_id] = 1 if not parent or parent not in parents or parent in seen else number(parent, seen) + 1
+        return out[run_id]
+
+    for run_id in parents:
+        number(run_id)
+    return out
+
+
+def lineage_label(run_id: str, runs: Iterable[Any]) -> str:
+    """'base' for the base model, 'round N <- parent' or 'round 1' for a run, '' for anything else."""
+    if run_id == "base":
+        return "base"
+    runs = list(runs)
+    numbers = round_numbers(runs)
+    if run_id not in numbers:
+        return ""
+    parent = next((r.parent_run for r in runs if r.id == run_id), None)
+    return f"round {numbers[run_id]}" + (f" ← {parent}" if parent else " ← base")

@@ -128,10 +128,13 @@ def generate(store: Store, model: ModelHandle, ws: Workspace, text: str, prefs: 
 
 def next_prompt(store: Store, model: ModelHandle, ws: Workspace, prefs: AnnotationPrefs, rng: random.Random, *,
                 annotator: str | None, generators: Generators | None = None) -> Iterator[View]:
-    """The next thing to judge: a pair others judged (overlap k, gold items; named annotators only), else the
-    next pool prompt (a new conversation) with its pair generated at once."""
+    """The next thing to judge: a pair others judged (overlap k, gold items; named annotators only), else a
+    queued pair of the next training round, else the next pool prompt (a new conversation) with its pair
+    generated at once."""
     base = Workspace(decided=ws.decided, parked=ws.parked, saved=ws.saved)
     shared = next_shared_pair(store, annotator, rng) if annotator and annotator != ANONYMOUS else None
+    if shared is None:  # a queued pair of training in rounds (alignui.rounds), handed out like a pool prompt
+        shared = store.claim_queued_pair(annotator or ANONYMOUS)
     if shared is not None:
         ws = _resume(store, base, shared)
         yield _view(ws, f"Pair `{shared.id}` {READY}", text_a=shared.text_a, text_b=shared.text_b)

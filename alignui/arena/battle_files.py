@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from alignui.runs import lineage_label
 from alignui.errors import UserError
 from alignui.arena.stats import WINNERS, summarize
 
@@ -101,5 +102,10 @@ def stats_summary(battles: pd.DataFrame, *, bootstrap: int = 1000, seed: int = 0
 
 
 def arena_summary(store, *, bootstrap: int = 1000, seed: int = 0) -> dict:
-    """The stats summary of the arena votes in the database (what /leaderboard answers)."""
-    return stats_summary(store.arena_battles(), bootstrap=bootstrap, seed=seed)
+    """The stats summary of the arena votes in the database (what /leaderboard answers); each model also
+    carries its `lineage` in training in rounds ("base", "round 2 ← <parent run>"; alignui.runs.lineage_label)."""
+    summary = stats_summary(store.arena_battles(), bootstrap=bootstrap, seed=seed)
+    runs = store.list_runs()
+    for model in summary["models"]:
+        model["lineage"] = lineage_label(model["model"], runs)
+    return summary

@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for the intervals")
     p.set_defaults(handler=_stats)
 
+    from alignui.cli import round as round_command  # training in rounds (alignui.rounds)
+
+    round_command.add_parser(sub)
+
     for name, sp in sub.choices.items():
         if name != "serve":
             sp.add_argument("--storage", help="data root (env ALIGNUI_STORAGE; default ./storage)")

@@ -65,6 +65,8 @@ class ExportOptions:
     sources: tuple[str, ...] = field(default=(), metadata={"help": "only these sources (empty: all)"})
     policy: str = field(default="keep_all", metadata={"help": f"one of {', '.join(EXPORT_POLICIES)}"})
     min_agreement: float = field(default=0.6, metadata={"help": "for drop_low_agreement: share of judges agreeing"})
+    lineage: dict | None = field(default=None, metadata={"help": "training in rounds: the parent run and round "
+                                                                 "number, written to the manifest (alignui.rounds)"})
 
     def __post_init__(self):
         if self.format not in EXPORT_FORMATS:
@@ -351,7 +353,8 @@ def _manifest(store, snapshot_id: str, created: datetime, sha: str, splits: dict
         "files": [DATASET_DIR, UNPAIRED_DIR, MANIFEST, README] + ({"parquet": ["data.parquet"],
                                                                   "jsonl": ["data.jsonl"]}.get(options.format, [])),
         "columns": splits["train"].column_names, "options": {k: str(v) if isinstance(v, Path) else v
-                                               for k, v in asdict(options).items()},
+                                               for k, v in asdict(options).items() if k != "lineage"},
+        **({"lineage": options.lineage} if options.lineage else {}),
     }
 
 

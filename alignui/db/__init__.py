@@ -10,6 +10,7 @@ from alignui.db.data import BrowseFilter, ComparisonRow, DataMixin
 from alignui.db.imports import ImportBatch, ImportsMixin
 from alignui.db.pool import PoolMixin
 from alignui.db.ratings import Rating, RatingsMixin
+from alignui.db.rounds import RoundsMixin
 from alignui.db.records import ARENA_VERDICTS, VERDICTS, Comparison, NewGeneration, Prompt
 from alignui.db.runs import Run, RunsMixin
 from alignui.db.settings import SettingsMixin
@@ -17,8 +18,8 @@ from alignui.db.users import UsersMixin
 from alignui.db.votes import VotesMixin
 
 
-class Store(VotesMixin, RatingsMixin, ArenaMixin, PoolMixin, SettingsMixin, DataMixin, ImportsMixin, RunsMixin, UsersMixin,
-            Database):
+class Store(VotesMixin, RatingsMixin, ArenaMixin, PoolMixin, SettingsMixin, DataMixin, ImportsMixin, RunsMixin,
+            UsersMixin, RoundsMixin, Database):
     """Open with `Store(path)`; close with `.close()` (or use as a context manager)."""
 
 

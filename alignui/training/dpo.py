@@ -38,6 +38,9 @@ class DPOTrainConfig(KernelSettings, TrainConfig):
     precompute_ref_log_probs: bool = knob(False, group="dpo", help="compute reference log-probs once before "
                                           "training: saves the reference forward (and its memory) in every step, "
                                           "costs one pass over the data first; pays off from about one epoch")
+    init_adapter: str = knob("", group="model", help="start from this adapter (a finished run id or an adapter "
+                             "path) instead of a fresh LoRA: the next round of training in rounds; the reference "
+                             "is then a frozen copy of it (TRL), so each round moves from the last")
 
     def __post_init__(self):
         super().__post_init__()
@@ -82,19 +85,35 @@ def build_trainer(job, data, callbacks: list):
     """(trainer, model) for a job: the base loaded once, LoRA from our config, our callbacks attached."""
     from transformers import PrinterCallback
 
-    from alignui.training.common import check_dtypes, fix_trainable_dtype, load_base, lora_config, training_arguments
+    from alignui.training.common import check_dtypes, fix_trainable_dtype, load_base, training_arguments
 
     config: DPOTrainConfig = job.config
     model, tokenizer = load_base(config, job.base, job.setup)
     test = data["test"] if "test" in data and len(data["test"]) else None
     args = dpo_arguments(config, training_arguments(config, job.run, job.setup, has_eval=test is not None))
+    model, peft_config = start_adapter(model, config, job.storage)
     trainer = trainer_class()(model=model, args=args, train_dataset=data["train"], eval_dataset=test,
-                              processing_class=tokenizer, peft_config=lora_config(config), callbacks=callbacks,
+                              processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks,
                               max_prompt_length=config.max_prompt_length)
     trainer.remove_callback(PrinterCallback)  # RunCallback prints a readable line per log event instead
     fix_trainable_dtype(trainer.model, job.setup)
     check_dtypes(trainer.model, job.setup, args)
     return trainer, tokenizer
+
+
+def start_adapter(model, config: DPOTrainConfig, storage):
+    """(model, peft_config): a fresh LoRA from our config, or (init_adapter) the given adapter loaded as the
+    trainable one (PEFT is_trainable=True), in which case TRL copies it as the frozen "ref" adapter."""
+    from alignui.training.common import lora_config
+
+    if not config.init_adapter.strip():
+        return model, lora_config(config)
+    from peft import PeftModel
+
+    from alignui.training.rlhf import resolve_adapter  # the same run-id-or-path rule as the RL stage's
+
+    adapter = resolve_adapter(storage, config.init_adapter.strip())
+    return PeftModel.from_pretrained(model, str(adapter), is_trainable=True), None
 
 
 def run_dpo(job) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from alignui.training.common import Setup
 from alignui.training.config import TrainConfig, build_config
 from alignui.training import launch, ranks
 from alignui.training.methods import Method, get_method
-from alignui.runs import RunDir, new_run_id, now_iso
+from alignui.runs import RunDir, new_run_id, now_iso, run_lineage
 
 
 class JobFailed(UserError):
@@ -239,7 +239,8 @@ def _run(method: Method, layout: StorageLayout, plan: _Plan, resume: bool, stop:
         run.write_lineage({"run_id": run.id, "method": method.name, "snapshot": snap.id,
                            "snapshot_path": str(snap.path.resolve()), "snapshot_sha256": snap.sha256,
                            "base_model": config.base_model or base, "base_model_path": base,
-                           "parent_run": config.parent_run, "created_at": now_iso()})
+                           **run_lineage(snap.manifest, config.parent_run, getattr(config, "init_adapter", "")),
+                           "created_at": now_iso()})
     else:
         step = int(resume_from.name.rsplit("-", 1)[-1]) if resume_from else 0
         run.truncate_metrics(after_step=step)  # steps after the checkpoint are trained (and logged) again

@@ -21,7 +21,7 @@ from alignui.training.methods import available_methods, get_method
 from alignui.training.app.panel import (KEY_FIELDS, FieldSpec, form_fields, method_about, preflight_from_form,
                                         preset_values, start_from_form)
 from alignui.training.app.runner import job_runner
-from alignui.ui import train_rlhf, train_view
+from alignui.ui import train_rlhf, train_rounds, train_view
 from alignui.ui.common import Page, user_errors
 from alignui.ui.signin import admin_note, admin_only, identity_of
 
@@ -125,6 +125,7 @@ def build(ctx: AppContext, page: Page) -> None:
     selected = gr.State("")
     train_rlhf.build_live(ctx, runner, rlhf, snapshot, base, method, widgets, start, selected, message)
     push = train_view.build(ctx, runner, selected, message)
+    train_rounds.build(ctx, runner, selected)  # training in rounds: the Next round section
     _wire_setup(ctx, specs, widgets, columns, snapshot, refresh, export, method, preset)
     _wire_fresh(ctx, page, snapshot, base)
     _wire_start(ctx, runner, specs, widgets, snapshot, base, method, check, start, message, selected)

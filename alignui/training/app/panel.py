@@ -195,19 +195,21 @@ def run_view(run: RunDir, *, cancelling: bool = False, queued_behind: str | None
                    adapter=str(run.adapter_dir) if state == "done" and run.has_adapter else None)
 
 
-RUN_COLUMNS = ("run", "method", "status", "snapshot", "base model", "step", "held-out acc", "margin", "verdict",
-               "adapter", "created")
+RUN_COLUMNS = ("run", "method", "lineage", "status", "snapshot", "base model", "step", "held-out acc", "margin",
+               "verdict", "adapter", "created")
 
 
 def runs_rows(runs) -> list[list[Any]]:
     """Rows of the Runs table from Store.list_runs() (newest first)."""
-    rows = []
+    from alignui.runs import lineage_label
+
+    rows, runs = [], list(runs)
     for r in runs:
         ev = (r.metrics or {}).get("eval") or {}
         acc, margin = ev.get("eval_rewards/accuracies"), ev.get("eval_rewards/margins")
         verdict = (r.metrics or {}).get("verdict") or (r.error or "")
         step = (r.metrics or {}).get("step")
-        rows.append([r.id, r.method, r.status, r.snapshot_id or "", r.base_model or "",
+        rows.append([r.id, r.method, lineage_label(r.id, runs), r.status, r.snapshot_id or "", r.base_model or "",
                      "" if step is None else f"{step}/{(r.metrics or {}).get('max_steps') or '?'}",
                      "" if acc is None else f"{acc:.0%}", "" if margin is None else f"{margin:+.3f}",
                      verdict.splitlines()[0][:90] if verdict else "", "✅ in arena" if r.adapter_path else "",
