@@ -12,7 +12,8 @@ Both presets draw 16 samples (2 prompts x 8) per step, so N steps are the same g
 is measured, not assumed: the sum over steps of completions/mean_length x 16. Per side it prints the generated
 tokens, the mean training reward over the last quarter of the steps (the reward reached), the gain over the first
 step per 1000 generated tokens, the held-out mean reward of the final policy (the run's own evaluation, base ->
-policy), and the training loop's CPU seconds (process time: robust to a shared host's load); then PPO / RLOO.
+policy), and the training loop's wall seconds (TRL's train_runtime; on a shared host it swings with other load);
+then PPO / RLOO.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def run_side(storage: Path, reward_run: str, preset: str, steps: int, seed: int)
     return {"steps": len(train), "tokens": tokens, "reward_first": train[0]["reward"], "reward_reached": reached,
             "gain_per_1k_tokens": (reached - train[0]["reward"]) / tokens * 1000,
             "heldout_base": summary["eval"].get("reward_base"), "heldout_policy": summary["eval"].get("reward_policy"),
-            "cpu_s": summary["train"].get("train_cpu_seconds", summary["train"].get("train_runtime"))}
+            "train_s": summary["train"]["train_runtime"]}
 
 
 def main() -> None:
@@ -71,15 +72,15 @@ def main() -> None:
             print(f"round {i + 1} {side:4s}: {r['tokens']:.0f} generated tokens in {r['steps']} steps, reward "
                   f"{r['reward_first']:+.2f} -> {r['reward_reached']:+.2f} ({r['gain_per_1k_tokens']:+.3f} per 1k "
                   f"tokens); held-out {r['heldout_base']:+.2f} -> {r['heldout_policy']:+.2f}; "
-                  f"{r['cpu_s']:.0f} CPU-s", flush=True)
+                  f"{r['train_s']:.0f} s of training (wall)", flush=True)
     med = {side: {k: statistics.median(r[side][k] for r in rounds) for k in rounds[0][side]} for side in SIDES}
-    ratios = {k: med["ppo"][k] / med["rloo"][k] for k in ("tokens", "gain_per_1k_tokens", "cpu_s")
+    ratios = {k: med["ppo"][k] / med["rloo"][k] for k in ("tokens", "gain_per_1k_tokens", "train_s")
               if med["rloo"][k]}
     print(f"median of {len(rounds)} rounds x {args.steps} steps: reward reached per 1k generated tokens "
           f"PPO {med['ppo']['gain_per_1k_tokens']:+.3f} vs RLOO {med['rloo']['gain_per_1k_tokens']:+.3f} "
           f"(ratio {ratios.get('gain_per_1k_tokens', float('nan')):.2f}); reward reached PPO "
           f"{med['ppo']['reward_reached']:+.2f} vs RLOO {med['rloo']['reward_reached']:+.2f}; tokens ratio "
-          f"{ratios.get('tokens', float('nan')):.2f}; CPU-time ratio {ratios.get('cpu_s', float('nan')):.2f}")
+          f"{ratios.get('tokens', float('nan')):.2f}; training wall-time ratio {ratios.get('train_s', float('nan')):.2f}")
     print(json.dumps({"median": med, "ppo_over_rloo": ratios, "rounds": rounds}))
 
 

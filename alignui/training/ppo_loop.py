@@ -59,7 +59,8 @@ def load_models(config, job):
     else:
         model = get_peft_model(base, lora_config(config))
     head = torch.nn.Linear(base.config.hidden_size, 1, device=base.device, dtype=torch.float32)
-    torch.nn.init.zeros_(head.weight), torch.nn.init.zeros_(head.bias)  # the critic starts at V = 0
+    torch.nn.init.zeros_(head.weight)  # the critic starts at V = 0
+    torch.nn.init.zeros_(head.bias)
     model.get_base_model().value_head = head
     model.add_adapter(VALUE, LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                                         target_modules=config.target_modules(), exclude_modules=["value_head"],
