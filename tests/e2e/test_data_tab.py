@@ -37,7 +37,7 @@ def test_import_map_browse_fix_delete_export(server, page, tmp_path):
     open_data_tab(server, page)
     upload(page, FIX / "trl_conversational.jsonl")
     page.locator("#import-run").click()
-    page.get_by_text("Imported 4 pairs, skipped 0.").wait_for()
+    page.locator("#import-status").get_by_text("Imported 4 pairs, skipped 0.").wait_for()
     mine = tmp_path / "mine.csv"
     mine.write_text("question,good,bad\nWhat is 2+2?,4,5\nName a colour.,Blue.,Seven.\n")
     upload(page, mine)
@@ -46,7 +46,7 @@ def test_import_map_browse_fix_delete_export(server, page, tmp_path):
     for name, column in (("prompt", "question"), ("chosen", "good"), ("rejected", "bad")):
         pick(page, f"map-{name}", column)
     page.locator("#import-run").click()
-    page.get_by_text("Imported 2 pairs").wait_for()
+    page.locator("#import-status").get_by_text("Imported 2 pairs").wait_for()  # the summary below says it too
     assert store.table_counts()["comparisons"] == 6
     screenshot(page, "data-import")
 
