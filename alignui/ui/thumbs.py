@@ -22,7 +22,7 @@ from alignui.annotation import thumbs as flow
 from alignui.annotation.prefs import AnnotationPrefs, browser_secret
 from alignui.context import AppContext
 from alignui.errors import UserError
-from alignui.ui.common import GPU_QUEUE, Page, api_errors, refuse, user_errors
+from alignui.ui.common import Page, gpu_queue, api_errors, refuse, user_errors
 from alignui.ui.signin import admit_generation, identity_of
 from alignui.vocab import user_turn
 
@@ -30,7 +30,6 @@ __all__ = ["build", "HEAD"]
 
 KEYS = {"+": "thumb-up", "=": "thumb-up", "1": "thumb-up", "-": "thumb-down", "2": "thumb-down",
         "s": "thumb-skip", "n": "thumb-next"}
-GPU = dict(concurrency_id=GPU_QUEUE, concurrency_limit=1, api_visibility="private")
 HISTORY = ["when", "label", "prompt", "response", "id"]
 
 _SCRIPT = """
@@ -75,6 +74,7 @@ class _ThumbsTab:
 
     def __init__(self, ctx: AppContext, page: Page):
         self.ctx, self.page = ctx, page
+        self.gpu = dict(api_visibility="private", **gpu_queue(ctx))  # the one model queue (ui.common)
         secret = browser_secret(ctx.store)
         self.name_state = gr.BrowserState("", storage_key="alignui-annotator", secret=secret)  # read only
         self.prefs = gr.BrowserState(AnnotationPrefs().to_dict(), storage_key="alignui-generation", secret=secret)
@@ -155,13 +155,13 @@ class _ThumbsTab:
         counted = dict(fn=self.ui_counts, inputs=[self.name], outputs=[self.counts, self.history],
                        api_visibility="private", show_progress="hidden")
         gen_inputs = [self.state, self.prompt, self.prefs, self.name]
-        gr.on([self.prompt.submit, self.generate.click], self.ui_generate, gen_inputs, self.view_out, **GPU)
-        self.next.click(self.ui_next, [self.state, self.prefs, self.name], self.view_out, **GPU)
+        gr.on([self.prompt.submit, self.generate.click], self.ui_generate, gen_inputs, self.view_out, **self.gpu)
+        self.next.click(self.ui_next, [self.state, self.prefs, self.name], self.view_out, **self.gpu)
         for label, button in (("up", self.up), ("down", self.down), ("skip", self.skip)):
             clicked = button.click(self.rating(label), [self.state, self.name], self.view_out + [self.saved],
                                    api_visibility="private")
             clicked.then(**counted)
-            clicked.then(self.ui_after, [self.state, self.saved, self.prefs, self.name], self.view_out, **GPU)
+            clicked.then(self.ui_after, [self.state, self.saved, self.prefs, self.name], self.view_out, **self.gpu)
         self.name.blur(**counted)  # a typed name shows that annotator's counts and history
         self.page.blocks.load(self.ui_load, [self.name_state], [self.name, self.counts, self.history],
                               api_visibility="private")
@@ -187,5 +187,5 @@ def _register_api(ctx: AppContext) -> None:
         """Rate a response from /generate_single: 'up' (desirable), 'down' (undesirable) or 'skip'."""
         return flow.submit_thumb(ctx.store, item_id, label, annotator=identity_of(ctx, request).name)
 
-    gr.api(generate_single, api_name="generate_single", concurrency_id=GPU_QUEUE, concurrency_limit=1)
+    gr.api(generate_single, api_name="generate_single", **gpu_queue(ctx))
     gr.api(submit_thumb, api_name="submit_thumb")

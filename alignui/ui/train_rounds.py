@@ -14,7 +14,7 @@ from alignui.context import AppContext
 from alignui.rounds.plan import SIDES, RoundOptions
 from alignui.rounds.service import (export_next_round, generate_round, parent_choices, round_status,
                                     start_next_round)
-from alignui.ui.common import GPU_QUEUE, user_errors
+from alignui.ui.common import gpu_queue, user_errors
 from alignui.ui.signin import admin_note, admin_only, identity_of
 
 HELP = ("Iterative, on-policy DPO: the chosen run's adapter writes new pairs (both sides sampled with "
@@ -72,7 +72,7 @@ def _wire(ctx, runner, parent, prompts, sides, mix, status, generate, export, tr
         return said, round_status(ctx.store, ctx.layout, pid)
 
     generate.click(ui_generate, [parent, prompts, sides, mix], [message, status], api_visibility="private",
-                   concurrency_id=GPU_QUEUE, concurrency_limit=1)
+                   **gpu_queue(ctx))
 
     @user_errors
     def ui_export(pid, n, how, share, request: gr.Request):
