@@ -3,7 +3,6 @@ the tab at desktop and phone-ish widths, settings remembered in the browser, the
 
 import re
 import threading
-import time
 
 import pytest
 from playwright.sync_api import Page
@@ -220,11 +219,11 @@ def test_pool_paste_and_guidelines_edit_in_the_browser(server, page):
 def test_a_slow_page_load_never_overwrites_what_was_typed(server, page, monkeypatch):
     """The inputs a page load fills stay locked until it has: text typed as soon as a box accepts it is what is
     saved. (Before, a load that arrived late replaced the typed guidelines, and Save stored the old text.)"""
-    stored, answered = guidelines.load, threading.Event()
+    stored, answered, release = guidelines.load, threading.Event(), threading.Event()
 
     def slow_load(store):
-        time.sleep(2.0)  # a busy server: this page load's answer arrives two seconds after the page shows
-        threading.Timer(0.01, answered.set).start()
+        release.wait(60)  # a busy server: this page load's answer arrives only when the test lets it (no race
+        threading.Timer(0.01, answered.set).start()  # with how long the clicks below take on a loaded host)
         return stored(store)
 
     monkeypatch.setattr(guidelines, "load", slow_load)
@@ -234,6 +233,7 @@ def test_a_slow_page_load_never_overwrites_what_was_typed(server, page, monkeypa
     editor = page.locator("#guidelines-editor textarea")
     editor.wait_for()
     assert not editor.is_editable()
+    release.set()
     text = "## Typed at once\nas soon as the box took it"
     editor.fill(text)  # waits until the box is editable, then types at once, as an impatient operator would
     assert answered.wait(30)
