@@ -12,7 +12,6 @@ held-out prompts rises), live metrics and rollouts, and a cancelled PPO run that
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -28,8 +27,8 @@ from alignui.training.config import TrainConfigError, build_config, preset_names
 from alignui.training.methods import get_method
 from alignui.training.rlhf import RLHFTrainConfig
 from conftest import REPO
+from training.test_rlhf import held_out_effect
 
-HELD_OUT = 110  # conftest.reward_storage's snapshot keeps these questions out of training
 
 
 # -- the maths -----------------------------------------------------------------------------------------------------
@@ -251,27 +250,10 @@ def ppo_run(reward_storage):
 
 @pytest.mark.slow
 def test_effect_ppo_raises_mean_reward_and_the_property_on_held_out_prompts(ppo_run, demo_model_dir):
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from alignui.serving.demo_corpus import POLITE_CLOSER
-    from alignui.serving.reward_model import RewardJudge
-    from alignui.training.synthetic import sample_texts, split_prompts
 
     storage, reward, summary = ppo_run
-    _, held = split_prompts(random.Random(0), HELD_OUT)  # the split conftest's snapshot was built with
-    prompts = [q for q, _ in held]
-    torch.set_num_threads(1)
-    tokenizer = AutoTokenizer.from_pretrained(demo_model_dir)
-    base = AutoModelForCausalLM.from_pretrained(demo_model_dir, dtype=torch.float32).eval()
-    judge = RewardJudge.load(storage / "runs" / reward["run"], "cpu")
-    results = {}
-    for name in ("base", "policy"):
-        model = base if name == "base" else PeftModel.from_pretrained(base, summary["adapter"]).eval()
-        texts = sample_texts(model, tokenizer, prompts, samples_per_prompt=2, seed=0, max_new_tokens=64)
-        rewards = judge.score_many(prompts * 2, texts)
-        results[name] = (sum(t.strip().endswith(POLITE_CLOSER) for t in texts) / len(texts),
-                         sum(rewards) / len(rewards))
+    prompts, results = held_out_effect(storage, reward, summary, demo_model_dir)
     (f0, r0), (f1, r1) = results["base"], results["policy"]
     print(f"PPO effect on {len(prompts)} held-out prompts x 2 samples: '{POLITE_CLOSER}' at the end {f0:.1%} -> "
           f"{f1:.1%}; mean reward {r0:+.2f} -> {r1:+.2f}; in-run verdict: {summary['verdict']}")

@@ -136,22 +136,14 @@ def sample_texts(model, tokenizer, prompts, samples_per_prompt=2, seed=0, max_ne
                   max_new_tokens=max_new_tokens)
 
 
-@pytest.fixture(scope="module")
-def rl_run(reward_storage):
-    storage, reward = reward_storage
-    summary = run_train(storage, "rlhf", "--snapshot", "closer", "--preset", "cpu-demo",
-                        "--set", f"reward_model={reward['run']}", "--set", "seed=42")
-    return storage, reward, summary
-
-
-@pytest.mark.slow
-def test_effect_rlhf_raises_mean_reward_and_the_property_on_held_out_prompts(rl_run, demo_model_dir):
+def held_out_effect(storage, reward, summary, demo_model_dir) -> tuple[list[str], dict]:
+    """On the held-out prompts, for the base and the trained policy: (share of answers ending with the polite
+    closer, mean reward of the registered reward model); 2 samples per prompt, seed 0, 64 new tokens."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from alignui.serving.reward_model import RewardJudge
 
-    storage, reward, summary = rl_run
     _, held = split_prompts(random.Random(0), HELD_OUT)  # the split conftest's snapshot was built with
     prompts = [q for q, _ in held]
     torch.set_num_threads(1)
@@ -165,6 +157,21 @@ def test_effect_rlhf_raises_mean_reward_and_the_property_on_held_out_prompts(rl_
         rewards = judge.score_many(prompts * 2, texts)
         results[name] = (sum(t.strip().endswith(POLITE_CLOSER) for t in texts) / len(texts),
                          sum(rewards) / len(rewards))
+    return prompts, results
+
+
+@pytest.fixture(scope="module")
+def rl_run(reward_storage):
+    storage, reward = reward_storage
+    summary = run_train(storage, "rlhf", "--snapshot", "closer", "--preset", "cpu-demo",
+                        "--set", f"reward_model={reward['run']}", "--set", "seed=42")
+    return storage, reward, summary
+
+
+@pytest.mark.slow
+def test_effect_rlhf_raises_mean_reward_and_the_property_on_held_out_prompts(rl_run, demo_model_dir):
+    storage, reward, summary = rl_run
+    prompts, results = held_out_effect(storage, reward, summary, demo_model_dir)
     (f0, r0), (f1, r1) = results["base"], results["policy"]
     print(f"RLHF effect on {len(prompts)} held-out prompts x 2 samples: '{POLITE_CLOSER}' at the end {f0:.1%} -> "
           f"{f1:.1%}; mean reward {r0:+.2f} -> {r1:+.2f}; in-run verdict: {summary['verdict']}")
