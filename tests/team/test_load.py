@@ -24,6 +24,24 @@ def seed_pairs(storage, n):
                                 NewGeneration("base", f"b{i}")).id for i in range(n)]
 
 
+def run_at_once(annotator, names, timeout: float) -> float:
+    """Run annotator(name) for every name in its own thread at once; the wall time until all have ended."""
+    threads = [threading.Thread(target=annotator, args=(name,)) for name in names]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    return time.perf_counter() - began
+
+
+def percentile(sorted_ms: list[float], q: float) -> float:
+    """The q-quantile of an ascending list (nearest rank; the median for q=0.5), nan for none."""
+    if not sorted_ms:
+        return float("nan")
+    return statistics.median(sorted_ms) if q == 0.5 else sorted_ms[int(round(q * (len(sorted_ms) - 1)))]
+
+
 @pytest.mark.slow
 def test_fifty_annotators_voting_at_once_lose_nothing(storage, server_process, monkeypatch, tmp_path):
     pair_ids = seed_pairs(storage, ANNOTATORS * VOTES_EACH + SOLO_VOTES)
@@ -67,17 +85,11 @@ def test_fifty_annotators_voting_at_once_lose_nothing(storage, server_process, m
             with lock:
                 latencies.append(time.perf_counter() - t0)
 
-    threads = [threading.Thread(target=annotator, args=(name,)) for name in accounts]
-    began = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=600)
-    wall = time.perf_counter() - began
+    wall = run_at_once(annotator, accounts, timeout=600)
     server.stop()
 
     ms = sorted(x * 1000 for x in latencies)
-    p50, p99 = (statistics.median(ms), ms[int(round(0.99 * (len(ms) - 1)))]) if ms else (float("nan"),) * 2
+    p50, p99 = percentile(ms, 0.5), percentile(ms, 0.99)
     print(f"\n{len(ms)} votes by {ANNOTATORS} concurrent annotators in {wall:.1f} s (incl. logins), "
           f"{len(errors)} errors: p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {max(ms or [0]):.0f} ms; "
           f"one annotator alone, same server: p50 {statistics.median(alone):.0f} ms "
@@ -136,17 +148,11 @@ def test_fifty_annotators_generating_and_voting_at_once(storage, server_process,
                 firsts.append(first if first is not None else time.perf_counter() - t0)
                 voted[pair_id] = (VERDICTS[j % 4], name)
 
-    threads = [threading.Thread(target=annotator, args=(name,)) for name in accounts]
-    began = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=900)
-    wall = time.perf_counter() - began
+    wall = run_at_once(annotator, accounts, timeout=900)
     server.stop()
 
     ms = sorted(x * 1000 for x in firsts)
-    p50, p95 = (statistics.median(ms), ms[int(round(0.95 * (len(ms) - 1)))]) if ms else (float("nan"),) * 2
+    p50, p95 = percentile(ms, 0.5), percentile(ms, 0.95)
     print(f"\n{len(voted)} pairs generated and voted by {ANNOTATORS} concurrent annotators in {wall:.1f} s "
           f"(incl. logins): {len(voted) / wall:.2f} pairs/s, first token p50 {p50:.0f} ms, p95 {p95:.0f} ms, "
           f"{len(errors)} errors")
