@@ -113,9 +113,9 @@ def _round(store, layout, parent, options, args) -> dict:
         _index_runs(store, layout)  # the CLI-trained runs join the index (the app does this on start)
         handle = _handle(parent, args.threads)
         try:
-            from alignui.serving.adapters import AdapterServer
+            from alignui.serving.adapters import adapter_server  # the handle's one server: batching finds the base
 
-            queued = queue_round(store, AdapterServer(handle), parent, store.get_run(parent.id), prompts, options,
+            queued = queue_round(store, adapter_server(handle), parent, store.get_run(parent.id), prompts, options,
                                  random.Random(options.seed + 1))
         finally:
             handle.close()
