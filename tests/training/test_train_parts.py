@@ -249,7 +249,7 @@ def test_one_copy_of_the_base_the_reference_is_the_adapter_disabled(storage, dem
     config = DPOTrainConfig.from_mapping({"base_model": "demo", "device": "cpu", "lora_r": 4, "max_length": 64,
                                           "max_prompt_length": 32})
     run = RunDir.create(StorageLayout(storage).ensure(), "dpo-parts")
-    job = SimpleNamespace(config=config, base=str(demo_model_dir), setup=resolve_setup(config), run=run)
+    job = SimpleNamespace(config=config, base=str(demo_model_dir), setup=resolve_setup(config), run=run, storage=storage)
     trainer, _ = build_trainer(job, load_snapshot(ref), [])
     assert trainer.ref_model is None and isinstance(trainer.model, PeftModel)
     assert {p.dtype for p in trainer.model.parameters()} == {torch.float32}
