@@ -119,7 +119,7 @@ class BackupScheduler:
 
         self.store, self.root, self.remote, self.log = store, Path(root), remote, log
         self.every_votes, self.every_s, self.poll_s, self.retry_s = every_votes, every_minutes * 60, poll_s, retry_s
-        self._votes_at = saved_votes(store)
+        self._votes_at, self._files_at = saved_votes(store), self._newest_file()
         self._last, self._retry_at, self.commits = time.monotonic(), 0.0, 0
         self._stop, self._wake = threading.Event(), threading.Event()
         self._asked: list[Future] = []
@@ -154,7 +154,20 @@ class BackupScheduler:
         with self._poll_lock:
             return self._backup(list(asked)) if asked or self._due() else None
 
+    def _newest_file(self) -> float:
+        """The newest modification time under snapshots/ and runs/ (0 when empty): what a backup holds beside the
+        votes, so a clean stop also saves a snapshot or run made since the last backup without a new vote."""
+        newest = 0.0
+        for sub in ("snapshots", "runs"):
+            for path in (self.root / sub).rglob("*") if (self.root / sub).is_dir() else ():
+                try:
+                    newest = max(newest, path.stat().st_mtime)
+                except OSError:  # removed while we looked
+                    continue
+        return newest
+
     def _backup(self, asked: list[Future]) -> BackupResult | None:
+        files = self._newest_file()  # taken before the copy: what changes during the upload counts as new
         try:
             result = backup_now(self.store, self.root, self.remote)
         except Exception as exc:  # noqa: BLE001 - a backup problem is logged, never fatal
@@ -163,7 +176,8 @@ class BackupScheduler:
             for future in asked:
                 future.set_exception(exc)
             return None
-        self._votes_at, self._last, self.commits = result.votes, time.monotonic(), self.commits + 1
+        self._votes_at, self._files_at = result.votes, files
+        self._last, self.commits = time.monotonic(), self.commits + 1
         for future in asked:
             future.set_result(result)
         return result
@@ -177,13 +191,14 @@ class BackupScheduler:
         return future
 
     def stop(self) -> None:
-        """Stop the thread; a clean stop (SIGTERM on a Space restart) backs up votes not yet backed up."""
+        """Stop the thread; a clean stop (SIGTERM on a Space restart) backs up what is not backed up yet (votes,
+        and snapshots or runs written since the last backup)."""
         from alignui.db.backup import saved_votes
 
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=600)
-        if saved_votes(self.store) != self._votes_at:
+        if saved_votes(self.store) != self._votes_at or self._newest_file() > self._files_at:
             self._backup([])
 
 

@@ -91,6 +91,25 @@ def test_the_vote_trigger_fires_after_every_n_votes(layout, tmp_path):
         assert len(remote.commits()) == 2  # nothing new to back up on stop
 
 
+
+def test_a_clean_stop_backs_up_a_run_made_after_the_last_backup_without_a_new_vote(layout, tmp_path, config):
+    """Votes are not all a backup holds: a run (or snapshot) written after the last backup, with no vote since,
+    is backed up by the clean stop (before, the stop looked at the vote count alone and the run was lost)."""
+    remote = LocalDirRemote(tmp_path / "repo")
+    with Store(layout.db_path) as store:
+        scheduler = BackupScheduler(store, layout.root, remote, every_votes=2, every_minutes=0, log=print,
+                                    poll_s=3600)
+        try:
+            vote(store, 2)
+            assert scheduler.poll_once().votes == 2 and len(remote.commits()) == 1
+            add_run(layout, store)
+        finally:
+            scheduler.stop()
+        assert len(remote.commits()) == 2
+    shutil.rmtree(layout.root)
+    restored = restore_on_start(replace(config, storage=layout.root, backup_repo=remote.name), log=print)
+    assert restored.restored and (layout.root / "runs" / "dpo-restore-1" / "adapter" / "adapter_config.json").is_file()
+
 def test_restore_never_touches_a_data_root_that_holds_data(layout, tmp_path, config):
     remote = LocalDirRemote(tmp_path / "repo")
     with Store(layout.db_path) as store:
