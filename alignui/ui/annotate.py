@@ -56,8 +56,8 @@ def _show(view: flow.View) -> tuple:
             gr.update(visible=view.too_long))
 
 
-def _layout(ctx: AppContext, name: gr.Textbox) -> dict:
-    panels.guidelines_panel(ctx, name)
+def _layout(ctx: AppContext, name: gr.Textbox, page: Page) -> dict:
+    panels.guidelines_panel(ctx, name, page.blocks)
     w: dict = {}
     with gr.Row(equal_height=True):
         w["prompt"] = gr.Textbox(label="Prompt", lines=1, max_lines=8, scale=6, elem_id="prompt",
@@ -113,7 +113,7 @@ class _AnnotateTab:
         self.saved = gr.State(False)  # did the last verdict click save one (else: do not auto-advance)
         self.name = gr.Textbox(label="Your name", placeholder="remembered in this browser", scale=2, min_width=140,
                                elem_id="annotator", render=False)
-        self.w = w = _layout(ctx, self.name)
+        self.w = w = _layout(ctx, self.name, page)
         self.settings = panels.settings_panel(ctx, self.prefs_state)
         self.progress = panels.progress_panel(ctx, self.name, panels.pool_panel(ctx, self.name, self.ws, w["status"]))
         self.view_out = [self.ws, w["text_a"], w["text_b"], w["prompt"], w["status"], w["conversation"], w["truncate"]]

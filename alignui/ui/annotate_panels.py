@@ -35,7 +35,7 @@ class Progress:
     refresh: object
 
 
-def guidelines_panel(ctx: AppContext, name: gr.Textbox) -> None:
+def guidelines_panel(ctx: AppContext, name: gr.Textbox, blocks: gr.Blocks) -> None:
     with gr.Accordion("Guidelines", open=False, elem_id="guidelines"):
         shown = gr.Markdown(elem_id="guidelines-text")
         with gr.Accordion("Edit the guidelines (operators)", open=False):
@@ -51,11 +51,13 @@ def guidelines_panel(ctx: AppContext, name: gr.Textbox) -> None:
         return safe_markdown(saved), saved
 
     save.click(ui_save, [box, name], [shown, box], api_visibility="private")
-    def ui_load():
+    def ui_load(current: str):
         text = guidelines.load(ctx.store)  # one read serves both the rendered text and the editor
-        return safe_markdown(text), gr.update(value=text, interactive=True)
+        # The box already holds text only when an earlier answer filled it (it is locked until then): a later
+        # page-load answer (a busy server, a reconnect) must not replace what the operator typed since.
+        return safe_markdown(text), gr.update(interactive=True) if current else gr.update(value=text, interactive=True)
 
-    gr.on(None, ui_load, None, [shown, box], api_visibility="private")
+    blocks.load(ui_load, [box], [shown, box], api_visibility="private")
 
 
 def prefs_of(values: tuple) -> AnnotationPrefs:
