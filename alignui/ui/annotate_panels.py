@@ -50,7 +50,11 @@ def guidelines_panel(ctx: AppContext, name: gr.Textbox, blocks: gr.Blocks) -> No
         gr.Info("Guidelines saved.")
         return safe_markdown(saved), saved
 
-    save.click(ui_save, [box, name], [shown, box], api_visibility="private")
+    # Gradio sends the value its state holds, which can lag the textarea on a busy browser (a click right after
+    # typing saved the old text): the click sends what the textarea shows.
+    on_screen = "(text, who) => [document.querySelector('#guidelines-editor textarea')?.value ?? text, who]"
+    save.click(ui_save, [box, name], [shown, box], js=on_screen, api_visibility="private")
+
     def ui_load(current: str):
         text = guidelines.load(ctx.store)  # one read serves both the rendered text and the editor
         # The box already holds text only when an earlier answer filled it (it is locked until then): a later

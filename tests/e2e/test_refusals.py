@@ -3,7 +3,7 @@ a refused action shows its message and leaves every input usable (no red Error b
 still streams says so and leaves the checkboxes alone; the Train tab's snapshots are fresh after a reload and
 on opening the tab; the arena always shows the prompt being judged, a held-out one included."""
 
-import time
+import threading
 
 import pytest
 
@@ -51,13 +51,13 @@ def test_refused_actions_show_a_message_and_leave_the_inputs_usable(server, page
 def test_a_vote_while_the_pair_streams_says_so_and_leaves_the_checkboxes_alone(server, page, monkeypatch):
     from alignui.annotation import workspace
 
-    real = workspace.stream_annotation_pair
+    real, release = workspace.stream_annotation_pair, threading.Event()
 
-    def slow(*args, **kwargs):  # a slow model: each streamed step takes 0.3 s
-        for step in real(*args, **kwargs):
-            if step.pair is None:
-                time.sleep(0.3)
-            yield step
+    def slow(*args, **kwargs):  # a slow model: once A has words on screen, the pair is held until the test has
+        for step in real(*args, **kwargs):  # voted (a fixed delay raced with how long the key press takes on a
+            yield step  # loaded host: the pair was complete before the vote arrived)
+            if step.pair is None and step.text_a:
+                release.wait(60)
 
     monkeypatch.setattr(workspace, "stream_annotation_pair", slow)
     page.goto(server.url)
@@ -69,9 +69,13 @@ def test_a_vote_while_the_pair_streams_says_so_and_leaves_the_checkboxes_alone(s
     page.wait_for_function("() => document.querySelector('#response-a textarea').value.length > 0")
     box.press("Escape")
     page.keyboard.press("a")  # the A shortcut while the pair is still being written
-    toast(page, "the pair is still being written")
-    assert error_badges(page) == 0
-    assert page.locator("#continue-conv input").is_checked() and not page.locator("#edit-winner input").is_checked()
+    try:
+        toast(page, "the pair is still being written")
+        assert error_badges(page) == 0
+        assert page.locator("#continue-conv input").is_checked()
+        assert not page.locator("#edit-winner input").is_checked()
+    finally:
+        release.set()
     page.get_by_text("is ready: which response is better?").wait_for(timeout=120_000)
     assert server.ctx.store.vote_counts().get("a", 0) == 0
 
