@@ -26,6 +26,9 @@ from alignui.runs import RunDir
 
 SIDES = ("seeds", "base")
 JUDGES = ("", "oracle-closer")
+# the methods whose job can start from an existing adapter (training.config.AdapterStart), also in words
+ROUND_METHODS = ("dpo", "kto", "orpo", "simpo")
+ROUND_METHOD_NAMES = "DPO, KTO, ORPO or SimPO"
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,8 @@ def parent_run(layout: StorageLayout, run_id: str) -> ParentRun:
     """The finished run `run_id` with its adapter; a UserError (with what to do) for anything else."""
     run_id = (run_id or "").strip()
     if not run_id:
-        raise UserError("--parent needs a run id: a finished DPO run (python -m alignui train dpo; the Runs table)")
+        raise UserError(f"--parent needs a run id: a finished {ROUND_METHOD_NAMES} run (python -m alignui train dpo; "
+                        "the Runs table)")
     try:
         run = RunDir.open(layout, run_id)
     except (NotFoundError, UnsafeNameError):
@@ -107,7 +111,7 @@ def parent_run(layout: StorageLayout, run_id: str) -> ParentRun:
                         "Train tab), then start the next round")
     if not run.has_adapter:
         raise UserError(f"run {run_id} holds no adapter (no {run.adapter_dir.name}/adapter_config.json): a round "
-                        "starts from a policy adapter, so give a finished DPO run")
+                        f"starts from a policy adapter, so give a finished {ROUND_METHOD_NAMES} run")
     lineage = run.read_lineage()
     return ParentRun(id=run_id, run=run, round=run_round(lineage), lineage=lineage)
 

@@ -1,8 +1,9 @@
 """The Train tab's "Next round" actions as typed functions (the UI callbacks call exactly one each).
 
 Owns: the permission check of every action (generating a round, exporting it and starting its run are the
-operator's: `train` and `export`), the parents a round can start from (finished DPO runs with an
-adapter), the round's status line, and the run of the next round: DPO with the parent's own settings,
+operator's: `train` and `export`), the parents a round can start from (finished DPO, KTO, ORPO or
+SimPO runs with an adapter), the round's status line, and the run of the next round: the parent's method with its own
+settings,
 `init_adapter` = the parent (its adapter is loaded as the trainable LoRA) and `parent_run` = the parent.
 
 Invariants: generation uses the app's one loaded model with the parent adapter hot-swapped in (the same
@@ -19,12 +20,10 @@ from alignui.errors import UserError
 from alignui.paths import StorageLayout
 from alignui.rounds.export import export_round
 from alignui.rounds.generate import draw_prompts, queue_round
-from alignui.rounds.plan import RoundOptions, parent_run
+from alignui.rounds.plan import ROUND_METHOD_NAMES, ROUND_METHODS, RoundOptions, parent_run
 from alignui.serving.adapters import adapter_server
 from alignui.serving.loading import ModelHandle
 from alignui.team.identity import Identity, require
-
-ROUND_METHODS = ("dpo",)  # the methods whose job can start from an existing adapter (DPOTrainConfig.init_adapter)
 
 
 def parent_choices(store: Store) -> list[str]:
@@ -35,7 +34,7 @@ def parent_choices(store: Store) -> list[str]:
 def round_status(store: Store, layout: StorageLayout, parent_id: str | None) -> str:
     """One line: the round's number and its pairs (queued, waiting for a vote, voted)."""
     if not parent_id:
-        return "Pick a finished DPO run: its adapter writes the next round's pairs."
+        return f"Pick a finished {ROUND_METHOD_NAMES} run: its adapter writes the next round's pairs."
     parent = parent_run(layout, parent_id)
     c = store.round_counts(parent.source)
     if not c["pairs"]:
@@ -67,21 +66,24 @@ def export_next_round(store: Store, layout: StorageLayout, parent_id: str, optio
 
 
 def next_round_config(layout: StorageLayout, parent_id: str):
-    """The DPO config of the next round: the parent's settings, starting from its adapter."""
+    """(method, config) of the next round: the parent's method and settings, starting from its adapter."""
     from alignui.training.methods import get_method
 
     parent = parent_run(layout, parent_id)
     method, settings = parent.run.read_config()
-    if (method or "dpo") not in ROUND_METHODS:
-        raise UserError(f"run {parent.id} is a {method} run; rounds continue DPO runs (their adapter is the policy)")
+    method = method or "dpo"
+    if method not in ROUND_METHODS:
+        raise UserError(f"run {parent.id} is a {method} run; rounds continue {ROUND_METHOD_NAMES} runs (their "
+                        "adapter is the policy)")
     settings = {k: v for k, v in settings.items() if k not in ("init_adapter", "parent_run")}
-    return get_method("dpo").config_class().from_mapping({**settings, "init_adapter": parent.id,
-                                                           "parent_run": parent.id})
+    return method, get_method(method).config_class().from_mapping({**settings, "init_adapter": parent.id,
+                                                                   "parent_run": parent.id})
 
 
 def start_next_round(runner, layout: StorageLayout, parent_id: str, snapshot_id: str, identity: Identity) -> str:
-    """Start the round's DPO run (queued behind a running job); returns its run id."""
+    """Start the round's run (the parent's method; queued behind a running job); returns its run id."""
     require(identity, "train")
     if not snapshot_id:
         raise UserError("export the round's snapshot first (Export round snapshot), then train on it")
-    return runner.start("dpo", snapshot_id, next_round_config(layout, parent_id), identity).id
+    method, config = next_round_config(layout, parent_id)
+    return runner.start(method, snapshot_id, config, identity).id

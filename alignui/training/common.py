@@ -128,6 +128,20 @@ def lora_config(config: TrainConfig):
                       target_modules=config.target_modules(), bias="none", task_type="CAUSAL_LM")
 
 
+def start_adapter(model, config: TrainConfig, storage: Path):
+    """(model, peft_config) for a trainer: a fresh LoRA from our config, or (the config's init_adapter, see
+    config.AdapterStart) the given adapter loaded as the trainable one (PEFT is_trainable=True); a trainer with
+    a reference (DPO, KTO) then copies it as its frozen "ref" adapter."""
+    start = str(getattr(config, "init_adapter", "") or "").strip()
+    if not start:
+        return model, lora_config(config)
+    from peft import PeftModel
+
+    from alignui.training.rlhf import resolve_adapter  # the same run-id-or-path rule as the RL stage's
+
+    return PeftModel.from_pretrained(model, str(resolve_adapter(storage, start)), is_trainable=True), None
+
+
 def training_arguments(config: TrainConfig, run: RunDir, setup: Setup, *, has_eval: bool) -> dict[str, Any]:
     """TrainingArguments kwargs every method shares (method configs add their own on top)."""
     import torch

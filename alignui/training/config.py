@@ -319,3 +319,24 @@ def build_config(cls: type[TrainConfig], *, config_file: Path | None = None, pre
         values.update(settings_from_file(config_file, preset))
     values.update(overrides or {})
     return cls.from_mapping(values)
+
+
+BASE_REFERENCE = "the base with adapters off (one extra no-grad forward per step, no second copy)"
+
+
+@dataclass(frozen=True)
+class AdapterStart:
+    """The `init_adapter` knob of the methods that train one LoRA on a snapshot (DPO, KTO, ORPO, SimPO): the
+    next round of training in rounds starts from the last round's adapter instead of a fresh LoRA."""
+
+    init_adapter: str = knob("", group="model", help="start from this adapter (a finished run id or an adapter "
+                             "path) instead of a fresh LoRA: the next round of training in rounds; with a "
+                             "reference (DPO, KTO) the reference is then a frozen copy of it (TRL), so each round "
+                             "moves from the last")
+
+    def reference_name(self) -> str:
+        """What the reference pass compares with, in words (pre-flight)."""
+        if self.init_adapter.strip():
+            return (f"a frozen copy of the starting adapter {self.init_adapter.strip()} (TRL's 'ref' adapter: one "
+                    "extra no-grad forward per step, no second copy of the base)")
+        return BASE_REFERENCE

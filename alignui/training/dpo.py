@@ -18,14 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from alignui.training.config import TrainConfig, _require, knob
+from alignui.training.config import AdapterStart, TrainConfig, _require, knob
 from alignui.training.speedups import KernelSettings
 
 LOSS_TYPES = ("sigmoid", "ipo", "hinge", "robust")
 
 
 @dataclass(frozen=True)
-class DPOTrainConfig(KernelSettings, TrainConfig):
+class DPOTrainConfig(AdapterStart, KernelSettings, TrainConfig):
     """TrainConfig + DPO's own knobs (defaults follow the seed's advice); Liger: alignui.training.speedups."""
 
     beta: float = knob(0.1, group="dpo", help="how far the policy may move from the reference (KL strength)",
@@ -38,9 +38,6 @@ class DPOTrainConfig(KernelSettings, TrainConfig):
     precompute_ref_log_probs: bool = knob(False, group="dpo", help="compute reference log-probs once before "
                                           "training: saves the reference forward (and its memory) in every step, "
                                           "costs one pass over the data first; pays off from about one epoch")
-    init_adapter: str = knob("", group="model", help="start from this adapter (a finished run id or an adapter "
-                             "path) instead of a fresh LoRA: the next round of training in rounds; the reference "
-                             "is then a frozen copy of it (TRL), so each round moves from the last")
 
     def __post_init__(self):
         super().__post_init__()
@@ -85,7 +82,8 @@ def build_trainer(job, data, callbacks: list):
     """(trainer, model) for a job: the base loaded once, LoRA from our config, our callbacks attached."""
     from transformers import PrinterCallback
 
-    from alignui.training.common import check_dtypes, fix_trainable_dtype, load_base, training_arguments
+    from alignui.training.common import (check_dtypes, fix_trainable_dtype, load_base, start_adapter,
+                                         training_arguments)
 
     config: DPOTrainConfig = job.config
     model, tokenizer = load_base(config, job.base, job.setup)
@@ -99,21 +97,6 @@ def build_trainer(job, data, callbacks: list):
     fix_trainable_dtype(trainer.model, job.setup)
     check_dtypes(trainer.model, job.setup, args)
     return trainer, tokenizer
-
-
-def start_adapter(model, config: DPOTrainConfig, storage):
-    """(model, peft_config): a fresh LoRA from our config, or (init_adapter) the given adapter loaded as the
-    trainable one (PEFT is_trainable=True), in which case TRL copies it as the frozen "ref" adapter."""
-    from alignui.training.common import lora_config
-
-    if not config.init_adapter.strip():
-        return model, lora_config(config)
-    from peft import PeftModel
-
-    from alignui.training.rlhf import resolve_adapter  # the same run-id-or-path rule as the RL stage's
-
-    adapter = resolve_adapter(storage, config.init_adapter.strip())
-    return PeftModel.from_pretrained(model, str(adapter), is_trainable=True), None
 
 
 def run_dpo(job) -> dict[str, Any]:

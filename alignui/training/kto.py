@@ -24,7 +24,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from alignui.training.config import TrainConfig, _require, knob
+from alignui.training.config import AdapterStart, TrainConfig, _require, knob
 from alignui.training.speedups import KernelSettings, trl_arguments as kernel_arguments
 
 KTO_TRAINER, KTO_ARGS = "trl:KTOTrainer", "trl:KTOConfig"
@@ -32,7 +32,7 @@ UNPAIRED_COLUMNS = ("prompt", "completion", "label")
 
 
 @dataclass(frozen=True)
-class KTOTrainConfig(KernelSettings, TrainConfig):
+class KTOTrainConfig(AdapterStart, KernelSettings, TrainConfig):
     """TrainConfig + KTO's knobs. Prefer KTO for thumbs up/down feedback or unbalanced classes."""
 
     beta: float = knob(0.1, group="kto", help="how far the policy may move from the reference (KL strength)",
@@ -136,7 +136,8 @@ def build_trainer(job, data, callbacks: list):
     from datasets import Dataset
     from transformers import PrinterCallback
 
-    from alignui.training.common import check_dtypes, fix_trainable_dtype, load_base, lora_config, training_arguments
+    from alignui.training.common import (check_dtypes, fix_trainable_dtype, load_base, start_adapter,
+                                         training_arguments)
     from alignui.training.methods import load_trl
     from alignui.training.trl_internals import keep_prompt_end_trainer
 
@@ -153,9 +154,10 @@ def build_trainer(job, data, callbacks: list):
             "(the rarer class is weighted up so both pull equally)")
     args = args_cls(**training_arguments(config, job.run, job.setup, has_eval=test is not None),
                     **config.trl_arguments(w_d, w_u))
+    model, peft_config = start_adapter(model, config, job.storage)
     trainer = keep_prompt_end_trainer(trainer_cls)(
         model=model, args=args, train_dataset=train, eval_dataset=test, processing_class=tokenizer,
-        peft_config=lora_config(config), callbacks=callbacks, max_prompt_length=config.max_prompt_length)
+        peft_config=peft_config, callbacks=callbacks, max_prompt_length=config.max_prompt_length)
     trainer.remove_callback(PrinterCallback)  # RunCallback prints one readable line per log event instead
     fix_trainable_dtype(trainer.model, job.setup)
     check_dtypes(trainer.model, job.setup, args)

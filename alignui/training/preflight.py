@@ -20,7 +20,7 @@ from typing import Any
 
 from alignui.errors import UserError
 from alignui.training.common import LocalWeightsNeeded, Setup, load_tokenizer, pair_token_lengths, resolve_base_model, resolve_setup
-from alignui.training.config import TrainConfig
+from alignui.training.config import BASE_REFERENCE, TrainConfig
 from alignui.training import speedups, vllm_rollouts
 from alignui.training.launch import check_processes
 
@@ -195,6 +195,14 @@ def resident_models(config: TrainConfig, storage, base: str) -> dict[str, str]:
     return out
 
 
+def reference_name(config: TrainConfig) -> str:
+    """What each step's reference pass runs, in words: none, the base with adapters off, or the frozen copy of
+    the adapter the run starts from (config.AdapterStart)."""
+    if not config.reference_pass():
+        return "none (one model, no reference pass)"
+    return config.reference_name() if hasattr(config, "reference_name") else BASE_REFERENCE
+
+
 def preflight(config: TrainConfig, setup: Setup, base: str, tokenizer, data,
               resident: dict[str, str] | None = None) -> PreflightReport:
     """The report for training `base` on `data` (a DatasetDict with train and maybe test) with `config`;
@@ -202,8 +210,7 @@ def preflight(config: TrainConfig, setup: Setup, base: str, tokenizer, data,
     train = data["train"]
     report = PreflightReport(rows=len(train), test_rows=len(data["test"]) if "test" in data else 0,
                              device=setup.device, dtype=setup.dtype_name,
-                             reference="the base with adapters off (one extra no-grad forward per step, no second "
-                                       "copy)" if config.reference_pass() else "none (one model, no reference pass)")
+                             reference=reference_name(config))
     if report.rows == 0:
         report.refusals.append("the snapshot has no training rows: collect and export some votes first")
         return report

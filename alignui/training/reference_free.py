@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from alignui.training.config import DEMO_LR_NOTE, TrainConfig, _require, knob
+from alignui.training.config import DEMO_LR_NOTE, AdapterStart, TrainConfig, _require, knob
 from alignui.training.speedups import KernelSettings, trl_arguments as kernel_arguments
 
 ORPO_TRAINER, ORPO_ARGS = "trl.experimental.orpo:ORPOTrainer", "trl.experimental.orpo:ORPOConfig"
@@ -35,7 +35,7 @@ PAIR_COLUMNS = ("prompt", "chosen", "rejected")
 
 
 @dataclass(frozen=True)
-class ORPOTrainConfig(KernelSettings, TrainConfig):
+class ORPOTrainConfig(AdapterStart, KernelSettings, TrainConfig):
     """TrainConfig + ORPO's knob. Prefer ORPO when there is no SFT stage (it learns the chosen responses and
     the preference in one pass) or when DPO's reference pass does not fit in memory."""
 
@@ -57,7 +57,7 @@ class ORPOTrainConfig(KernelSettings, TrainConfig):
 
 
 @dataclass(frozen=True)
-class SimPOTrainConfig(KernelSettings, TrainConfig):
+class SimPOTrainConfig(AdapterStart, KernelSettings, TrainConfig):
     """TrainConfig + SimPO's knobs. Prefer SimPO when memory is tight (no reference pass) and when longer
     responses should not win by length (the reward is the average log-probability per token)."""
 
@@ -95,7 +95,7 @@ def build_with(trainer_path: str, args_path: str, method: str):
     def build_trainer(job, data, callbacks: list):
         from transformers import PrinterCallback
 
-        from alignui.training.common import (check_dtypes, fix_trainable_dtype, load_base, lora_config,
+        from alignui.training.common import (check_dtypes, fix_trainable_dtype, load_base, start_adapter,
                                              training_arguments)
         from alignui.training.methods import load_trl
         from alignui.training.trl_internals import keep_prompt_end_row_trainer
@@ -107,9 +107,10 @@ def build_with(trainer_path: str, args_path: str, method: str):
         test = data["test"].select_columns(list(PAIR_COLUMNS)) if "test" in data and len(data["test"]) else None
         args = args_cls(**training_arguments(config, job.run, job.setup, has_eval=test is not None),
                         max_length=config.max_length, **config.trl_arguments())
+        model, peft_config = start_adapter(model, config, job.storage)
         trainer = keep_prompt_end_row_trainer(trainer_cls, tokenizer, config.max_prompt_length)(
             model=model, args=args, train_dataset=train, eval_dataset=test, processing_class=tokenizer,
-            peft_config=lora_config(config), callbacks=callbacks)
+            peft_config=peft_config, callbacks=callbacks)
         trainer.remove_callback(PrinterCallback)  # RunCallback prints one readable line per log event instead
         fix_trainable_dtype(trainer.model, job.setup)
         check_dtypes(trainer.model, job.setup, args)

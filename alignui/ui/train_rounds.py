@@ -1,8 +1,8 @@
 """Train tab, "Next round" section: training in rounds (pairs from the newest adapter, voted, trained on).
 
-Thin callbacks over alignui.rounds.service: pick a finished DPO run, generate the next round's pairs from
+Thin callbacks over alignui.rounds.service: pick a finished DPO, KTO, ORPO or SimPO run, generate the next round's pairs from
 its adapter (queued for annotators in Annotate), export the voted pairs as a snapshot whose lineage names
-the run, and start the next DPO run from the run's adapter on it. Every button is the operator's (the
+the run, and start the next run (the same method) from the run's adapter on it. Every button is the operator's (the
 server refuses the actions to anyone else, alignui.team.identity.require).
 """
 
@@ -30,7 +30,7 @@ def build(ctx: AppContext, runner, selected: gr.State) -> None:
         with gr.Row():
             # custom values allowed: runs finish after the page was built; the server checks the id (parent_run)
             parent = gr.Dropdown(parent_choices(ctx.store), label="Parent run", scale=3, elem_id="round-parent",
-                                 info="a finished DPO run: its adapter writes the pairs", allow_custom_value=True)
+                                 info="a finished DPO, KTO, ORPO or SimPO run: its adapter writes the pairs", allow_custom_value=True)
             prompts = gr.Number(64, label="Prompts", precision=0, minimum=1, maximum=2000, scale=1,
                                 elem_id="round-prompts")
             sides = gr.Radio(list(SIDES), value="seeds", label="Sides", scale=2, elem_id="round-sides",
