@@ -68,18 +68,22 @@ def check_fits(model: ModelHandle, messages: Messages, max_new_tokens: int) -> N
 def stream_annotation_pair(store: Store, model: ModelHandle, messages: Messages, settings: PairSettings,
                            rng: random.Random, *, annotator: str | None = None, prompt_id: str | None = None,
                            truncate: bool = False, source: str = "user",
-                           meta: dict | None = None, sides: PairSource | None = None) -> Iterator[PairProgress]:
+                           meta: dict | None = None, sides: PairSource | None = None,
+                           owner: str = "") -> Iterator[PairProgress]:
     """Stream a new pair for `messages`; the last item carries the saved, pending comparison.
 
     `prompt_id` names a stored prompt to use; otherwise the prompt is found by content or stored
     (with `source`, and the `parent_pair` of `meta` for a later turn of a conversation). `sides` picks
-    the generator of each side (default: the served model twice, in one batched call).
+    the generator of each side (default: the served model twice, in one batched call). The shared decode batch
+    admits requests round-robin by `annotator`, else by `owner` (an unnamed browser session), so anonymous
+    annotators do not share one turn.
     """
     messages = validate_messages(messages)
     if not truncate and (sides is None or sides.any_local):
         check_fits(model, messages, max(side.max_new_tokens for side in settings.sides))
     settings = with_seed(settings, rng.randrange(2**31))
-    owner = annotator or ""  # fair admission into the shared decode batch is per annotator
+    named = annotator if annotator and annotator != ANONYMOUS else ""  # every unnamed caller is "anonymous"
+    owner = named or owner or ""  # fair admission into the shared decode batch: per annotator, else session
     updates = (sides.stream(messages, settings, truncate=truncate, owner=owner) if sides is not None
                else stream_pair(model, messages, settings, truncate=truncate, owner=owner))
     for update in updates:

@@ -58,6 +58,7 @@ class Workspace:
     parked: tuple[str, ...] = ()  # pending pairs set aside by an undo, shown again after the re-vote
     saved: str = ""  # the last "Saved: ..." line, kept in view while the next pair streams
     streaming: bool = False  # a pair is being written for `prompt_text` (a vote now is refused, kindly)
+    owner: str = ""  # whose turn it is in the shared decode batch when nobody is named: the browser session
 
     @property
     def conversation(self) -> list[dict]:
@@ -114,7 +115,8 @@ def generate(store: Store, model: ModelHandle, ws: Workspace, text: str, prefs: 
     try:
         yield _view(ws, "Generating…")
         for step in stream_annotation_pair(store, model, messages, prefs.pair_settings(), rng, annotator=annotator,
-                                           truncate=truncate, source=source, meta=meta, sides=sides):
+                                           truncate=truncate, source=source, meta=meta, sides=sides,
+                                           owner=ws.owner):
             if step.pair is None:
                 yield _view(ws, "Generating…", text_a=step.text_a, text_b=step.text_b)
                 continue

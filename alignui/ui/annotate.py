@@ -11,6 +11,7 @@ exactly the signatures of the design's contract, plus /draw_prompt.
 from __future__ import annotations
 
 import html
+from dataclasses import replace
 
 import gradio as gr
 
@@ -123,6 +124,13 @@ class _AnnotateTab:
     def who(self, typed: str, request: gr.Request | None) -> str:
         return identity_of(self.ctx, request, typed).name
 
+    @staticmethod
+    def owned(state, request: gr.Request | None):
+        """`state` with its browser session as the owner the shared decode batch admits it by when nobody is
+        named (named annotators are admitted by name): two anonymous tabs take turns, not one turn between them."""
+        session = getattr(request, "session_hash", None) or ""
+        return replace(state, owner=f"session:{session}" if session else "")
+
     def generators(self) -> Generators:
         return Generators(self.ctx.model, self.ctx.store, self.ctx.endpoints)
 
@@ -131,7 +139,8 @@ class _AnnotateTab:
         @user_errors
         def ui_generate(state, text, prefs, typed, request: gr.Request):
             admit_generation(self.ctx, request, text)
-            for view in flow.generate(self.ctx.store, self.ctx.model, state, text, AnnotationPrefs.from_dict(prefs),
+            for view in flow.generate(self.ctx.store, self.ctx.model, self.owned(state, request), text,
+                                      AnnotationPrefs.from_dict(prefs),
                                       self.ctx.rng, annotator=self.who(typed, request), truncate=truncate,
                                       generators=self.generators()):
                 yield _show(view)
@@ -140,7 +149,8 @@ class _AnnotateTab:
     @user_errors
     def ui_next(self, state, prefs, typed, request: gr.Request):
         admit_generation(self.ctx, request, None)
-        for view in flow.next_prompt(self.ctx.store, self.ctx.model, state, AnnotationPrefs.from_dict(prefs),
+        for view in flow.next_prompt(self.ctx.store, self.ctx.model, self.owned(state, request),
+                                     AnnotationPrefs.from_dict(prefs),
                                      self.ctx.rng, annotator=self.who(typed, request), generators=self.generators()):
             yield _show(view)
 
@@ -150,7 +160,8 @@ class _AnnotateTab:
             yield tuple(gr.skip() for _ in self.view_out)
             return
         admit_generation(self.ctx, request, None)
-        for view in flow.after_vote(self.ctx.store, self.ctx.model, state, AnnotationPrefs.from_dict(prefs),
+        for view in flow.after_vote(self.ctx.store, self.ctx.model, self.owned(state, request),
+                                    AnnotationPrefs.from_dict(prefs),
                                     self.ctx.rng, annotator=self.who(typed, request), generators=self.generators()):
             yield _show(view)
 

@@ -5,6 +5,7 @@ greedy output does not depend on the batch (padding and attention mask are right
 import contextlib
 import random
 import threading
+import types
 from dataclasses import replace
 
 import pytest
@@ -183,3 +184,23 @@ def test_stored_generation_says_how_it_was_batched(ctx, batching):
     gens = finish(handle, CATS, [replace(GREEDY, max_new_tokens=4)])[2]
     assert (gens[0].params.get("batching") == "shared_steps") is batching
 
+
+
+def test_unnamed_annotators_take_turns_by_browser_session(ctx):
+    """Every unnamed caller is 'anonymous': the batch admits them by their browser session instead, so two
+    anonymous tabs take turns (one lane between them would let one starve the other); a name still wins."""
+    from alignui.annotation.prefs import AnnotationPrefs
+    from alignui.annotation.workspace import Workspace, generate
+    from alignui.ui.annotate import _AnnotateTab as AnnotateTab
+
+    sched = batch_scheduler(ctx.model)
+    prefs = AnnotationPrefs(max_new_tokens=4)
+    owners = []
+    for name, session in (("anonymous", "tab-1"), ("anonymous", "tab-2"), ("ann", "tab-3")):
+        ws = AnnotateTab.owned(Workspace(), types.SimpleNamespace(session_hash=session))
+        before = len(sched.stats.admitted)
+        views = list(generate(ctx.store, ctx.model, ws, f"hello from {session}", prefs, random.Random(0),
+                              annotator=name))
+        assert views[-1].ws.pair_id, views[-1].status
+        owners += list(sched.stats.admitted)[before:]
+    assert owners == ["session:tab-1", "session:tab-2", "ann"]
