@@ -36,7 +36,8 @@ def web_source(upload: str | None, typed: object, import_dirs: tuple[Path, ...])
         return str(upload)
     typed = text_arg(typed, "path or dataset id", allow_none=True).strip()
     if not typed:
-        raise UserError("Upload a file, or type a path on the server or a hub dataset id, first.")
+        raise UserError("Upload a file, or type a path on the server or a hub dataset id, first (a file still "
+                        "uploading is not there yet: wait until its size shows beside its name).")
     path = Path(typed).expanduser()
     local = path.is_absolute() or typed.startswith((".", "~")) or path.exists()
     if not local and HUB_ID.match(typed):

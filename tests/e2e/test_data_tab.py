@@ -23,7 +23,9 @@ def upload(page, path):
     with page.expect_file_chooser() as chooser:
         page.locator("#import-file").get_by_text("Click to Upload").first.click()
     chooser.value.set_files(str(path))
-    page.locator("#import-file").get_by_text(path.name).first.wait_for()
+    # the name shows while it uploads too ("Uploading 1 file..."): the size link appears once the server has it
+    # (a click before that sent no file: CI, on a loaded host)
+    page.locator(f"#import-file [data-testid='download-link'][download='{path.name}']").wait_for()
 
 
 def pick(page, elem_id, option):
