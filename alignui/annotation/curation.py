@@ -1,4 +1,5 @@
-"""Curating stored comparisons: browse a page, open one, fix a verdict, soft-delete, count by source/annotator.
+"""Curating stored comparisons: browse a page, open one, fix a verdict, soft-delete, count by source/annotator;
+and the thumbs ratings beside them: browse a page, soft-delete one.
 
 Owns: the typed functions the Data tab calls (one per callback): parsing the
 filter widgets into a BrowseFilter (dates as YYYY-MM-DD, with a message that
@@ -29,6 +30,8 @@ from alignui.team.identity import Identity, require
 ANY = "any"
 PAGE_SIZE = 25
 COLUMNS = ("id", "created", "source", "annotator", "verdict", "prompt", "response A", "response B")
+THUMB_COLUMNS = ("id", "created", "annotator", "thumb", "prompt", "response")
+THUMB_LABELS = (ANY, "up", "down", "skip", "pending")
 
 
 def _date(text: str | None, label: str) -> date | None:
@@ -53,14 +56,15 @@ def make_filter(verdict: str | None = None, annotator: str | None = None, source
 
 @dataclass(frozen=True)
 class BrowsePage:
-    rows: list[list[Any]]  # one list per comparison, in COLUMNS order, texts shortened
+    rows: list[list[Any]]  # one list per comparison (or rating), in COLUMNS (THUMB_COLUMNS) order, texts shortened
     total: int
     page: int
     pages: int
+    noun: str = "comparisons"
 
     @property
     def caption(self) -> str:
-        return f"{self.total} comparisons match · page {self.page} of {self.pages}"
+        return f"{self.total} {self.noun} match · page {self.page} of {self.pages}"
 
 
 def _short(text: str | None, n: int = 80) -> str:
@@ -78,13 +82,44 @@ def browse_page(store, flt: BrowseFilter, page: int = 1, page_size: int = PAGE_S
     """Page `page` (1-based, clamped) of the comparisons matching `flt` that `viewer` may see, newest first."""
     flt = replace(flt, owner=_owner(viewer))
     total = store.browse(flt, limit=1)[1]
-    pages = max(1, math.ceil(total / page_size))
-    page = min(max(1, int(page or 1)), pages)
+    page, pages = _clamp(page, total, page_size)
     rows, _ = store.browse(flt, limit=page_size, offset=(page - 1) * page_size)
     table = [[r.id, r.created_at.strftime("%Y-%m-%d %H:%M"), r.source, r.annotator or NO_ANNOTATOR,
               (r.verdict or PENDING) + (" (deleted)" if r.deleted_at else ""), _short(r.prompt), _short(r.text_a),
               _short(r.text_b)] for r in rows]
     return BrowsePage(table, total, page, pages)
+
+
+def _clamp(page, total: int, page_size: int) -> tuple[int, int]:
+    """(page clamped to 1..pages, pages) for `total` rows."""
+    pages = max(1, math.ceil(total / page_size))
+    return min(max(1, int(page or 1)), pages), pages
+
+
+def browse_thumbs(store, label: str | None = None, text: str | None = None, include_deleted: bool = False,
+                  page: int = 1, page_size: int = PAGE_SIZE, *, viewer: Identity) -> BrowsePage:
+    """Page `page` of the thumbs ratings `viewer` may see (an annotator: their own), newest first."""
+    label = None if not label or label == ANY else label
+    if label is not None and label not in THUMB_LABELS:
+        raise UserError(f"thumb must be one of {', '.join(THUMB_LABELS)}, got {label!r}")
+    query = dict(owner=_owner(viewer), label=label, text=(text or "").strip() or None, include_deleted=include_deleted)
+    total = store.browse_ratings(**query, limit=1)[1]
+    page, pages = _clamp(page, total, page_size)
+    rows, _ = store.browse_ratings(**query, limit=page_size, offset=(page - 1) * page_size)
+    table = [[rid, created.strftime("%Y-%m-%d %H:%M"), who or NO_ANNOTATOR, thumb + (" (deleted)" if gone else ""),
+              _short(prompt), _short(response)] for rid, created, who, thumb, prompt, response, gone in rows]
+    return BrowsePage(table, total, page, pages, noun="thumbs ratings")
+
+
+def delete_thumb(store, rating_id: str, identity: Identity) -> str:
+    """Soft-delete a thumbs rating (admins only): gone from counts and exports, kept in the file."""
+    require(identity, "delete")
+    rating_id = text_arg(rating_id, "rating id", allow_none=True).strip()
+    if not rating_id:
+        raise UserError("pick a thumbs rating: click a row of the thumbs table (or paste its id)")
+    annotator = store.delete_rating(rating_id, actor=identity.name)
+    return (f"Thumbs rating {rating_id} (by {annotator or NO_ANNOTATOR}) deleted by {identity.name} (kept in the "
+            "database, excluded from exports).")
 
 
 def filter_choices(store, viewer: Identity) -> dict[str, list[str]]:

@@ -203,3 +203,37 @@ class RatingsMixin:
             users = [m["content"] for m in from_json(messages) if m["role"] == "user"]
             out.append((rid, decided, who, label, users[-1] if users else "", text))
         return pd.DataFrame(out, columns=["id", "decided_at", "annotator", "label", "prompt", "response"])
+
+    def browse_ratings(self, *, owner: str | None, label: str | None = None, text: str | None = None,
+                       include_deleted: bool = False, limit: int = 25, offset: int = 0) -> tuple[list[tuple], int]:
+        """(rows, total) of the ratings matching the filters, newest first: id, created_at, annotator, label
+        ('pending' when not rated yet), prompt (its last user turn), response, deleted_at. `owner`: only that
+        annotator's (None: everyone's); `text` matches the prompt or the response, case-insensitively."""
+        where = ["(?::VARCHAR IS NULL OR r.annotator = ?)", "(?::VARCHAR IS NULL OR coalesce(r.label, 'pending') = ?)",
+                 "(?::VARCHAR IS NULL OR p.messages::VARCHAR ILIKE ? OR g.text ILIKE ?)"]
+        if not include_deleted:
+            where.append("r.deleted_at IS NULL")
+        like = f"%{text}%" if text else None
+        params = [owner, owner, label, label, text, like, like]
+        base = ("FROM ratings r JOIN prompts p ON p.id = r.prompt_id JOIN generations g ON g.id = r.generation_id "
+                "WHERE " + " AND ".join(where))
+        total = int(self.query(f"SELECT count(*) {base}", params)[0][0])
+        rows = self.query(f"""SELECT r.id, r.created_at, r.annotator, coalesce(r.label, 'pending'), p.messages, g.text,
+                                     r.deleted_at {base} ORDER BY r.created_at DESC, r.id DESC LIMIT ? OFFSET ?""",
+                          params + [limit, offset])
+        out = []
+        for rid, created, who, label_, messages, response, deleted in rows:
+            users = [m["content"] for m in from_json(messages) if m["role"] == "user"]
+            out.append((rid, created, who, label_, users[-1] if users else "", response, deleted))
+        return out, total
+
+    def delete_rating(self, rating_id: str, *, actor: str | None) -> str | None:
+        """Soft-delete a rating (kept in the file, excluded from counts, the pool draw and exports); returns its
+        annotator. NotFoundError when it is unknown or already deleted."""
+        rows = self.tx(lambda cur: cur.execute(
+            "UPDATE ratings SET deleted_at = current_timestamp, deleted_by = ? WHERE id = ? AND deleted_at IS NULL "
+            "RETURNING annotator", [actor, rating_id]).fetchall())
+        if not rows:
+            raise NotFoundError(f"no thumbs rating {quoted(rating_id)} to delete (unknown or already deleted)")
+        return rows[0][0]
+

@@ -1,5 +1,6 @@
 """Data tab: import (with column-mapping dropdowns), browse/filter, open one comparison, fix or delete it,
-per-source and per-annotator counts, and export (with push to the hub).
+browse and delete thumbs ratings (ui/data_thumbs.py), per-source and per-annotator counts, and export (with
+push to the hub).
 
 Thin callbacks only: unpack widgets, call one function of alignui.data / alignui.annotation.curation /
 alignui.data.export, format the answer. Privileged actions (import, export, push, fix_verdict, delete) are
@@ -21,7 +22,7 @@ from alignui.data.export import EXPORT_FORMATS, ExportOptions, export_and_push
 from alignui.data.sources import web_source
 from alignui.data.summaries import export_lines, import_lines
 from alignui.serving.truncation import truncation_report
-from alignui.ui import data_detail
+from alignui.ui import data_detail, data_thumbs
 from alignui.ui.common import Page, md_text, user_errors
 from alignui.team.identity import require
 from alignui.ui.signin import admin_note, admin_only, identity_of
@@ -30,7 +31,7 @@ MAPPED = ("prompt", "chosen", "rejected")
 #: Table headers wrap between words only (Gradio's break-anywhere split "annotator" mid-word at 1280 px).
 CSS = """
 #browse-table th, #browse-table th *, #counts-source th, #counts-source th *, #counts-annotator th,
-#counts-annotator th *, #snapshots th, #snapshots th * {word-break: normal !important; overflow-wrap: normal !important;
+#counts-annotator th *, #snapshots th, #snapshots th *, #thumbs-table th, #thumbs-table th * {word-break: normal !important; overflow-wrap: normal !important;
   hyphens: none !important;}
 """ + data_detail.CSS
 
@@ -43,6 +44,8 @@ def build(ctx: AppContext, page: Page) -> None:
         privileged = _import_panel(ctx, who)
     with gr.Accordion("Browse and fix", open=True):
         refresh, fix_buttons = _browse_panel(ctx, who)
+    with gr.Accordion("Thumbs ratings", open=False, elem_id="thumbs-browse"):
+        fix_buttons += data_thumbs.build(ctx, who)
     with gr.Accordion("Counts", open=False):
         _counts_panel(ctx, who, refresh)
     with gr.Accordion("Export", open=True):

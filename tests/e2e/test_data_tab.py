@@ -86,3 +86,25 @@ def test_errors_show_in_the_page_and_change_nothing(server, page, tmp_path):
     assert server.ctx.store.table_counts()["comparisons"] == 0
     page.locator("#export-run").click()
     page.get_by_text("nothing to export").first.wait_for()
+
+
+def test_thumbs_ratings_browse_and_delete_in_the_browser(server, page):
+    from team.test_thumbs_browse import seed
+
+    store = server.ctx.store
+    ids = seed(store)
+    open_data_tab(server, page)
+    page.locator("#thumbs-browse").get_by_text("Thumbs ratings", exact=True).click()
+    page.locator("#thumbs-search").click()
+    page.locator("#thumbs-caption").get_by_text("3 thumbs ratings match").wait_for()
+    pick(page, "thumbs-filter", "down")
+    page.locator("#thumbs-search").click()
+    page.locator("#thumbs-caption").get_by_text("1 thumbs ratings match").wait_for()
+    page.locator("#thumbs-table").get_by_test_id("cell-0-4").click()  # the prompt cell of the one row
+    page.wait_for_function(f"() => document.querySelector('#thumb-id textarea, #thumb-id input')?.value === "
+                           f"'{ids['ann-down']}'")
+    page.locator("#thumb-delete").click()
+    page.locator("#thumb-status").get_by_text("deleted by").wait_for()
+    page.locator("#thumbs-caption").get_by_text("0 thumbs ratings match").wait_for()
+    assert store.rating_counts().get("down", 0) == 0
+    screenshot(page, "data-thumbs")
