@@ -119,6 +119,9 @@ def run(args: argparse.Namespace) -> dict:
     except StorageBusyError as busy:
         from alignui.cli.handoff import HANDED, hand_off
 
+        if args.command == "round":  # generation needs the app's model: the app's own section does the same
+            raise StorageBusyError(f"{busy}: in the app, the Train tab's Next round section does the same steps "
+                                   "(Generate round pairs, Export round snapshot, Train next round)") from busy
         if args.command not in HANDED:
             raise
         return hand_off(args, busy, storage_of(args))

@@ -152,3 +152,19 @@ def test_round_options_and_the_parent_check_refuse_with_what_to_do(tmp_path):
     assert (parent.round, parent.next_round, parent.source) == (1, 2, "round:dpo-parent")
     with pytest.raises(UserError, match="needs a run id"):
         parent_run(StorageLayout(tmp_path), " ")
+
+
+def test_a_round_while_the_app_holds_the_database_is_one_line_naming_the_apps_next_round(tmp_path):
+    storage = tmp_path / "storage"
+    finished_run(storage)
+    Store(StorageLayout(storage).db_path).close()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from alignui.db import Store; "
+                               f"s = Store({str(StorageLayout(storage).db_path)!r}); print('held', flush=True); "
+                               "sys.stdin.read()"], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        line = refused(run_round(storage, "--parent", "dpo-parent"), "is open in another process", "Next round")
+        assert "Train tab" in line
+    finally:
+        holder.stdin.close()
+        holder.wait(60)
