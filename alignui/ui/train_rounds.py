@@ -17,10 +17,10 @@ from alignui.rounds.service import (export_next_round, generate_round, parent_ch
 from alignui.ui.common import gpu_queue, user_errors
 from alignui.ui.signin import admin_note, admin_only, identity_of
 
-HELP = ("Iterative, on-policy DPO: the chosen run's adapter writes new pairs (both sides sampled with "
+HELP = ("Iterative, on-policy training (DPO, KTO, ORPO or SimPO): the chosen run's adapter writes new pairs (both sides sampled with "
         "different seeds, or adapter vs base) on pool prompts; annotators vote on them in **Annotate** (they "
         "come first on Next); the voted pairs become a snapshot whose lineage names the run; the next run "
-        "starts from the run's adapter on it (optionally mixed with the run's own snapshot).")
+        "(the same method) starts from the run's adapter on it (optionally mixed with the run's own snapshot).")
 
 
 def build(ctx: AppContext, runner, selected: gr.State) -> None:
