@@ -31,8 +31,8 @@ MAPPED = ("prompt", "chosen", "rejected")
 #: Table headers wrap between words only (Gradio's break-anywhere split "annotator" mid-word at 1280 px).
 CSS = """
 #browse-table th, #browse-table th *, #counts-source th, #counts-source th *, #counts-annotator th,
-#counts-annotator th *, #snapshots th, #snapshots th *, #thumbs-table th, #thumbs-table th * {word-break: normal !important; overflow-wrap: normal !important;
-  hyphens: none !important;}
+#counts-annotator th *, #snapshots th, #snapshots th *, #thumbs-table th, #thumbs-table th * {
+  word-break: normal !important; overflow-wrap: normal !important; hyphens: none !important;}
 """ + data_detail.CSS
 
 

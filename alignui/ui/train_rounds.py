@@ -1,9 +1,9 @@
 """Train tab, "Next round" section: training in rounds (pairs from the newest adapter, voted, trained on).
 
-Thin callbacks over alignui.rounds.service: pick a finished DPO, KTO, ORPO or SimPO run, generate the next round's pairs from
-its adapter (queued for annotators in Annotate), export the voted pairs as a snapshot whose lineage names
-the run, and start the next run (the same method) from the run's adapter on it. Every button is the operator's (the
-server refuses the actions to anyone else, alignui.team.identity.require).
+Thin callbacks over alignui.rounds.service: pick a finished DPO, KTO, ORPO or SimPO run, generate the next
+round's pairs from its adapter (queued for annotators in Annotate), export the voted pairs as a snapshot whose
+lineage names the run, and start the next run (the same method) from the run's adapter on it. Every button is
+the operator's (the server refuses the actions to anyone else, alignui.team.identity.require).
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from alignui.ui.common import gpu_queue, user_errors
 from alignui.ui.signin import admin_note, admin_only, identity_of
 
 HELP = ("Iterative, on-policy training (DPO, KTO, ORPO or SimPO): the chosen run's adapter writes new pairs "
-        "(both sides sampled with different seeds, or adapter vs base) on pool prompts; annotators vote on them in **Annotate** (they "
-        "come first on Next); the voted pairs become a snapshot whose lineage names the run; the next run "
-        "(the same method) starts from the run's adapter on it (optionally mixed with the run's own snapshot).")
+        "(both sides sampled with different seeds, or adapter vs base) on pool prompts; annotators vote on them "
+        "in **Annotate** (they come first on Next); the voted pairs become a snapshot whose lineage names the "
+        "run; the next run (the same method) starts from the run's adapter on it (optionally mixed with the "
+        "run's own snapshot).")
 
 
 def build(ctx: AppContext, runner, selected: gr.State) -> None:
