@@ -79,7 +79,11 @@ def launch(config: AppConfig, *, block: bool = True, quiet: bool = False, seed: 
                 theme=theme(), css=CSS + notice.CSS + data.CSS, head=annotate.HEAD + thumbs.HEAD, show_error=True,
                 auth=cli.login(login_checker(config.users)),
                 auth_message="alignui: sign in with your annotator account",
-                max_file_size=int(config.max_upload_mb * 1024 * 1024))
+                max_file_size=int(config.max_upload_mb * 1024 * 1024),
+                # Gradio's "is localhost accessible" probe (networking.url_ok) gives up on the first HEAD request
+                # slower than 3 s, so a busy host failed the start ("a shareable link must be created") although
+                # the server was up (its startup-events request had just answered); this skips that probe only
+                _frontend=False)
     cli.publish(f"http://{_local_host(config.host)}:{demo.server_port}/", login=bool(config.users))
     ctx.closers.append(cli.withdraw)
     if block:

@@ -25,7 +25,7 @@ def upload(page, path):
     chooser.value.set_files(str(path))
     # the name shows while it uploads too ("Uploading 1 file..."): the size link appears once the server has it
     # (a click before that sent no file: CI, on a loaded host)
-    page.locator(f"#import-file [data-testid='download-link'][download='{path.name}']").wait_for()
+    page.locator(f"#import-file [data-testid='download-link'][download='{path.name}']").wait_for(timeout=90_000)
 
 
 def pick(page, elem_id, option):
