@@ -134,7 +134,8 @@ def test_after_an_arena_vote_the_panels_name_the_models_and_next_battle_is_blind
     page.wait_for_function("() => !document.querySelector('#arena-a textarea').value && "
                            "!document.querySelector('#arena-reveal').innerText.trim()")
     assert SECRET not in page.content() and not page.locator("#arena-next").is_visible()
-    assert page.evaluate("() => document.activeElement === document.querySelector('#arena-prompt textarea')")
+    # the focus is set by a .then() after the answer (and a 100 ms timer): wait for it, not just for the answer
+    page.wait_for_function("() => document.activeElement === document.querySelector('#arena-prompt textarea')")
     assert page.locator("#arena-vote-a").is_disabled()
 
 
