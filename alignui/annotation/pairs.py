@@ -83,7 +83,7 @@ def stream_annotation_pair(store: Store, model: ModelHandle, messages: Messages,
         check_fits(model, messages, max(side.max_new_tokens for side in settings.sides))
     settings = with_seed(settings, rng.randrange(2**31))
     named = annotator if annotator and annotator != ANONYMOUS else ""  # every unnamed caller is "anonymous"
-    owner = named or owner or ""  # fair admission into the shared decode batch: per annotator, else session
+    owner = named or owner  # fair admission into the shared decode batch: per annotator, else session
     updates = (sides.stream(messages, settings, truncate=truncate, owner=owner) if sides is not None
                else stream_pair(model, messages, settings, truncate=truncate, owner=owner))
     for update in updates:

@@ -44,6 +44,12 @@ def from_json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def last_user_content(messages_json: Any) -> str:
+    """The last user turn of a stored `messages` JSON value ("" when there is none): what lists show as the prompt."""
+    users = [m.get("content", "") for m in from_json(messages_json) or [] if m.get("role") == "user"]
+    return users[-1] if users else ""
+
+
 class Database:
     """The process's one connection to the DuckDB file."""
 

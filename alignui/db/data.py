@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
-from alignui.db.core import from_json, new_id, to_json
+from alignui.db.core import from_json, last_user_content, new_id, to_json
 from alignui.db.records import KINDS, VERDICTS
 from alignui.errors import NotFoundError, UserError, quoted
 
@@ -137,12 +137,6 @@ _FROM = """FROM comparisons c JOIN prompts p ON p.id = c.prompt_id
            JOIN generations ga ON ga.id = c.gen_a JOIN generations gb ON gb.id = c.gen_b"""
 
 
-def _last_user(messages_json: Any) -> str:
-    messages = from_json(messages_json) or []
-    users = [m.get("content", "") for m in messages if m.get("role") == "user"]
-    return users[-1] if users else ""
-
-
 class DataMixin:
     """Mixed into Store; relies on Database.tx / query."""
 
@@ -160,7 +154,7 @@ class DataMixin:
                        ga.model_ref, gb.model_ref, c.deleted_at, c.deleted_by {_FROM} WHERE {where}
                 ORDER BY c.created_at {order}, c.id {order} LIMIT ? OFFSET ?""",
             params + [max(1, int(limit)), max(0, int(offset))])
-        out = [ComparisonRow(r[0], r[1], r[2], r[3], r[4], r[5], _last_user(r[6]), *r[7:]) for r in rows]
+        out = [ComparisonRow(r[0], r[1], r[2], r[3], r[4], r[5], last_user_content(r[6]), *r[7:]) for r in rows]
         return out, total
 
     def filter_choices(self, owner: str | None = None) -> dict[str, list[str]]:

@@ -26,7 +26,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from alignui.db.core import from_json, new_id, to_json
+from alignui.db.core import from_json, last_user_content, new_id, to_json
 from alignui.db.records import Messages, Prompt, messages_hash
 
 CONVERSATION_SOURCE = "conversation"
@@ -140,8 +140,7 @@ class PoolMixin:
                ORDER BY c.decided_at DESC, c.id DESC LIMIT ?""", [annotator, limit])
         out = []
         for pid, decided_at, messages, verdict, edited, turn in rows:
-            users = [m["content"] for m in from_json(messages) if m["role"] == "user"]
-            out.append(HistoryRow(pid, decided_at, users[-1] if users else "", verdict, bool(edited), int(turn)))
+            out.append(HistoryRow(pid, decided_at, last_user_content(messages), verdict, bool(edited), int(turn)))
         return out
 
     def votes_by_annotator(self, kind: str = "annotate") -> list[tuple[str, int]]:

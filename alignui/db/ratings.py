@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from alignui.db.core import from_json, new_id, to_json
+from alignui.db.core import from_json, last_user_content, new_id, to_json
 from alignui.db.pool import CONVERSATION_SOURCE, VARIANT_SOURCE
 from alignui.db.records import Messages, NewGeneration, Prompt
 from alignui.errors import ConflictError, NotFoundError, UserError, quoted
@@ -198,10 +198,8 @@ class RatingsMixin:
                FROM ratings r JOIN prompts p ON p.id = r.prompt_id JOIN generations g ON g.id = r.generation_id
                WHERE r.deleted_at IS NULL AND r.label IS NOT NULL AND (?::VARCHAR IS NULL OR r.annotator = ?)
                ORDER BY r.decided_at DESC, r.id DESC LIMIT ?""", [annotator, annotator, limit])
-        out = []
-        for rid, decided, who, label, messages, text in rows:
-            users = [m["content"] for m in from_json(messages) if m["role"] == "user"]
-            out.append((rid, decided, who, label, users[-1] if users else "", text))
+        out = [(rid, decided, who, label, last_user_content(messages), text)
+               for rid, decided, who, label, messages, text in rows]
         return pd.DataFrame(out, columns=["id", "decided_at", "annotator", "label", "prompt", "response"])
 
     def browse_ratings(self, *, owner: str | None, label: str | None = None, text: str | None = None,
@@ -221,11 +219,8 @@ class RatingsMixin:
         rows = self.query(f"""SELECT r.id, r.created_at, r.annotator, coalesce(r.label, 'pending'), p.messages, g.text,
                                      r.deleted_at {base} ORDER BY r.created_at DESC, r.id DESC LIMIT ? OFFSET ?""",
                           params + [limit, offset])
-        out = []
-        for rid, created, who, label_, messages, response, deleted in rows:
-            users = [m["content"] for m in from_json(messages) if m["role"] == "user"]
-            out.append((rid, created, who, label_, users[-1] if users else "", response, deleted))
-        return out, total
+        return [(rid, created, who, label_, last_user_content(messages), response, deleted)
+                for rid, created, who, label_, messages, response, deleted in rows], total
 
     def delete_rating(self, rating_id: str, *, actor: str | None) -> str | None:
         """Soft-delete a rating (kept in the file, excluded from counts, the pool draw and exports); returns its

@@ -1,10 +1,9 @@
 """The Train tab's "Next round" actions as typed functions (the UI callbacks call exactly one each).
 
 Owns: the permission check of every action (generating a round, exporting it and starting its run are the
-operator's: `train` and `export`), the parents a round can start from (finished DPO, KTO, ORPO or
-SimPO runs with an adapter), the round's status line, and the run of the next round: the parent's method with its own
-settings,
-`init_adapter` = the parent (its adapter is loaded as the trainable LoRA) and `parent_run` = the parent.
+operator's: `train` and `export`), the parents a round can start from (finished DPO, KTO, ORPO or SimPO runs
+with an adapter), the round's status line, and the run of the next round: the parent's method with its own
+settings, `init_adapter` = the parent (its adapter is loaded as the trainable LoRA) and `parent_run` = the parent.
 
 Invariants: generation uses the app's one loaded model with the parent adapter hot-swapped in (the same
 AdapterServer the arena uses); nothing here imports gradio.

@@ -128,11 +128,11 @@ def lora_config(config: TrainConfig):
                       target_modules=config.target_modules(), bias="none", task_type="CAUSAL_LM")
 
 
-def start_adapter(model, config: TrainConfig, storage: Path):
+def start_adapter(model, config, storage: Path):
     """(model, peft_config) for a trainer: a fresh LoRA from our config, or (the config's init_adapter, see
     config.AdapterStart) the given adapter loaded as the trainable one (PEFT is_trainable=True); a trainer with
     a reference (DPO, KTO) then copies it as its frozen "ref" adapter."""
-    start = str(getattr(config, "init_adapter", "") or "").strip()
+    start = config.init_adapter.strip()
     if not start:
         return model, lora_config(config)
     from peft import PeftModel

@@ -157,6 +157,10 @@ class TrainConfig:
         DPO and KTO do; reference-free methods (ORPO, SimPO) and SFT/reward models do not. Pre-flight counts it."""
         return False
 
+    def reference_name(self) -> str:
+        """What the reference pass runs, in words (pre-flight); config.AdapterStart names its starting adapter."""
+        return BASE_REFERENCE
+
     def data_refusals(self, data) -> list[str]:
         """Why this method cannot train on `data` (the snapshot's DatasetDict), for the pre-flight; [] = it can.
         Every method but KTO needs pairs; KTO overrides this with its own check."""

@@ -20,7 +20,7 @@ from typing import Any
 
 from alignui.errors import UserError
 from alignui.training.common import LocalWeightsNeeded, Setup, load_tokenizer, pair_token_lengths, resolve_base_model, resolve_setup
-from alignui.training.config import BASE_REFERENCE, TrainConfig
+from alignui.training.config import TrainConfig
 from alignui.training import speedups, vllm_rollouts
 from alignui.training.launch import check_processes
 
@@ -200,7 +200,7 @@ def reference_name(config: TrainConfig) -> str:
     the adapter the run starts from (config.AdapterStart)."""
     if not config.reference_pass():
         return "none (one model, no reference pass)"
-    return config.reference_name() if hasattr(config, "reference_name") else BASE_REFERENCE
+    return config.reference_name()
 
 
 def preflight(config: TrainConfig, setup: Setup, base: str, tokenizer, data,

@@ -54,6 +54,11 @@ def detail_parts(d: dict) -> tuple[str, str, str, str]:
     return head, side_a, side_b, "\n\n".join(rest)
 
 
+def first_cell(evt: gr.SelectData) -> str:
+    """The id (first column) of the table row a click selected: what the id box under a table takes."""
+    return (evt.row_value or [""])[0]
+
+
 def build(ctx: AppContext, who: gr.Textbox, table: gr.Dataframe) -> list[gr.Button]:
     """The detail view under the browse table; returns its privileged buttons (Fix verdict, Delete)."""
     with gr.Row():
@@ -70,10 +75,7 @@ def build(ctx: AppContext, who: gr.Textbox, table: gr.Dataframe) -> list[gr.Butt
         rest = gr.Markdown(elem_id="detail-history")
     parts = [head, side_a, side_b, rest]
 
-    def ui_select(evt: gr.SelectData):
-        return (evt.row_value or [""])[0]
-
-    table.select(ui_select, None, picked, api_visibility="private")
+    table.select(first_cell, None, picked, api_visibility="private")
 
     @user_errors
     def ui_open(cid, name, request: gr.Request):

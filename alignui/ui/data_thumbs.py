@@ -9,6 +9,7 @@ import gradio as gr
 
 from alignui.annotation import curation
 from alignui.context import AppContext
+from alignui.ui import data_detail
 from alignui.ui.common import user_errors
 from alignui.ui.signin import identity_of
 
@@ -38,10 +39,7 @@ def build(ctx: AppContext, who: gr.Textbox) -> list[gr.Button]:
     search.click(ui_browse, inputs, outputs, api_visibility="private")
     text.submit(ui_browse, inputs, outputs, api_visibility="private")
 
-    def ui_select(evt: gr.SelectData):
-        return (evt.row_value or [""])[0]
-
-    table.select(ui_select, None, picked, api_visibility="private")
+    table.select(data_detail.first_cell, None, picked, api_visibility="private")
 
     @user_errors
     def ui_delete(rating_id, thumb, contains, show_deleted, number, name, request: gr.Request):

@@ -11,13 +11,13 @@ from __future__ import annotations
 import gradio as gr
 
 from alignui.context import AppContext
-from alignui.rounds.plan import SIDES, RoundOptions
+from alignui.rounds.plan import ROUND_METHOD_NAMES, SIDES, RoundOptions
 from alignui.rounds.service import (export_next_round, generate_round, parent_choices, round_status,
                                     start_next_round)
 from alignui.ui.common import gpu_queue, user_errors
 from alignui.ui.signin import admin_note, admin_only, identity_of
 
-HELP = ("Iterative, on-policy training (DPO, KTO, ORPO or SimPO): the chosen run's adapter writes new pairs "
+HELP = (f"Iterative, on-policy training ({ROUND_METHOD_NAMES}): the chosen run's adapter writes new pairs "
         "(both sides sampled with different seeds, or adapter vs base) on pool prompts; annotators vote on them "
         "in **Annotate** (they come first on Next); the voted pairs become a snapshot whose lineage names the "
         "run; the next run (the same method) starts from the run's adapter on it (optionally mixed with the "
@@ -31,7 +31,7 @@ def build(ctx: AppContext, runner, selected: gr.State) -> None:
         with gr.Row():
             # custom values allowed: runs finish after the page was built; the server checks the id (parent_run)
             parent = gr.Dropdown(parent_choices(ctx.store), label="Parent run", scale=3, elem_id="round-parent",
-                                 info="a finished DPO, KTO, ORPO or SimPO run: its adapter writes the pairs",
+                                 info=f"a finished {ROUND_METHOD_NAMES} run: its adapter writes the pairs",
                                  allow_custom_value=True)
             prompts = gr.Number(64, label="Prompts", precision=0, minimum=1, maximum=2000, scale=1,
                                 elem_id="round-prompts")
