@@ -200,11 +200,13 @@ def test_what_needs_local_weights_refuses_in_one_line(storage, tmp_path):
 @pytest.mark.e2e
 def test_the_browser_shows_the_endpoint_and_why_adapters_are_absent(server, page, adapter_run):
     from e2e.test_annotate import ready_pair, start_session
+    from playwright.sync_api import expect
 
     start_session(page, server.url)
     assert "endpoint:ep-quokka-7r" in page.locator("#header").inner_text()
     page.locator("#generation-settings").get_by_text("Generation settings").click()
-    assert "adapters are not offered" in page.locator("#generation-settings").inner_text()
+    # the accordion's body renders after the click: wait for it (an immediate read saw only its title, CI)
+    expect(page.locator("#generation-settings")).to_contain_text("adapters are not offered", timeout=30_000)
     page.locator("#model-b input").click()
     page.get_by_role("option", name=f"{OTHER} (endpoint: ").wait_for()
     options = page.get_by_role("option").all_inner_texts()
