@@ -169,6 +169,10 @@ class TrainConfig:
         return ["the snapshot holds unpaired (prompt, completion, label) rows, not pairs: only KTO trains on "
                 "those; pick KTO or export pairs"]
 
+    def data_warnings(self, data) -> list[str]:
+        """What about `data` may make this method train poorly, for the pre-flight (KTO: a rare label class)."""
+        return []
+
     def reward_models(self) -> list[str]:
         """Reward models the job keeps in memory beside the policy (RLHF names them; others have none)."""
         return []

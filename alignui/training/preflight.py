@@ -217,6 +217,7 @@ def preflight(config: TrainConfig, setup: Setup, base: str, tokenizer, data,
     report.refusals += config.data_refusals(data)
     if report.refusals:
         return report
+    report.warnings += config.data_warnings(data)
     measure_lengths(report, tokenizer, train, config)
     if report.lost_whole >= report.measured_rows:
         report.refusals.append(f"every pair loses its whole response at max_length={config.max_length}: raise "

@@ -76,3 +76,34 @@ def test_rlhf_end_to_end_from_the_train_tab(rlhf_page, server):
     policies = store.list_adapters()
     assert len(rewards) == 1 and [p.method for p in policies] == ["rlhf"]
     assert policies[0].metrics["eval"]["reward_policy"] > policies[0].metrics["eval"]["reward_base"]
+
+
+def test_ppo_picked_in_the_train_tab_trains_a_policy_with_its_value_adapter(rlhf_page, server):
+    """The RLHF row's PPO: the cpu-demo-ppo preset in the form selects algorithm=ppo and shows PPO's knobs; Start
+    RLHF trains the reward model, then PPO; the live panel names the value adapter and the run's config says ppo."""
+    page = rlhf_page
+    page.goto(server.url)
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-method input").click()
+    page.get_by_role("option", name="RLHF (reward model + online RL)").click()
+    page.locator("#rlhf-start").wait_for(state="visible")
+    page.locator("#train-preset input").click()
+    page.get_by_role("option", name="cpu-demo-ppo").click()
+    page.wait_for_function("() => document.querySelector('#train-algorithm input')?.value === 'ppo'")
+    page.locator("#train-more-settings").get_by_text("More settings").click()  # PPO's own knobs are in there
+    for knob, value in (("ppo_epochs", "2"), ("cliprange", "0.2"), ("lam", "0.95")):
+        assert page.locator(f"#train-{knob} input").first.input_value() == value, knob
+    screenshot(page, "train-ppo-options")
+
+    page.locator("#rlhf-start").click()
+    page.locator("#train-message").get_by_text("RLHF queued").wait_for(timeout=LONG)
+    page.wait_for_function("() => document.querySelector('#rlhf-resident')?.innerText.includes('value')",
+                           timeout=LONG)
+    page.wait_for_function("() => document.querySelectorAll('#rlhf-stages li')[1]?.innerText.includes('done')",
+                           timeout=LONG)
+    page.locator("#rlhf-verdict").get_by_text("reward").first.wait_for(timeout=LONG)
+    screenshot(page, "train-ppo-done")
+    job_runner(server.ctx).sync_all()
+    policies = server.ctx.store.list_adapters()
+    assert [p.method for p in policies] == ["rlhf"] and policies[0].config["algorithm"] == "ppo"
+    assert policies[0].metrics["eval"]["reward_policy"] > policies[0].metrics["eval"]["reward_base"]

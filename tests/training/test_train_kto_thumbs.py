@@ -1,9 +1,13 @@
 """KTO from thumbs alone, end to end on the demo model on CPU: the demo model answers each training prompt twice
 (sampled, as the Thumbs tab does), the synthetic property oracle gives each response a thumb (up when it ends with
 demo_corpus.POLITE_CLOSER, down otherwise) through the Store as an annotator would, the thumbs are exported as a
-snapshot (no pairs at all), and `python -m alignui train kto --preset cpu-demo` trains on it with the weights set
-from the (very unbalanced) class balance. Effect: the share of sampled answers to held-out prompts that end with
-the closer rises well above the base model's."""
+snapshot (no pairs at all), and `python -m alignui train kto --preset cpu-demo-thumbs` trains on it with the
+weights set from the (very unbalanced) class balance. Effect: the share of sampled answers to held-out prompts that
+end with the closer moves from below 20% to above 60%, the issue's bar (as for DPO from pairs).
+
+Each run's snapshot has fresh random row ids, so its train/test split and batches differ from run to run: the
+preset was chosen over 6 such runs (94.1%-99.1%; the same learning rate at batch 8 and 80 steps: 5.5%-95.5%; see
+configs/kto.yaml)."""
 
 import json
 import random
@@ -49,7 +53,7 @@ def test_kto_on_thumbs_alone_raises_the_preferred_property_on_held_out_prompts(t
     up, down = rate_with_the_oracle(storage, model, tokenizer, [q for q, _ in train])
     assert up > 10 and down > up, (up, down)  # both classes, the desirable one rare: the weights matter
 
-    out = run_train(storage, "--preset", "cpu-demo", "--set", "seed=42", method="kto")
+    out = run_train(storage, "--preset", "cpu-demo-thumbs", "--set", "seed=42", method="kto")
     assert out.returncode == 0, out.stderr[-3000:] + out.stdout[-3000:]
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     log = (storage / "runs" / summary["run"] / "log.txt").read_text()
@@ -62,4 +66,4 @@ def test_kto_on_thumbs_alone_raises_the_preferred_property_on_held_out_prompts(t
     after = closer_rate(tuned, tokenizer, held_prompts)
     print(f"kto from thumbs: {up} up / {down} down; the closer at the end of held-out samples: base {before:.1%} -> "
           f"adapter {after:.1%}; {summary['verdict']}")
-    assert before < 0.2 and after > 2 * before and after > before + 0.1
+    assert before < 0.2 and after > 0.6  # the issue's effect bar, as for DPO

@@ -24,7 +24,8 @@ def test_new_methods_are_registered_available_and_on_the_command_line():
     for name in NEW:
         method = registry.get_method(name)
         assert method.available and method.unavailable_reason is None and method.help
-        assert preset_names(method.presets_path) == ["cpu-demo", "gpu-lora", "gpu-qlora"]
+        thumbs = ["cpu-demo-thumbs"] if name == "kto" else []  # KTO's preset for a thumbs-only snapshot
+        assert preset_names(method.presets_path) == ["cpu-demo", *thumbs, "gpu-lora", "gpu-qlora"]
         for preset in ("cpu-demo", "gpu-lora", "gpu-qlora"):
             build_config(method.config_class(), config_file=method.presets_path, preset=preset)
         assert build_parser().parse_args(["train", name]).method == name
@@ -116,6 +117,19 @@ def test_preflight_refuses_one_label_class_and_unpaired_rows_for_pair_methods(st
     assert report.ok and report.rows == 4 and report.measured_rows == 4
     report, _, _ = check(DPOTrainConfig(base_model="demo"), storage, mixed)
     assert not report.ok and "only KTO trains on those" in report.refusals[0]
+
+
+def test_preflight_warns_when_batches_rarely_hold_the_rare_class(storage):
+    rare = thumbs_snapshot(storage, "rare", [i % 12 == 0 for i in range(48)])  # 4 desirable of 48 (8%)
+    small = check(KTOTrainConfig(base_model="demo", per_device_train_batch_size=8), storage, rare)[0]
+    assert small.ok and len([w for w in small.warnings if "desirable" in w]) == 1
+    warning = next(w for w in small.warnings if "desirable" in w)
+    assert "only 8% of the training examples are desirable: 50% of batches of 8 hold none" in warning
+    assert "per_device_train_batch_size to 12 or more" in warning and "cpu-demo-thumbs" in warning
+    big = check(KTOTrainConfig(base_model="demo", per_device_train_batch_size=16), storage, rare)[0]
+    assert big.ok and not any("desirable" in w for w in big.warnings)
+    pairs = closer_snapshot(storage, "pairs", train_rows=12, test_rows=2)  # a pair is one example of each class
+    assert not any("desirable" in w for w in check(KTOTrainConfig(base_model="demo"), storage, pairs)[0].warnings)
 
 
 def test_reference_free_methods_count_one_model_and_no_reference_pass(storage):
