@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # `python bench/concurrent_annotators.py` from a checkout reads the server's database
 PROMPTS = ["Tell me about cats.", "What do dogs eat?", "Describe the sea.", "How do birds fly?",
            "Tell me about the sun.", "What is a tree?", "Describe a city.", "Tell me about fish."]
 

@@ -43,6 +43,10 @@ from alignui.serving.kv_batch import DecodeBatch, supports_joining
 #: A waiting caller hears ("waiting",) this often: a sync generator can be closed (Gradio's cancel on a closed
 #: tab or a replacing event) only while suspended at a yield, not while blocked waiting for its next token.
 IDLE_S = 0.25
+#: A streaming caller hears its rows' tokens at most this often (the first at once, the end always): every update
+#: costs the web server a round of Gradio's event processing per request, which on a busy CPU host took the time
+#: the decode steps needed (bench/concurrent_annotators.py); 20 updates a second still read as a smooth stream.
+STREAM_EVERY_S = 0.05
 PEFT_BASE = "__base__"  # PEFT's name for "no adapter" in a mixed batch (alignui.serving.adapters.PEFT_BASE)
 
 
@@ -313,18 +317,22 @@ def batch_scheduler(handle: Any) -> BatchScheduler | None:
 
 
 def stream_scheduled(scheduler: BatchScheduler, req: BatchRequest) -> Iterator[tuple]:
-    """Submit `req`; yield ("tokens", tokens, done) as rows move, then ("end", tokens, finished_at), and
-    ("waiting",) every IDLE_S while nothing moves.
+    """Submit `req`; yield ("tokens", tokens, done) as rows move (the newest, at most every STREAM_EVERY_S), then
+    ("end", tokens, finished_at), and ("waiting",) every IDLE_S while nothing moves.
 
     Returns without "end" when the request was cancelled; raises what failed it. Leaving early (close(),
     GeneratorExit: the browser went away) cancels the request, which leaves the batch at the next step."""
     scheduler.submit(req)
+    held, last = None, 0.0  # held: the newest tokens message not yet passed on (STREAM_EVERY_S)
     try:
         while True:
+            wait = IDLE_S if held is None else max(0.0, last + STREAM_EVERY_S - time.perf_counter())
             try:
-                message = req.updates.get(timeout=IDLE_S)
+                message = req.updates.get(timeout=wait)
             except queue.Empty:  # still waiting for admission (or a slow step): let the consumer close us
-                yield ("waiting",)
+                message, held = held or ("waiting",), None
+                last = time.perf_counter() if message[0] == "tokens" else last
+                yield message
                 continue
             while message[0] == "tokens" and not req.updates.empty():  # the consumer lags: skip to the latest
                 message = req.updates.get()
@@ -332,6 +340,10 @@ def stream_scheduled(scheduler: BatchScheduler, req: BatchRequest) -> Iterator[t
                 raise message[1]
             if message[0] == "cancelled":
                 return
+            if message[0] == "tokens" and time.perf_counter() - last < STREAM_EVERY_S:
+                held = message  # passed on when the interval is up, unless a newer one or the end comes first
+                continue
+            held, last = None, time.perf_counter()
             yield message
             if message[0] == "end":
                 return

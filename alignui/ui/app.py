@@ -43,6 +43,7 @@ def header_markdown(ctx: AppContext) -> str:
 
 def build_ui(ctx: AppContext, cli: Handoff | None = None) -> gr.Blocks:
     """The whole app; with `cli`, also the endpoint the command line hands export/import/stats to."""
+    _skip_matplotlib_probe()
     with gr.Blocks(title="alignui") as demo:
         header = gr.Markdown(header_markdown(ctx), elem_classes="alignui-header", elem_id="header")
         model_status.build(ctx, demo, header, header_markdown)
@@ -55,6 +56,20 @@ def build_ui(ctx: AppContext, cli: Handoff | None = None) -> gr.Blocks:
         if cli is not None:
             handoff.build(ctx, cli)
     return demo
+
+
+def _skip_matplotlib_probe() -> None:
+    """Gradio wraps every step of every event in a context that imports matplotlib to switch its backend, and
+    does nothing when that import fails; without matplotlib (not a dependency) each failed import searched
+    sys.path: 25% of the web thread's busy time with 8 annotators streaming (py-spy, bench/concurrent_annotators).
+    Then the context is a no-op: the same behaviour without the search (by hand: Gradio has no switch for it)."""
+    import contextlib
+    import importlib.util
+
+    import gradio.utils
+
+    if importlib.util.find_spec("matplotlib") is None:
+        gradio.utils.MatplotlibBackendMananger = contextlib.nullcontext
 
 
 def launch(config: AppConfig, *, block: bool = True, quiet: bool = False, seed: int | None = None,

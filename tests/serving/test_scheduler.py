@@ -11,8 +11,9 @@ from dataclasses import replace
 import pytest
 
 from alignui.annotation.pairs import stream_annotation_pair
-from alignui.serving.generation import PairSettings, SamplingSettings, stream_rows
-from alignui.serving.scheduler import batch_scheduler
+from alignui.serving.generation import PairSettings, SamplingSettings, encode_prompt, stream_rows
+from alignui.serving import scheduler
+from alignui.serving.scheduler import batch_scheduler, stream_scheduled
 
 GREEDY = SamplingSettings(temperature=0, max_new_tokens=40)
 CATS = [{"role": "user", "content": "Tell me about cats"}]
@@ -128,7 +129,8 @@ def test_greedy_rows_are_the_same_alone_batched_and_joining_a_running_batch(ctx)
     assert max(sched.stats.rows_per_forward) >= 3
 
 
-def test_a_cancelled_request_stops_within_steps_saves_nothing_and_the_others_finish(ctx):
+def test_a_cancelled_request_stops_within_steps_saves_nothing_and_the_others_finish(ctx, monkeypatch):
+    monkeypatch.setattr(scheduler, "STREAM_EVERY_S", 0.0)  # every step's tokens: the test counts steps by updates
     handle, store = ctx.model, ctx.store
     settings = PairSettings.same(temperature=0, max_new_tokens=60)
     sched = batch_scheduler(handle)
@@ -204,3 +206,25 @@ def test_unnamed_annotators_take_turns_by_browser_session(ctx):
         assert views[-1].ws.pair_id, views[-1].status
         owners += list(sched.stats.admitted)[before:]
     assert owners == ["session:tab-1", "session:tab-2", "ann"]
+
+
+def test_a_stream_passes_the_first_tokens_at_once_then_the_newest_at_most_every_interval_and_always_the_end(ctx):
+    """Each update costs the web server a round of event processing per request: tokens are passed on at most
+    every STREAM_EVERY_S (the newest; none lost, since each carries every token so far), the end always."""
+    import time
+
+    handle = ctx.model
+    sched = batch_scheduler(handle)
+    side = SamplingSettings(temperature=0, max_new_tokens=80)
+    prompt = encode_prompt(handle, ask("Tell me about cats"), side.max_new_tokens)
+    steps_before = sched.stats.forwards
+    req = sched.request("t", prompt, [side], seed=1)
+    seen = [(time.perf_counter(), m) for m in stream_scheduled(sched, req) if m[0] != "waiting"]
+    kinds = [m[0] for _, m in seen]
+    assert kinds[-1] == "end" and set(kinds[:-1]) == {"tokens"} and len(seen) >= 2
+    tokens = [len(m[1][0]) for _, m in seen]
+    assert tokens[0] >= 1 and tokens == sorted(tokens)  # each update holds every token so far
+    assert list(seen[-1][1][1][0]) == req.rows[0].tokens and len(req.rows[0].tokens) > 10  # the end: all of them
+    gaps = [b[0] - a[0] for a, b in zip(seen[:-2], seen[1:-1])]  # between tokens updates (the end comes at once)
+    assert all(g >= scheduler.STREAM_EVERY_S * 0.9 for g in gaps), gaps
+    assert len(seen) - 1 < sched.stats.forwards - steps_before  # fewer updates than decode steps
