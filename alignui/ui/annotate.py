@@ -10,6 +10,8 @@ exactly the signatures of the design's contract, plus /draw_prompt.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import html
 from dataclasses import replace
 
@@ -55,6 +57,16 @@ def _show(view: flow.View) -> tuple:
     return (view.ws, view.text_a, view.text_b, view.prompt, view.status,
             gr.update(value=_as_text(view.conversation), visible=bool(view.conversation)),
             gr.update(visible=view.too_long))
+
+
+def _shown(views) -> Iterator[tuple]:
+    """Views as VIEW outputs, the prompt box only when its text changes: every streamed update re-set it and
+    overwrote a new prompt being typed while the pair was written."""
+    sent = None
+    for view in views:
+        out = _show(view)
+        yield out if view.prompt != sent else out[:3] + (gr.skip(),) + out[4:]
+        sent = view.prompt
 
 
 def _layout(ctx: AppContext, name: gr.Textbox, page: Page) -> dict:
@@ -139,20 +151,18 @@ class _AnnotateTab:
         @user_errors
         def ui_generate(state, text, prefs, typed, request: gr.Request):
             admit_generation(self.ctx, request, text)
-            for view in flow.generate(self.ctx.store, self.ctx.model, self.owned(state, request), text,
-                                      AnnotationPrefs.from_dict(prefs),
-                                      self.ctx.rng, annotator=self.who(typed, request), truncate=truncate,
-                                      generators=self.generators()):
-                yield _show(view)
+            yield from _shown(flow.generate(self.ctx.store, self.ctx.model, self.owned(state, request), text,
+                                            AnnotationPrefs.from_dict(prefs), self.ctx.rng,
+                                            annotator=self.who(typed, request), truncate=truncate,
+                                            generators=self.generators()))
         return ui_generate
 
     @user_errors
     def ui_next(self, state, prefs, typed, request: gr.Request):
         admit_generation(self.ctx, request, None)
-        for view in flow.next_prompt(self.ctx.store, self.ctx.model, self.owned(state, request),
-                                     AnnotationPrefs.from_dict(prefs),
-                                     self.ctx.rng, annotator=self.who(typed, request), generators=self.generators()):
-            yield _show(view)
+        yield from _shown(flow.next_prompt(self.ctx.store, self.ctx.model, self.owned(state, request),
+                                           AnnotationPrefs.from_dict(prefs), self.ctx.rng,
+                                           annotator=self.who(typed, request), generators=self.generators()))
 
     @user_errors
     def ui_after_vote(self, state, saved, prefs, typed, request: gr.Request):
@@ -160,10 +170,9 @@ class _AnnotateTab:
             yield tuple(gr.skip() for _ in self.view_out)
             return
         admit_generation(self.ctx, request, None)
-        for view in flow.after_vote(self.ctx.store, self.ctx.model, self.owned(state, request),
-                                    AnnotationPrefs.from_dict(prefs),
-                                    self.ctx.rng, annotator=self.who(typed, request), generators=self.generators()):
-            yield _show(view)
+        yield from _shown(flow.after_vote(self.ctx.store, self.ctx.model, self.owned(state, request),
+                                          AnnotationPrefs.from_dict(prefs), self.ctx.rng,
+                                          annotator=self.who(typed, request), generators=self.generators()))
 
     def voting(self, verdict: str):
         def ui_vote(state, typed, edit_on, continue_on, text_a, text_b, request: gr.Request):

@@ -1,7 +1,8 @@
 """Cancellation through the real server, in headless Chromium: an annotator closes the tab while their pair
 streams; Gradio sees the page go, closes the event's generator, and the request's rows leave the shared decode
 batch (alignui.serving.scheduler): no more decode steps for them and no pair saved. The decode steps are slowed
-(0.15 s each) so that the pair is still being written when the tab closes; nothing else is changed."""
+(0.15 s each) so that the pair is still being written when the tab closes; nothing else is changed. Before it
+closes, a new prompt typed meanwhile stays in the box (each streamed update used to re-set it)."""
 
 import threading
 import time
@@ -14,7 +15,8 @@ from serving.test_scheduler import until
 pytestmark = pytest.mark.e2e
 
 
-def test_closing_the_tab_while_a_pair_streams_cancels_its_rows_and_saves_nothing(server, browser, monkeypatch):
+def slowed_and_recorded(monkeypatch) -> list:
+    """Decode steps slowed to 0.15 s; returns the list every submitted scheduler request is appended to."""
     submitted, real_submit, real_step = [], scheduler.BatchScheduler.submit, scheduler.BatchScheduler._step
 
     def recording_submit(self, req):
@@ -27,6 +29,11 @@ def test_closing_the_tab_while_a_pair_streams_cancels_its_rows_and_saves_nothing
 
     monkeypatch.setattr(scheduler.BatchScheduler, "submit", recording_submit)
     monkeypatch.setattr(scheduler.BatchScheduler, "_step", slow_step)
+    return submitted
+
+
+def test_closing_the_tab_while_a_pair_streams_cancels_its_rows_and_saves_nothing(server, browser, monkeypatch):
+    submitted = slowed_and_recorded(monkeypatch)
     store = server.ctx.store
     pairs_before = store.query("SELECT count(*) FROM comparisons")[0][0]
 
@@ -39,6 +46,11 @@ def test_closing_the_tab_while_a_pair_streams_cancels_its_rows_and_saves_nothing
     box.press("Enter")
     page.wait_for_function("() => document.querySelector('#response-a textarea').value.length > 0", timeout=120_000)
     assert len(submitted) == 1 and not submitted[0].over  # still being written
+    box.fill("A new prompt, typed while the pair is written")  # the streamed updates leave the prompt box alone
+    tokens = len(submitted[0].rows[0].tokens)
+    until(lambda: len(submitted[0].rows[0].tokens) >= tokens + 3, "three more tokens streamed")
+    page.wait_for_timeout(300)  # their updates reached the page (20 a second)
+    assert box.input_value() == "A new prompt, typed while the pair is written"
     context.close()  # the annotator closes the tab
 
     req = submitted[0]
@@ -50,3 +62,4 @@ def test_closing_the_tab_while_a_pair_streams_cancels_its_rows_and_saves_nothing
     assert sched.stats.forwards == steps  # nothing else was generating: no step ran for the gone tab
     assert not all(row.done for row in req.rows)  # it was stopped, not finished
     assert store.query("SELECT count(*) FROM comparisons")[0][0] == pairs_before  # nothing saved for it
+
