@@ -227,4 +227,4 @@ def test_a_stream_passes_the_first_tokens_at_once_then_the_newest_at_most_every_
     assert list(seen[-1][1][1][0]) == req.rows[0].tokens and len(req.rows[0].tokens) > 10  # the end: all of them
     gaps = [b[0] - a[0] for a, b in zip(seen[:-2], seen[1:-1])]  # between tokens updates (the end comes at once)
     assert all(g >= scheduler.STREAM_EVERY_S * 0.9 for g in gaps), gaps
-    assert len(seen) - 1 < sched.stats.forwards - steps_before  # fewer updates than decode steps
+    assert len(seen) - 1 <= sched.stats.forwards - steps_before  # never more updates than decode steps
