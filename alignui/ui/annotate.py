@@ -10,9 +10,8 @@ exactly the signatures of the design's contract, plus /draw_prompt.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import html
+from collections.abc import Iterator
 from dataclasses import replace
 
 import gradio as gr

@@ -54,7 +54,8 @@ def build_options(ctx: AppContext, method: str) -> RLHFOptions:
     sft_presets = preset_names(get_method("sft").presets_path)
     with gr.Group(visible=method == "rlhf", elem_id="rlhf-options") as group:
         gr.Markdown("**RLHF** in one go: a reward model learns the votes of this snapshot, then the policy (base + "
-                    "LoRA) is trained online against it with RLOO, GRPO or PPO (the algorithm setting). The RL settings are the ones above.")
+                    "LoRA) is trained online against it with RLOO, GRPO or PPO (the algorithm setting). The RL "
+                    "settings are the ones above.")
         with gr.Row():
             source = gr.Dropdown(reward_model_choices(ctx.layout), value="new", label="Reward model", scale=3,
                                  info="train a new one first, or reuse a finished one (the arena can judge with "

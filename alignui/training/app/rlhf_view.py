@@ -24,8 +24,8 @@ RL_CURVES = {"reward": (("reward", "mean reward"),),
              "length": (("completions/mean_length", "mean response length (tokens)"),)}
 RESIDENT_BEFORE = ("Memory: the policy and the reference share ONE copy of the base model (reference = the same "
                    "weights with the LoRA adapter switched off); the reward model is a second copy with its LoRA "
-                   "merged. No separate reference or value model is loaded (PPO's critic is a second LoRA adapter and a value "
-                   "head on the same copy).")
+                   "merged. No separate reference or value model is loaded (PPO's critic is a second LoRA "
+                   "adapter and a value head on the same copy).")
 
 
 @dataclass
