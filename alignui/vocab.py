@@ -27,6 +27,11 @@ def user_turn(prompt: str, system: str | None = None) -> Messages:
     return messages + [{"role": "user", "content": prompt}]
 
 
+def last_user_turn(messages: Messages) -> str:
+    """The content of the last user turn of `messages` ("" when there is none): what lists show as the prompt."""
+    return next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
+
+
 def normalize_verdict(value: object, allowed: tuple[str, ...] = VERDICTS) -> str:
     """'A ', 'b', 'Both_Bad' -> the stored name; a non-string or unknown verdict is a UserError."""
     text = value.strip().lower() if isinstance(value, str) else None

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from alignui.serving.adapters import BASE, AdapterServer
-from alignui.vocab import ANONYMOUS, normalize_verdict, user_turn
+from alignui.vocab import ANONYMOUS, last_user_turn, normalize_verdict, user_turn
 from alignui.db import ARENA_VERDICTS, Store
 from alignui.db.records import Messages, Prompt
 from alignui.db.runs import Run
@@ -179,7 +179,7 @@ def stream_battle(store: Store, server: AdapterServer, messages: Messages, rng: 
     pair = servable_pair(store, server, settings.mode, rng, endpoints)
     left, right = assign_sides(store, pair, rng)
     sampling = with_seed(settings.sampling, rng.randrange(2**31))
-    question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    question = last_user_turn(messages)
     yield BattleProgress("", "", question=question)
     if server.handle.endpoint is not None or (endpoints and (endpoints.get(left) or endpoints.get(right))):
         gens = Generators(server.handle, store, endpoints, base_name=BASE)

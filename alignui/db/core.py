@@ -27,6 +27,7 @@ import duckdb
 
 from alignui.db.schema import LATEST_VERSION, MIGRATIONS
 from alignui.errors import StorageBusyError
+from alignui.vocab import last_user_turn
 
 T = TypeVar("T")
 
@@ -46,8 +47,7 @@ def from_json(value: Any) -> Any:
 
 def last_user_content(messages_json: Any) -> str:
     """The last user turn of a stored `messages` JSON value ("" when there is none): what lists show as the prompt."""
-    users = [m.get("content", "") for m in from_json(messages_json) or [] if m.get("role") == "user"]
-    return users[-1] if users else ""
+    return last_user_turn(from_json(messages_json) or [])
 
 
 class Database:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from alignui.vocab import ARENA_VERDICTS, VERDICTS, Messages  # noqa: F401  (re-exported)
+from alignui.vocab import ARENA_VERDICTS, VERDICTS, Messages, last_user_turn  # noqa: F401  (re-exported)
 
 KINDS = ("annotate", "arena")
 
@@ -44,8 +44,7 @@ class Prompt:
 
     @property
     def last_user_text(self) -> str:
-        users = [m["content"] for m in self.messages if m["role"] == "user"]
-        return users[-1] if users else ""
+        return last_user_turn(self.messages)
 
 
 @dataclass(frozen=True)

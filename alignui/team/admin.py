@@ -14,6 +14,7 @@ from typing import Any
 from alignui.arena.agreement import disputed_pairs, report_for_store
 from alignui.db import Store
 from alignui.errors import UserError
+from alignui.vocab import last_user_turn
 from alignui.team.identity import ROLES, Identity, clean_name, require
 from alignui.team.backup import backup_now, remote_for
 
@@ -115,6 +116,5 @@ def agreement_tables(store: Store, identity: Identity, min_agreement: float = 0.
     for pair in disputed_pairs(comparisons, min_agreement)[:50]:
         first = pair.comparisons[0]
         votes = ", ".join(f"{v} x{n}" for v, n in sorted(pair.counts.items()))
-        prompt = next((m["content"] for m in reversed(first.messages) if m["role"] == "user"), "")
-        disputed.append([first.id, _clip(prompt), _clip(first.text_a), _clip(first.text_b), votes, _pct(pair.share)])
+        disputed.append([first.id, _clip(last_user_turn(first.messages)), _clip(first.text_a), _clip(first.text_b), votes, _pct(pair.share)])
     return "\n\n".join(lines), annotators, disputed
