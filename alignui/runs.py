@@ -51,9 +51,13 @@ def now_iso() -> str:
 
 
 def new_run_id(method: str, when: datetime | None = None) -> str:
-    """`<method>-<UTC yyyymmdd-hhmmss>-<4 hex>`: sorts by time, unique, a safe directory name."""
+    """`<method>-<UTC yyyymmdd-hhmmss>-<8 hex>`: sorts by time, a safe directory name.
+
+    Random, so two ids drawn in one second may (rarely: 1 in 4e9 a pair) coincide; `RunDir.create_new`
+    draws again until the directory is new, which is what makes a run's id unique.
+    """
     when = when or datetime.now(timezone.utc)
-    return f"{method}-{when:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
+    return f"{method}-{when:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -100,6 +104,15 @@ class RunDir:
         path = layout.run_dir(run_id)
         path.mkdir(parents=True, exist_ok=False)
         return cls(path)
+
+    @classmethod
+    def create_new(cls, layout: StorageLayout, method: str) -> "RunDir":
+        """A run directory under a fresh id of `method`; mkdir's exclusivity settles a clash, even across processes."""
+        while True:
+            try:
+                return cls.create(layout, new_run_id(method))
+            except FileExistsError:
+                continue
 
     @classmethod
     def open(cls, layout: StorageLayout, run_id: str) -> "RunDir":

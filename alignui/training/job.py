@@ -32,7 +32,7 @@ from alignui.training.common import Setup
 from alignui.training.config import TrainConfig, build_config
 from alignui.training import launch, ranks
 from alignui.training.methods import Method, get_method
-from alignui.runs import RunDir, new_run_id, now_iso, run_lineage
+from alignui.runs import RunDir, now_iso, run_lineage
 
 
 class JobFailed(UserError):
@@ -171,7 +171,7 @@ def _prepare_run(method: Method, layout: StorageLayout, *, run_id: str | None, r
     quiet_libraries()
     checked = pf.check(config, layout.root, snap, log=lambda line: print(line, file=sys.stderr))  # e.g. which base
     checked[0].raise_if_refused()
-    return _Plan(RunDir.create(layout, run_id or new_run_id(method.name)), config, snap, checked)
+    return _Plan(RunDir.create(layout, run_id) if run_id else RunDir.create_new(layout, method.name), config, snap, checked)
 
 
 def execute(method_name: str, *, storage: Path, snapshot: str | None = None, config_file: Path | None = None,

@@ -11,7 +11,7 @@ from alignui.runs import RunDir, list_run_dirs, new_run_id
 
 def test_run_ids_are_safe_unique_and_sort_by_time(tmp_path):
     layout = StorageLayout(tmp_path).ensure()
-    ids = {new_run_id("dpo") for _ in range(50)}
+    ids = {new_run_id("dpo") for _ in range(50)}  # 8 random hex: a clash among 50 is ~3e-7 likely
     assert len(ids) == 50 and all(layout.run_dir(i).parent == layout.runs_dir for i in ids)
     a, b = RunDir.create(layout, "dpo-20260101-000000-aaaa"), RunDir.create(layout, "rlhf-20260102-000000-bbbb")
     assert [r.id for r in list_run_dirs(layout)] == [b.id, a.id]
@@ -20,6 +20,16 @@ def test_run_ids_are_safe_unique_and_sort_by_time(tmp_path):
         RunDir.open(layout, "../../etc")
     with pytest.raises(NotFoundError):
         RunDir.open(layout, "dpo-missing")
+
+
+def test_a_clashing_id_is_drawn_again_never_reused(tmp_path, monkeypatch):
+    import alignui.runs as runs
+
+    layout = StorageLayout(tmp_path).ensure()
+    drawn = iter(["dpo-20260101-000000-aaaaaaaa", "dpo-20260101-000000-aaaaaaaa", "dpo-20260101-000000-bbbbbbbb"])
+    monkeypatch.setattr(runs, "new_run_id", lambda method: next(drawn))
+    first, second = RunDir.create_new(layout, "dpo"), RunDir.create_new(layout, "dpo")
+    assert (first.id, second.id) == ("dpo-20260101-000000-aaaaaaaa", "dpo-20260101-000000-bbbbbbbb")
 
 
 def test_status_merges_atomically_and_metrics_stream(tmp_path):

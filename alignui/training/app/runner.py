@@ -34,7 +34,7 @@ from alignui.paths import StorageLayout
 from alignui.data.snapshot import resolve_snapshot
 from alignui.training.config import TrainConfig
 from alignui.training.methods import get_method
-from alignui.runs import ACTIVE_STATES, RunDir, list_run_dirs, new_run_id, now_iso
+from alignui.runs import ACTIVE_STATES, RunDir, list_run_dirs, now_iso
 
 PACKAGE_ROOT = Path(alignui.__file__).resolve().parents[1]  # the checkout holding alignui/, put on the job's path
 
@@ -123,7 +123,7 @@ class JobRunner:
         snap = resolve_snapshot(self.layout.root, snapshot_id, allow_paths=False)
         report, _, _ = check(config, self.layout.root, snap, log=lambda line: None)
         report.raise_if_refused()
-        run = RunDir.create(self.layout.ensure(), new_run_id(method.name))
+        run = RunDir.create_new(self.layout.ensure(), method.name)
         run.write_config(method.name, config.to_dict())
         run.update_status(state="queued", method=method.name, phase="waiting", started_by=identity.name,
                           created_at=now_iso())
