@@ -11,6 +11,7 @@ exactly the signatures of the design's contract, plus /draw_prompt.
 from __future__ import annotations
 
 import html
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -62,10 +63,53 @@ def _shown(views) -> Iterator[tuple]:
     """Views as VIEW outputs, the prompt box only when its text changes: every streamed update re-set it and
     overwrote a new prompt being typed while the pair was written."""
     sent = None
-    for view in views:
-        out = _show(view)
-        yield out if view.prompt != sent else out[:3] + (gr.skip(),) + out[4:]
-        sent = view.prompt
+    try:
+        for view in views:
+            out = _show(view)
+            yield out if view.prompt != sent else out[:3] + (gr.skip(),) + out[4:]
+            sent = view.prompt
+    finally:
+        views.close()  # closed early (a replaced or gone tab): the generation below stops now, not when collected
+
+
+class _NewestPerTab:
+    """The newest generating event of each browser tab. An older one still streaming there stops at its next
+    update: its generator is closed, so its rows leave the shared decode batch and nothing is saved for it. A
+    new prompt, Next or the pair after a vote thus replaces the pair being written instead of queueing behind
+    it. (Gradio's own `cancels=` needs the browser to send /cancel, which a replacing event did not.)
+
+    The newer event shows nothing until the older one has stopped (at most REPLACE_WAIT_S): an update the
+    older one had already yielded then reaches the page first, and cannot overwrite the newer view."""
+
+    REPLACE_WAIT_S = 5.0
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._newest: dict[str, threading.Event] = {}  # per session: set once that event's generation stopped
+
+    def run(self, request: gr.Request | None, updates: Iterator) -> Iterator:
+        session = getattr(request, "session_hash", None)
+        if not session:  # no browser tab to speak of (not a browser call): nothing to replace
+            yield from updates
+            return
+        mine = threading.Event()
+        with self._lock:
+            older, self._newest[session] = self._newest.get(session), mine
+        try:
+            if older is not None:
+                older.wait(self.REPLACE_WAIT_S)  # it stops at its next update (IDLE_S at most, in-process)
+            for update in updates:
+                if self._newest.get(session) is not mine:
+                    return  # replaced: show nothing more (the newer event owns the view)
+                yield update
+        finally:
+            close = getattr(updates, "close", None)
+            if close is not None:
+                close()  # GeneratorExit down the chain: the scheduler request (or endpoint stream) is cancelled
+            mine.set()
+            with self._lock:
+                if self._newest.get(session) is mine:
+                    del self._newest[session]
 
 
 def _layout(ctx: AppContext, name: gr.Textbox, page: Page) -> dict:
@@ -116,7 +160,10 @@ class _AnnotateTab:
     def __init__(self, ctx: AppContext, page: Page):
         self.page = page
         self.ctx = ctx
-        self.gpu = dict(gpu_queue(ctx), api_visibility="private")
+        # "multiple": a new prompt (or Next) while a pair streams runs at once and replaces it (_NewestPerTab);
+        # Gradio's default ("once") drops a trigger while the same event is still running
+        self.gpu = dict(gpu_queue(ctx), api_visibility="private", trigger_mode="multiple")
+        self.newest = _NewestPerTab()
         secret = browser_secret(ctx.store)
         self.name_state = gr.BrowserState("", storage_key="alignui-annotator", secret=secret)
         self.prefs_state = gr.BrowserState(AnnotationPrefs().to_dict(), storage_key="alignui-generation", secret=secret)
@@ -150,18 +197,17 @@ class _AnnotateTab:
         @user_errors
         def ui_generate(state, text, prefs, typed, request: gr.Request):
             admit_generation(self.ctx, request, text)
-            yield from _shown(flow.generate(self.ctx.store, self.ctx.model, self.owned(state, request), text,
-                                            AnnotationPrefs.from_dict(prefs), self.ctx.rng,
-                                            annotator=self.who(typed, request), truncate=truncate,
-                                            generators=self.generators()))
+            yield from self.newest.run(request, _shown(flow.generate(
+                self.ctx.store, self.ctx.model, self.owned(state, request), text, AnnotationPrefs.from_dict(prefs),
+                self.ctx.rng, annotator=self.who(typed, request), truncate=truncate, generators=self.generators())))
         return ui_generate
 
     @user_errors
     def ui_next(self, state, prefs, typed, request: gr.Request):
         admit_generation(self.ctx, request, None)
-        yield from _shown(flow.next_prompt(self.ctx.store, self.ctx.model, self.owned(state, request),
-                                           AnnotationPrefs.from_dict(prefs), self.ctx.rng,
-                                           annotator=self.who(typed, request), generators=self.generators()))
+        yield from self.newest.run(request, _shown(flow.next_prompt(
+            self.ctx.store, self.ctx.model, self.owned(state, request), AnnotationPrefs.from_dict(prefs), self.ctx.rng,
+            annotator=self.who(typed, request), generators=self.generators())))
 
     @user_errors
     def ui_after_vote(self, state, saved, prefs, typed, request: gr.Request):
@@ -169,9 +215,9 @@ class _AnnotateTab:
             yield tuple(gr.skip() for _ in self.view_out)
             return
         admit_generation(self.ctx, request, None)
-        yield from _shown(flow.after_vote(self.ctx.store, self.ctx.model, self.owned(state, request),
-                                          AnnotationPrefs.from_dict(prefs), self.ctx.rng,
-                                          annotator=self.who(typed, request), generators=self.generators()))
+        yield from self.newest.run(request, _shown(flow.after_vote(
+            self.ctx.store, self.ctx.model, self.owned(state, request), AnnotationPrefs.from_dict(prefs), self.ctx.rng,
+            annotator=self.who(typed, request), generators=self.generators())))
 
     def voting(self, verdict: str):
         def ui_vote(state, typed, edit_on, continue_on, text_a, text_b, request: gr.Request):

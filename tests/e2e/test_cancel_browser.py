@@ -63,3 +63,61 @@ def test_closing_the_tab_while_a_pair_streams_cancels_its_rows_and_saves_nothing
     assert not all(row.done for row in req.rows)  # it was stopped, not finished
     assert store.query("SELECT count(*) FROM comparisons")[0][0] == pairs_before  # nothing saved for it
 
+
+
+def streaming_page(server, browser, prompt: str):
+    """A tab whose first pair (for `prompt`) is being written: its first tokens are on the page."""
+    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    page.goto(server.url)
+    box = page.locator("#prompt textarea")
+    box.wait_for()
+    box.fill(prompt)
+    box.press("Enter")
+    page.wait_for_function("() => document.querySelector('#response-a textarea').value.length > 0", timeout=120_000)
+    return page, box
+
+
+def stored_prompts(store) -> list[str]:
+    return [row[0] for row in store.query("SELECT p.messages FROM comparisons c JOIN prompts p ON p.id = c.prompt_id")]
+
+
+def test_a_new_prompt_while_a_pair_streams_stops_it_and_writes_the_new_one(server, browser, monkeypatch):
+    submitted = slowed_and_recorded(monkeypatch)
+    store = server.ctx.store
+    page, box = streaming_page(server, browser, "Tell me about the ocean.")
+    first = submitted[0]
+    assert not first.over  # still being written
+    box.fill("Tell me about the moon.")
+    box.press("Enter")  # the same tab asks for another pair before the first is done
+
+    until(lambda: first.cancelled, "the first request to be cancelled")
+    sched = scheduler.batch_scheduler(server.ctx.model)
+    until(lambda: not any(r.request is first for r in sched._batch.rows), "its rows to leave the batch")
+    assert not all(row.done for row in first.rows)  # stopped, not finished
+    until(lambda: len(submitted) == 2 and submitted[1].over, "the new prompt's pair to be written")
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('ready')", timeout=60_000)
+    saved = stored_prompts(store)
+    assert len(saved) == 1 and "moon" in saved[0] and "ocean" not in saved[0]  # only the new prompt's pair
+    text_a = store.query("SELECT g.text FROM comparisons c JOIN generations g ON g.id = c.gen_a")[0][0]
+    assert page.locator("#response-a textarea").input_value() == text_a  # the page shows the pair that was saved
+    assert box.input_value() == "Tell me about the moon."
+
+
+def test_next_while_a_pair_streams_stops_it_and_saves_nothing(server, browser, monkeypatch):
+    submitted = slowed_and_recorded(monkeypatch)
+    store = server.ctx.store
+    page, _ = streaming_page(server, browser, "Tell me about the ocean.")
+    first = submitted[0]
+    assert not first.over
+    page.locator("#next-prompt").click()
+
+    until(lambda: first.cancelled, "the streaming request to be cancelled by Next")
+    sched = scheduler.batch_scheduler(server.ctx.model)
+    until(lambda: not any(r.request is first for r in sched._batch.rows), "its rows to leave the batch")
+    assert not all(row.done for row in first.rows)
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('No prompts left')",
+                           timeout=60_000)  # this server's pool is empty: Next says so, and nothing overwrites it
+    page.wait_for_timeout(1000)
+    assert "No prompts left" in page.locator("#status").inner_text()  # no late update of the stopped pair came
+    assert page.locator("#response-a textarea").input_value() == ""  # this server's pool is empty: Next says so
+    assert stored_prompts(store) == []  # nothing saved for the stopped pair
