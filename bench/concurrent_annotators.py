@@ -31,10 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `python bench/concurrent_annotators.py` from a checkout reads the server's database
 PROMPTS = ["Tell me about cats.", "What do dogs eat?", "Describe the sea.", "How do birds fly?",
            "Tell me about the sun.", "What is a tree?", "Describe a city.", "Tell me about fish."]
-#: How often a client looks for its first token. Iterating a gradio_client Job spins (Job.__next__ sleeps 1 ms
-#: in a loop, holding its lock): ~0.2 CPU-seconds per pair here, taken from the server on a small shared host
-#: (a browser does not run on the server). Polling the job's outputs at 5 ms costs a fraction of that.
-POLL_S = 0.005
 
 
 def free_port() -> int:
@@ -70,10 +66,9 @@ def one_pair(client, prompt: str) -> tuple[float, float]:
     t0 = time.perf_counter()
     first = None
     job = client.submit(prompt, api_name="/generate_pair")
-    while first is None and not job.done():  # polled, not `for out in job` (see POLL_S)
-        if any(out[0] or out[1] for out in job.outputs()):
+    for out in job:
+        if first is None and (out[0] or out[1]):
             first = time.perf_counter() - t0
-        time.sleep(POLL_S)
     job.result(timeout=600)
     done = time.perf_counter() - t0
     return (first if first is not None else done), done
