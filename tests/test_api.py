@@ -14,6 +14,16 @@ def test_generate_and_vote_through_the_named_api(client, server):
     assert (saved.verdict, saved.text_a, saved.text_b) == ("b", text_a, text_b)
 
 
+def test_the_queue_does_not_rebuild_its_analytics_table_per_event(client, server):
+    """Gradio's default rebuilt a pandas table of its last 10,000 events after every event (alignui.ui.app)."""
+    queue, built = server.demo._queue, []
+    real = queue._get_df
+    queue._get_df = lambda records: built.append(len(records)) or real(records)
+    for prompt in ("One.", "Two.", "Three."):
+        client.predict(prompt, api_name="/generate_pair")
+    assert built == []
+
+
 def test_api_errors_are_clear_and_change_nothing(client, server):
     _, _, pair_id = client.predict("Tell me about snow.", api_name="/generate_pair")
     client.predict(pair_id, "a", api_name="/submit_vote")

@@ -72,6 +72,20 @@ def _skip_matplotlib_probe() -> None:
         gradio.utils.MatplotlibBackendMananger = contextlib.nullcontext
 
 
+#: Gradio's queue rebuilds its analytics summary (a pandas DataFrame of the last 10,000 events, grouped by
+#: function, for its /monitoring page) after this many events; its default, 1, did it twice per event: ~20 ms of
+#: CPU each time on a 2-core host, under the GIL, while annotators stream. alignui does not use that page.
+QUEUE_ANALYTICS_EVERY = 1000
+
+
+def _rarer_queue_analytics(demo) -> None:
+    """Gradio reads the frequency from GRADIO_ANALYTICS_CACHE_FREQUENCY once, into this attribute of its queue
+    (spelled so); set here so that the process environment stays untouched. By hand: no parameter exposes it."""
+    queue = getattr(demo, "_queue", None)
+    if queue is not None and hasattr(queue, "ANAYLTICS_CACHE_FREQUENCY"):
+        queue.ANAYLTICS_CACHE_FREQUENCY = max(queue.ANAYLTICS_CACHE_FREQUENCY, QUEUE_ANALYTICS_EVERY)
+
+
 def launch(config: AppConfig, *, block: bool = True, quiet: bool = False, seed: int | None = None,
            load: Callable[..., ModelHandle] = load_model):
     """Open the context, build the UI, serve it. Returns (demo, ctx) when `block` is False.
@@ -85,6 +99,7 @@ def launch(config: AppConfig, *, block: bool = True, quiet: bool = False, seed: 
     cli = Handoff(ctx.layout.root)
     demo = build_ui(ctx, cli)
     demo.queue(default_concurrency_limit=8)
+    _rarer_queue_analytics(demo)
     if block:
         _stop_on_sigterm()
     backups = None if ctx.restore and ctx.restore.failed else start_periodic_backup(config, ctx.store)
