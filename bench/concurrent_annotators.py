@@ -6,7 +6,11 @@ and for N = 1, 2, 4, 8, 16 simulated annotators (one gradio_client each, all at 
 token (first non-empty text on either side) and to the complete pair, the tokens per pair the server
 stored, and pairs/s(N) / pairs/s(1); then batched/one-at-a-time side by side.
 
-    python bench/concurrent_annotators.py [--model demo] [--pairs-each 4] [--ns 1,2,4,8,16]
+    python bench/concurrent_annotators.py [--model demo|random-26m|REF] [--pairs-each 4] [--ns 1,2,4,8,16]
+
+`--model random-26m` serves a random-init 26M-parameter Llama with the demo tokenizer (bench/pair_generation.py's,
+saved to a temporary directory and served by path): the issue's "26M model", whose responses run to the full
+max_new_tokens (no EOS learned), so every pair costs the same.
 
 The clients run in this process, beside the server: on a small shared host they take CPU from it (the
 numbers are for the whole machine, clients included). The per-person rate limit is off (ALIGNUI_RATE_LIMIT=0):
@@ -121,6 +125,22 @@ def tokens_per_pair(storage: Path) -> float:
     return 2 * float(rows[0][0] or 0)
 
 
+def random_26m(into: Path) -> str:
+    """The random-init 26M Llama of bench/pair_generation.py, saved under `into` with the demo tokenizer."""
+    from pair_generation import larger_model
+
+    from alignui.config import AppConfig
+    from alignui.serving.cpu_decode import plain_linear
+    from alignui.serving.loading import load_model
+
+    demo = load_model(AppConfig(storage=into / "demo-storage", model="demo"), log=lambda m: None)
+    handle = larger_model(demo)
+    plain_linear(handle.model)  # saved as plain nn.Linear layers: the server decides how it runs them
+    handle.model.save_pretrained(into / "random-26m")
+    handle.tokenizer.save_pretrained(into / "random-26m")
+    return str(into / "random-26m")
+
+
 def measure(model: str, batching: bool, ns: list[int], pairs_each: int) -> tuple[list[dict], float]:
     with tempfile.TemporaryDirectory(prefix="alignui-bench-") as tmp:
         proc, url = start_server(Path(tmp), model, batching)
@@ -155,6 +175,9 @@ def main() -> None:
     parser.add_argument("--ns", default="1,2,4,8,16", help="numbers of annotators, comma-separated")
     args = parser.parse_args()
     ns = [int(x) for x in args.ns.split(",")]
+    if args.model == "random-26m":
+        keep = tempfile.TemporaryDirectory(prefix="alignui-bench-model-")  # removed when the run ends
+        args.model = random_26m(Path(keep.name))
     print(f"alignui concurrent annotators: model {args.model}, {args.pairs_each} pairs each, "
           f"{os.cpu_count()} CPUs (clients run on the same host)")
     batched, tok_b = measure(args.model, True, ns, args.pairs_each)
