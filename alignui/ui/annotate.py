@@ -59,10 +59,12 @@ def _show(view: flow.View) -> tuple:
             gr.update(visible=view.too_long))
 
 
-def _shown(views) -> Iterator[tuple]:
+def _shown(views, typed: str | None = None) -> Iterator[tuple]:
     """Views as VIEW outputs, the prompt box only when its text changes: every streamed update re-set it and
-    overwrote a new prompt being typed while the pair was written."""
-    sent = None
+    overwrote a new prompt being typed while the pair was written. `typed`: what the box held when the event
+    was triggered (a generation of it leaves the box alone: the first update came after the next prompt was
+    being typed, and replaced it)."""
+    sent = None if typed is None else typed.strip()
     try:
         for view in views:
             out = _show(view)
@@ -199,7 +201,8 @@ class _AnnotateTab:
             admit_generation(self.ctx, request, text)
             yield from self.newest.run(request, _shown(flow.generate(
                 self.ctx.store, self.ctx.model, self.owned(state, request), text, AnnotationPrefs.from_dict(prefs),
-                self.ctx.rng, annotator=self.who(typed, request), truncate=truncate, generators=self.generators())))
+                self.ctx.rng, annotator=self.who(typed, request), truncate=truncate, generators=self.generators()),
+                typed=text))
         return ui_generate
 
     @user_errors
@@ -289,7 +292,7 @@ class _AnnotateTab:
         w, ws, name, prefs = self.w, self.ws, self.name, self.prefs_state
         gen_inputs = [ws, w["prompt"], prefs, name]
         sync = dict(fn=self.ui_sync_prefs, inputs=self.settings, outputs=[prefs], api_visibility="private",
-                    show_progress="hidden")
+                    show_progress="hidden", trigger_mode="multiple")  # "once" dropped an Enter while one ran
         gr.on([w["prompt"].submit, w["generate"].click], **sync).then(self.generating(False), gen_inputs,
                                                                       self.view_out, **self.gpu)
         w["truncate"].click(**sync).then(self.generating(True), gen_inputs, self.view_out, **self.gpu)

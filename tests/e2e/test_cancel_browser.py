@@ -121,3 +121,33 @@ def test_next_while_a_pair_streams_stops_it_and_saves_nothing(server, browser, m
     assert "No prompts left" in page.locator("#status").inner_text()  # no late update of the stopped pair came
     assert page.locator("#response-a textarea").input_value() == ""  # this server's pool is empty: Next says so
     assert stored_prompts(store) == []  # nothing saved for the stopped pair
+
+
+def test_a_prompt_typed_before_the_first_update_arrives_is_kept_and_replaces_the_pair(server, browser, monkeypatch):
+    """On a busy server the first update of a pair can come after the annotator began typing the next prompt; it
+    used to set the box back to the prompt being answered, and Enter then asked for that one again."""
+    from alignui.annotation import workspace
+
+    submitted, real_generate = slowed_and_recorded(monkeypatch), workspace.generate
+
+    def late_first_update(*args, **kwargs):
+        time.sleep(1.5)
+        yield from real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(workspace, "generate", late_first_update)
+    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    page.goto(server.url)
+    box = page.locator("#prompt textarea")
+    box.wait_for()
+    box.fill("Tell me about the ocean.")
+    box.press("Enter")
+    box.fill("Tell me about the moon.")  # typed at once, before the first update
+    page.wait_for_function("() => document.querySelector('#response-a textarea').value.length > 0", timeout=120_000)
+    page.wait_for_timeout(300)  # a few more updates reached the page
+    assert box.input_value() == "Tell me about the moon."
+    box.press("Enter")
+    until(lambda: len(submitted) == 2 and submitted[1].over, "the moon's pair to be written")
+    assert submitted[0].cancelled and not all(row.done for row in submitted[0].rows)
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('ready')", timeout=60_000)
+    saved = stored_prompts(server.ctx.store)
+    assert len(saved) == 1 and "moon" in saved[0]
