@@ -171,7 +171,8 @@ def _prepare_run(method: Method, layout: StorageLayout, *, run_id: str | None, r
     quiet_libraries()
     checked = pf.check(config, layout.root, snap, log=lambda line: print(line, file=sys.stderr))  # e.g. which base
     checked[0].raise_if_refused()
-    return _Plan(RunDir.create(layout, run_id) if run_id else RunDir.create_new(layout, method.name), config, snap, checked)
+    run = RunDir.create(layout, run_id) if run_id else RunDir.create_new(layout, method.name)
+    return _Plan(run, config, snap, checked)
 
 
 def execute(method_name: str, *, storage: Path, snapshot: str | None = None, config_file: Path | None = None,

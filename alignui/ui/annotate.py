@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import replace
 
 import gradio as gr
@@ -89,7 +89,7 @@ class _NewestPerTab:
         self._lock = threading.Lock()
         self._newest: dict[str, threading.Event] = {}  # per session: set once that event's generation stopped
 
-    def run(self, request: gr.Request | None, updates: Iterator) -> Iterator:
+    def run(self, request: gr.Request | None, updates: Generator) -> Iterator:
         session = getattr(request, "session_hash", None)
         if not session:  # no browser tab to speak of (not a browser call): nothing to replace
             yield from updates
@@ -105,9 +105,7 @@ class _NewestPerTab:
                     return  # replaced: show nothing more (the newer event owns the view)
                 yield update
         finally:
-            close = getattr(updates, "close", None)
-            if close is not None:
-                close()  # GeneratorExit down the chain: the scheduler request (or endpoint stream) is cancelled
+            updates.close()  # GeneratorExit down the chain: the scheduler request (or endpoint stream) is cancelled
             mine.set()
             with self._lock:
                 if self._newest.get(session) is mine:
