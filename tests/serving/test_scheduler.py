@@ -5,6 +5,7 @@ greedy output does not depend on the batch (padding and attention mask are right
 import contextlib
 import random
 import threading
+import time
 import types
 from dataclasses import replace
 
@@ -131,6 +132,13 @@ def test_greedy_rows_are_the_same_alone_batched_and_joining_a_running_batch(ctx)
 
 def test_a_cancelled_request_stops_within_steps_saves_nothing_and_the_others_finish(ctx, monkeypatch):
     monkeypatch.setattr(scheduler, "STREAM_EVERY_S", 0.0)  # every step's tokens: the test counts steps by updates
+    real_step = scheduler.BatchScheduler._step
+
+    def paced_step(self):  # the batch runs on while this thread reads; at full speed on a loaded host the other pair
+        time.sleep(0.05)  # was nearly done by the close (CI: 1 step after it), leaving nothing to count
+        return real_step(self)
+
+    monkeypatch.setattr(scheduler.BatchScheduler, "_step", paced_step)
     handle, store = ctx.model, ctx.store
     settings = PairSettings.same(temperature=0, max_new_tokens=60)
     sched = batch_scheduler(handle)
