@@ -207,11 +207,18 @@ def test_pool_paste_and_guidelines_edit_in_the_browser(server, page):
     page.locator("#guidelines").get_by_text("Guidelines", exact=True).click()
     page.get_by_text("Edit the guidelines (operators)").click()
     editor = page.locator("#guidelines-editor textarea")
-    editor.fill("## Our rules\nPrefer the **shorter** answer.")
+    # As a person does: see the current text, then edit it. The editor is mounted when its accordion opens; a fill a
+    # few milliseconds after that saved the old text once on a loaded CI host (not reproduced with value sets traced).
+    page.wait_for_function("() => document.querySelector('#guidelines-editor textarea')?.value.includes('Pick the')"
+                           " && !document.querySelector('#guidelines-editor textarea').disabled")
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+    new_text = "## Our rules\nPrefer the **shorter** answer."
+    editor.fill(new_text)
     editor.blur()  # as a person does by moving to the button: the box has committed its value
+    page.wait_for_function("(t) => document.querySelector('#guidelines-editor textarea').value === t", arg=new_text)
     page.get_by_role("button", name="Save guidelines").click()
     page.get_by_text("Guidelines saved.").first.wait_for()
-    assert server.ctx.store.get_setting("guidelines") == "## Our rules\nPrefer the **shorter** answer."
+    assert server.ctx.store.get_setting("guidelines") == new_text
     page.wait_for_function("() => document.querySelector('#guidelines-text')?.innerText.includes('Our rules')")
     screenshot(page, "annotate-pool-guidelines-1280")
 
