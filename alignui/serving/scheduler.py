@@ -26,7 +26,6 @@ Invariants:
 from __future__ import annotations
 
 import inspect
-import queue
 import threading
 import time
 from collections import OrderedDict, deque
@@ -63,25 +62,41 @@ class BatchRow:
 
 @dataclass(eq=False)
 class BatchRequest:
-    """One caller's rows over one prompt. `updates` receives ("tokens", tokens, done), then ("end", tokens,
-    finished_at), or ("error", exc), or ("cancelled",)."""
+    """One caller's rows over one prompt. The scheduler `send`s ("tokens", tokens, done) after every step (kept as
+    `latest`: a reader takes the newest), then one final ("end", tokens, finished_at), ("error", exc) or
+    ("cancelled",).
+
+    Why a slot, not a queue: a queue woke every reader at every decode step; with 8 annotators that was 8 thread
+    wake-ups (and GIL hand-overs) per step, which the decode worker paid for. A reader now wakes when it asks."""
 
     owner: str
     prompt: list[int]
     rows: list[BatchRow] = field(default_factory=list)
     cancel: threading.Event = field(default_factory=threading.Event)
     linked: threading.Event | None = None  # the caller's own cancel event (e.g. the other side failed)
-    updates: queue.Queue = field(default_factory=queue.Queue)
-    over: bool = False  # ended, failed or cancelled: nothing more is sent
+    latest: tuple | None = None  # the newest ("tokens", ...) message
+    seq: int = 0  # how many tokens messages were sent
+    final: tuple | None = None  # the end, the error or the cancellation: nothing is sent after it
+    moved: threading.Event = field(default_factory=threading.Event)  # set on every send
+    ended: threading.Event = field(default_factory=threading.Event)  # set with `final`
 
     @property
     def cancelled(self) -> bool:
         return self.cancel.is_set() or (self.linked is not None and self.linked.is_set())
 
+    @property
+    def over(self) -> bool:
+        return self.final is not None
+
     def send(self, *message) -> None:
-        if not self.over:
-            self.over = message[0] != "tokens"
-            self.updates.put(message)
+        if self.final is not None:
+            return
+        if message[0] == "tokens":
+            self.latest, self.seq = message, self.seq + 1  # latest first: a reader that sees the new seq reads it
+        else:
+            self.final = message
+            self.ended.set()
+        self.moved.set()
 
     def snapshot(self) -> tuple:
         return tuple(tuple(r.tokens) for r in self.rows), tuple(r.done for r in self.rows)
@@ -248,14 +263,13 @@ class BatchScheduler:
         logits = logits.float()
         temps = [r.settings.temperature for r in rows]
         filtered = PerRowSampling(temps, [r.settings.top_p for r in rows])(None, logits)
-        picks = []
-        for i, row in enumerate(rows):
-            if temps[i] == 0:
-                picks.append(filtered[i].argmax())
-            else:
-                probs = torch.softmax(filtered[i], dim=-1)
-                picks.append(torch.multinomial(probs, 1, generator=row.generator)[0])
-        return torch.stack(picks).to(logits.device)
+        picks = filtered.argmax(-1)  # the greedy rows' tokens (their filtered logits keep only the argmax)
+        if any(temps):
+            probs = torch.softmax(filtered, dim=-1)
+            for i, row in enumerate(rows):  # one draw per row from the row's own generator: its seed repeats
+                if temps[i] != 0:
+                    picks[i] = torch.multinomial(probs[i], 1, generator=row.generator)[0]
+        return picks
 
     def _record(self, rows: list[BatchRow], tokens: torch.Tensor) -> None:
         """Append each row's token (EOS or its own max_new_tokens finishes it); send each request its tokens."""
@@ -323,29 +337,26 @@ def stream_scheduled(scheduler: BatchScheduler, req: BatchRequest) -> Iterator[t
     Returns without "end" when the request was cancelled; raises what failed it. Leaving early (close(),
     GeneratorExit: the browser went away) cancels the request, which leaves the batch at the next step."""
     scheduler.submit(req)
-    held, last = None, 0.0  # held: the newest tokens message not yet passed on (STREAM_EVERY_S)
+    seen, last = 0, 0.0  # seen: the seq of the tokens last passed on, at time `last`
     try:
         while True:
-            wait = IDLE_S if held is None else max(0.0, last + STREAM_EVERY_S - time.perf_counter())
-            try:
-                message = req.updates.get(timeout=wait)
-            except queue.Empty:  # still waiting for admission (or a slow step): let the consumer close us
-                message, held = held or ("waiting",), None
-                last = time.perf_counter() if message[0] == "tokens" else last
-                yield message
-                continue
-            while message[0] == "tokens" and not req.updates.empty():  # the consumer lags: skip to the latest
-                message = req.updates.get()
-            if message[0] == "error":
-                raise message[1]
-            if message[0] == "cancelled":
+            final = req.final
+            if final is not None:  # the end carries every token: newer tokens messages need not be passed on
+                if final[0] == "error":
+                    raise final[1]
+                if final[0] == "end":
+                    yield final
                 return
-            if message[0] == "tokens" and time.perf_counter() - last < STREAM_EVERY_S:
-                held = message  # passed on when the interval is up, unless a newer one or the end comes first
+            now = time.perf_counter()
+            if req.seq != seen:
+                if now - last >= STREAM_EVERY_S:
+                    seen, last = req.seq, now
+                    yield req.latest
+                else:  # too soon after the last one: wait out the interval unless the request ends meanwhile
+                    req.ended.wait(last + STREAM_EVERY_S - now)
                 continue
-            held, last = None, time.perf_counter()
-            yield message
-            if message[0] == "end":
-                return
+            req.moved.clear()
+            if req.seq == seen and req.final is None and not req.moved.wait(IDLE_S):
+                yield ("waiting",)  # still waiting for admission (or a slow step): let the consumer close us
     finally:
         req.cancel.set()
