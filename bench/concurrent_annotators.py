@@ -7,6 +7,11 @@ token (first non-empty text on either side) and to the complete pair, the tokens
 stored, and pairs/s(N) / pairs/s(1); then batched/one-at-a-time side by side.
 
     python bench/concurrent_annotators.py [--model demo|random-26m|REF] [--pairs-each 4] [--ns 1,2,4,8,16]
+    python bench/concurrent_annotators.py --in-process [...]
+
+`--in-process` leaves the web server out: N threads call the generation core (serving.generation.stream_rows)
+on one loaded model, batched and one at a time, side by side. It is the ceiling that the scheduler alone allows;
+the gap to the served numbers is what the web server and the clients cost.
 
 `--model random-26m` serves a random-init 26M-parameter Llama with the demo tokenizer (bench/pair_generation.py's,
 saved to a temporary directory and served by path): the issue's "26M model", whose responses run to the full
@@ -110,6 +115,57 @@ def run_n(url: str, n: int, pairs_each: int) -> dict:
             "pair_p50": pct(totals, 50), "pair_p95": pct(totals, 95)}
 
 
+def run_n_in_process(handle, n: int, pairs_each: int) -> dict:
+    """As run_n, with threads calling the generation core directly (no web server, no clients)."""
+    from alignui.serving.generation import SamplingSettings, stream_rows
+
+    side = SamplingSettings()  # the app's default sides
+    firsts, totals, tokens, lock = [], [], [], threading.Lock()
+    barrier = threading.Barrier(n)
+
+    def annotator(i: int) -> None:
+        barrier.wait()
+        for j in range(pairs_each):
+            t0, first = time.perf_counter(), None
+            messages = [{"role": "user", "content": PROMPTS[(i + j) % len(PROMPTS)]}]
+            for texts, _, gens in stream_rows(handle, messages, [side, side], seed=i * 1000 + j, owner=f"a{i}"):
+                if first is None and any(texts):
+                    first = time.perf_counter() - t0
+            done = time.perf_counter() - t0
+            with lock:
+                firsts.append(first if first is not None else done)
+                totals.append(done)
+                tokens.append(sum(g.n_tokens for g in gens))
+
+    threads = [threading.Thread(target=annotator, args=(i,)) for i in range(n)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - began
+    return {"n": n, "pairs": len(totals), "errors": [], "pairs_s": len(totals) / wall, "tokens": tokens,
+            "ttft_p50": pct(firsts, 50), "ttft_p95": pct(firsts, 95),
+            "pair_p50": pct(totals, 50), "pair_p95": pct(totals, 95)}
+
+
+def measure_in_process(model: str, batching: bool, ns: list[int], pairs_each: int) -> tuple[list[dict], float]:
+    from alignui.config import AppConfig
+    from alignui.serving.loading import load_model
+
+    with tempfile.TemporaryDirectory(prefix="alignui-bench-") as tmp:
+        handle = load_model(AppConfig(storage=Path(tmp), model=model, batching=batching), log=lambda m: None)
+        run_n_in_process(handle, 1, 1)  # warm up
+        results = []
+        for n in ns:
+            results.append(run_n_in_process(handle, n, pairs_each))
+            print(f"  {'batched' if batching else 'one at a time'} N={n}: {results[-1]['pairs_s']:.2f} pairs/s, "
+                  f"ttft p95 {results[-1]['ttft_p95']:.2f} s", flush=True)
+        handle.close()
+    tokens = [t for r in results for t in r["tokens"]]
+    return results, sum(tokens) / max(1, len(tokens))
+
+
 def pct(xs: list[float], p: int) -> float:
     if not xs:
         return float("nan")
@@ -173,16 +229,19 @@ def main() -> None:
     parser.add_argument("--model", default="demo")
     parser.add_argument("--pairs-each", type=int, default=4, help="pairs each simulated annotator asks for")
     parser.add_argument("--ns", default="1,2,4,8,16", help="numbers of annotators, comma-separated")
+    parser.add_argument("--in-process", action="store_true", help="no web server: the generation core alone")
     args = parser.parse_args()
     ns = [int(x) for x in args.ns.split(",")]
     if args.model == "random-26m":
         keep = tempfile.TemporaryDirectory(prefix="alignui-bench-model-")  # removed when the run ends
         args.model = random_26m(Path(keep.name))
     print(f"alignui concurrent annotators: model {args.model}, {args.pairs_each} pairs each, "
-          f"{os.cpu_count()} CPUs (clients run on the same host)")
-    batched, tok_b = measure(args.model, True, ns, args.pairs_each)
+          f"{os.cpu_count()} CPUs " + ("(in process: no web server)" if args.in_process else
+                                       "(clients run on the same host)"))
+    run = measure_in_process if args.in_process else measure
+    batched, tok_b = run(args.model, True, ns, args.pairs_each)
     print_table("shared decode steps (default)", batched, tok_b)
-    single, tok_s = measure(args.model, False, ns, args.pairs_each)
+    single, tok_s = run(args.model, False, ns, args.pairs_each)
     print_table("one at a time (--no-batching)", single, tok_s)
     print("\nside by side: batched / one-at-a-time")
     print(f"{'N':>3} {'pairs/s':>8} {'ttft p95':>9}")
