@@ -83,6 +83,20 @@ def one_pair(client, prompt: str) -> tuple[float, float]:
     return (first if first is not None else done), done
 
 
+def run_all(n: int, annotator, firsts: list[float], totals: list[float]) -> dict:
+    """Run annotator(i) for i < n in threads at once; pairs/s and the percentiles of what they recorded."""
+    threads = [threading.Thread(target=annotator, args=(i,)) for i in range(n)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - began
+    return {"n": n, "pairs": len(totals), "errors": [], "pairs_s": len(totals) / wall,
+            "ttft_p50": pct(firsts, 50), "ttft_p95": pct(firsts, 95),
+            "pair_p50": pct(totals, 50), "pair_p95": pct(totals, 95)}
+
+
 def run_n(url: str, n: int, pairs_each: int) -> dict:
     from gradio_client import Client
 
@@ -103,16 +117,7 @@ def run_n(url: str, n: int, pairs_each: int) -> dict:
                 firsts.append(first)
                 totals.append(total)
 
-    threads = [threading.Thread(target=annotator, args=(i,)) for i in range(n)]
-    began = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - began
-    return {"n": n, "pairs": len(totals), "errors": errors, "pairs_s": len(totals) / wall,
-            "ttft_p50": pct(firsts, 50), "ttft_p95": pct(firsts, 95),
-            "pair_p50": pct(totals, 50), "pair_p95": pct(totals, 95)}
+    return run_all(n, annotator, firsts, totals) | {"errors": errors}
 
 
 def run_n_in_process(handle, n: int, pairs_each: int) -> dict:
@@ -137,16 +142,7 @@ def run_n_in_process(handle, n: int, pairs_each: int) -> dict:
                 totals.append(done)
                 tokens.append(sum(g.n_tokens for g in gens))
 
-    threads = [threading.Thread(target=annotator, args=(i,)) for i in range(n)]
-    began = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - began
-    return {"n": n, "pairs": len(totals), "errors": [], "pairs_s": len(totals) / wall, "tokens": tokens,
-            "ttft_p50": pct(firsts, 50), "ttft_p95": pct(firsts, 95),
-            "pair_p50": pct(totals, 50), "pair_p95": pct(totals, 95)}
+    return run_all(n, annotator, firsts, totals) | {"tokens": tokens}
 
 
 def measure_in_process(model: str, batching: bool, ns: list[int], pairs_each: int) -> tuple[list[dict], float]:

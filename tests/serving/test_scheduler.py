@@ -236,3 +236,30 @@ def test_a_stream_passes_the_first_tokens_at_once_then_the_newest_at_most_every_
     gaps = [b[0] - a[0] for a, b in zip(seen[:-2], seen[1:-1])]  # between tokens updates (the end comes at once)
     assert all(g >= scheduler.STREAM_EVERY_S * 0.9 for g in gaps), gaps
     assert len(seen) - 1 <= sched.stats.forwards - steps_before  # never more updates than decode steps
+
+
+def test_a_rows_draws_follow_its_filtered_distribution_and_a_greedy_row_takes_the_argmax():
+    """The batched inverse-CDF draw (each row's pre-drawn uniform) samples exactly what PerRowSampling keeps:
+    frequencies within sampling error of the filtered probabilities, never a token top-p dropped."""
+    import torch
+
+    from alignui.serving.generation import PerRowSampling
+    from alignui.serving.scheduler import BatchScheduler
+
+    class Row:
+        def __init__(self, temperature, top_p, u):
+            self.settings = SamplingSettings(temperature=temperature, top_p=top_p, max_new_tokens=4)
+            self.uniforms, self.tokens = [u], []
+
+    logits = torch.randn(1, 50, generator=torch.Generator().manual_seed(0))
+    n = 50_000
+    for temperature, top_p in [(1.0, 1.0), (0.8, 0.95), (1.5, 0.7)]:
+        uniforms = torch.rand(n, generator=torch.Generator().manual_seed(1)).tolist()
+        picks = BatchScheduler._sample(None, [Row(temperature, top_p, u) for u in uniforms], logits.expand(n, 50))
+        freq = torch.bincount(picks, minlength=50).double() / n
+        exact = torch.softmax(PerRowSampling([temperature], [top_p])(None, logits), -1)[0].double()
+        assert ((freq > 0) <= (exact > 0)).all()  # nothing outside the nucleus
+        assert (freq - exact).abs().max() < 5 * (0.25 / n) ** 0.5  # 5 standard errors at the worst p
+        assert 0 < int((exact > 0).sum()) and (exact == 0).any() == (top_p < 1)
+    greedy = BatchScheduler._sample(None, [Row(0, 1.0, 0.999999), Row(0, 0.5, 0.0)], torch.cat([logits, -logits]))
+    assert greedy.tolist() == [int(logits.argmax()), int((-logits).argmax())]
