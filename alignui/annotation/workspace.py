@@ -32,7 +32,7 @@ from alignui.annotation.prefs import AnnotationPrefs
 from alignui.db import Comparison, Store
 from alignui.db.pool import CONVERSATION_SOURCE, VARIANT_SOURCE
 from alignui.db.records import Messages
-from alignui.errors import UserError
+from alignui.errors import NotFoundError, UserError
 from alignui.team.identity import ANONYMOUS
 from alignui.serving.endpoints import EndpointError
 from alignui.serving.generators import Generators, PairSource
@@ -128,6 +128,18 @@ def generate(store: Store, model: ModelHandle, ws: Workspace, text: str, prefs: 
         yield _view(replace(ws, streaming=False), f"⚠️ {exc}.")
 
 
+def _on_screen_prompts(store: Store, ws: Workspace) -> tuple[str, ...]:
+    """The pool prompts N must not hand straight back: the one the pair on screen was drawn from, or its own prompt
+    (a typed prompt joins the pool; left pending, with 0 votes it sorted before every prompt that has one)."""
+    if not ws.pair_id:
+        return ()
+    try:
+        own = store.get_comparison(ws.pair_id).prompt_id
+    except NotFoundError:  # an admin deleted the pair meanwhile
+        own = None
+    return tuple(p for p in (ws.pool_prompt, own) if p)
+
+
 def next_prompt(store: Store, model: ModelHandle, ws: Workspace, prefs: AnnotationPrefs, rng: random.Random, *,
                 annotator: str | None, generators: Generators | None = None) -> Iterator[View]:
     """The next thing to judge: a pair others judged (overlap k, gold items; named annotators only), else a
@@ -141,7 +153,7 @@ def next_prompt(store: Store, model: ModelHandle, ws: Workspace, prefs: Annotati
         ws = _resume(store, base, shared)
         yield _view(ws, f"Pair `{shared.id}` {READY}", text_a=shared.text_a, text_b=shared.text_b)
         return
-    exclude = (ws.pool_prompt,) if ws.pool_prompt and ws.pair_id else ()
+    exclude = _on_screen_prompts(store, ws)
     prompt = draw(store, annotator, rng, exclude=exclude)
     if prompt is None:
         yield _view(base, "No prompts left in the pool for you: type one (press / to focus the box), or add "

@@ -53,6 +53,20 @@ def test_vote_saves_with_duration_and_the_next_pool_prompt_is_ready_without_a_cl
     assert ctx.store.get_comparison(first.ws.pair_id).verdict == "b"
 
 
+def test_next_never_draws_the_prompt_whose_pair_is_on_screen_typed_or_drawn(ctx):
+    """N skips the pair on screen: with every other pool prompt voted on, the pending one (0 votes) sorts first,
+    and N used to hand the same prompt straight back when it had been typed (a typed prompt joins the pool)."""
+    pool(ctx, "Voted one.")
+    flow.vote(ctx.store, ready(ctx, annotator="bob").ws, "a", annotator="bob")  # the pool's only prompt has a vote
+    typed = last(flow.generate(ctx.store, ctx.model, flow.Workspace(), "A typed question?", FAST, ctx.rng,
+                               annotator="ann"))
+    assert typed.ws.pair_id and not typed.ws.pool_prompt
+    nxt = last(flow.next_prompt(ctx.store, ctx.model, typed.ws, FAST, ctx.rng, annotator="ann"))
+    assert nxt.ws.pair_id and nxt.prompt == "Voted one."  # not "A typed question?" again
+    again = last(flow.next_prompt(ctx.store, ctx.model, nxt.ws, FAST, ctx.rng, annotator="ann"))
+    assert again.prompt != "Voted one."  # the drawn one is not handed back either
+
+
 def test_without_auto_advance_or_prompts_the_prompt_box_waits(ctx):
     pool(ctx, "Only one.")
     voted = flow.vote(ctx.store, ready(ctx).ws, "tie", annotator="ann")
