@@ -152,11 +152,7 @@ def measure_in_process(model: str, batching: bool, ns: list[int], pairs_each: in
     with tempfile.TemporaryDirectory(prefix="alignui-bench-") as tmp:
         handle = load_model(AppConfig(storage=Path(tmp), model=model, batching=batching), log=lambda m: None)
         run_n_in_process(handle, 1, 1)  # warm up
-        results = []
-        for n in ns:
-            results.append(run_n_in_process(handle, n, pairs_each))
-            print(f"  {'batched' if batching else 'one at a time'} N={n}: {results[-1]['pairs_s']:.2f} pairs/s, "
-                  f"ttft p95 {results[-1]['ttft_p95']:.2f} s", flush=True)
+        results = each_n(batching, ns, lambda n: run_n_in_process(handle, n, pairs_each))
         handle.close()
     tokens = [t for r in results for t in r["tokens"]]
     return results, sum(tokens) / max(1, len(tokens))
@@ -193,15 +189,21 @@ def random_26m(into: Path) -> str:
     return str(into / "random-26m")
 
 
+def each_n(batching: bool, ns: list[int], run_one) -> list[dict]:
+    """run_one(n) for each N, each printed as it is measured (a slow shared host shows progress)."""
+    results = []
+    for n in ns:
+        results.append(run_one(n))
+        print(f"  {'batched' if batching else 'one at a time'} N={n}: {results[-1]['pairs_s']:.2f} pairs/s, "
+              f"ttft p95 {results[-1]['ttft_p95']:.2f} s, {len(results[-1]['errors'])} errors", flush=True)
+    return results
+
+
 def measure(model: str, batching: bool, ns: list[int], pairs_each: int) -> tuple[list[dict], float]:
     with tempfile.TemporaryDirectory(prefix="alignui-bench-") as tmp:
         proc, url = start_server(Path(tmp), model, batching)
         try:
-            results = []
-            for n in ns:  # each N is printed as it is measured (a slow shared host shows progress)
-                results.append(run_n(url, n, pairs_each))
-                print(f"  {'batched' if batching else 'one at a time'} N={n}: {results[-1]['pairs_s']:.2f} pairs/s, "
-                      f"ttft p95 {results[-1]['ttft_p95']:.2f} s, {len(results[-1]['errors'])} errors", flush=True)
+            results = each_n(batching, ns, lambda n: run_n(url, n, pairs_each))
         finally:
             proc.terminate()
             proc.wait(timeout=120)
