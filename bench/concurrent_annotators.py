@@ -18,7 +18,8 @@ saved to a temporary directory and served by path): the issue's "26M model", who
 max_new_tokens (no EOS learned), so every pair costs the same.
 
 The clients run in this process, beside the server: on a small shared host they take CPU from it (the
-numbers are for the whole machine, clients included). The per-person rate limit is off (ALIGNUI_RATE_LIMIT=0):
+numbers are for the whole machine, clients included). They are kept light (one TLS context for all requests,
+a coarse poll for the first token): before that, at 8 annotators they took ~45% of this 2-core host's CPU. The per-person rate limit is off (ALIGNUI_RATE_LIMIT=0):
 every simulated annotator comes from the same address.
 """
 
@@ -28,6 +29,7 @@ import argparse
 import faulthandler
 import os
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -36,8 +38,11 @@ import threading
 import time
 from pathlib import Path
 
+import certifi
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `python bench/concurrent_annotators.py` from a checkout reads the server's database
+POLL_S = 0.005  # how often an annotator looks for its first token: the time to it is measured to within this
 PROMPTS = ["Tell me about cats.", "What do dogs eat?", "Describe the sea.", "How do birds fly?",
            "Tell me about the sun.", "What is a tree?", "Describe a city.", "Tell me about fish."]
 
@@ -71,13 +76,19 @@ def start_server(storage: Path, model: str, batching: bool) -> tuple[subprocess.
 
 
 def one_pair(client, prompt: str) -> tuple[float, float]:
-    """(seconds to the first token, seconds to the complete pair) of one streamed /generate_pair."""
+    """(seconds to the first token, seconds to the complete pair) of one streamed /generate_pair.
+
+    Looks at the job's outputs every POLL_S until the first text arrives, then waits on its result. By hand
+    because iterating a gradio_client Job polls every millisecond until the job ends (8 annotators, 96 pairs:
+    1.0-1.1 s of client CPU that way, 0.6-0.7 s this way, on the 2 cores the server also runs on)."""
     t0 = time.perf_counter()
     first = None
     job = client.submit(prompt, api_name="/generate_pair")
-    for out in job:
-        if first is None and (out[0] or out[1]):
+    while first is None and not job.done():
+        if any(out[0] or out[1] for out in job.outputs()):
             first = time.perf_counter() - t0
+        else:
+            time.sleep(POLL_S)
     job.result(timeout=600)
     done = time.perf_counter() - t0
     return (first if first is not None else done), done
@@ -100,7 +111,10 @@ def run_all(n: int, annotator, firsts: list[float], totals: list[float]) -> dict
 def run_n(url: str, n: int, pairs_each: int) -> dict:
     from gradio_client import Client
 
-    clients = [Client(url, verbose=False) for _ in range(n)]
+    # gradio_client opens a new httpx client per request, which builds a TLS context from the CA file even for
+    # http://: given one context, built once, 8 annotators' 96 pairs took 0.8 s of client CPU instead of 7.2 s
+    tls = ssl.create_default_context(cafile=certifi.where())  # what httpx builds by default
+    clients = [Client(url, verbose=False, ssl_verify=tls) for _ in range(n)]
     firsts, totals, errors, lock = [], [], [], threading.Lock()
     barrier = threading.Barrier(n)
 
