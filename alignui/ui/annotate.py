@@ -11,7 +11,9 @@ exactly the signatures of the design's contract, plus /draw_prompt.
 from __future__ import annotations
 
 import html
+import math
 import threading
+from collections import OrderedDict
 from collections.abc import Generator, Iterator
 from dataclasses import replace
 
@@ -74,29 +76,55 @@ def _shown(views, typed: str | None = None) -> Iterator[tuple]:
         views.close()  # closed early (a replaced or gone tab): the generation below stops now, not when collected
 
 
+def stamped(n_inputs: int) -> str:
+    """JS that passes an event's first `n_inputs` values on and, as its last input, the moment the page sent it
+    (ms since the epoch, sub-ms, rising within a page): the press ticket _NewestPerTab orders a tab's events by."""
+    return f"(...v) => [...v.slice(0, {n_inputs}), performance.timeOrigin + performance.now()]"
+
+
 class _NewestPerTab:
     """The newest generating event of each browser tab. An older one still streaming there stops at its next
     update: its generator is closed, so its rows leave the shared decode batch and nothing is saved for it. A
     new prompt, Next or the pair after a vote thus replaces the pair being written instead of queueing behind
     it. (Gradio's own `cancels=` needs the browser to send /cancel, which a replacing event did not.)
 
+    Newest means pressed last in that tab, not started last here: each event carries the moment the page sent it
+    (`press`, see `stamped`), and one that starts after a later press of the same tab has started shows nothing
+    and generates nothing (two presses a fraction of a second apart can start in either order). Without a press
+    ticket (0: not a browser event) the one started last is the newest.
+
     The newer event shows nothing until the older one has stopped (at most REPLACE_WAIT_S): an update the
     older one had already yielded then reaches the page first, and cannot overwrite the newer view."""
 
     REPLACE_WAIT_S = 5.0
+    TABS_KEPT = 4096  # the newest press of this many tabs is remembered (one float each)
 
-    def __init__(self):
+    def __init__(self, n_outputs: int):
         self._lock = threading.Lock()
         self._newest: dict[str, threading.Event] = {}  # per session: set once that event's generation stopped
+        self._pressed: OrderedDict[str, float] = OrderedDict()  # per session: the latest press started
+        self._nothing = tuple(gr.skip() for _ in range(n_outputs))
 
-    def run(self, request: gr.Request | None, updates: Generator) -> Iterator:
+    def run(self, request: gr.Request | None, updates: Generator, press: float | None = None) -> Iterator:
         session = getattr(request, "session_hash", None)
         if not session:  # no browser tab to speak of (not a browser call): nothing to replace
             yield from updates
             return
+        press = float(press or 0.0) if math.isfinite(float(press or 0.0)) else 0.0  # inf/nan: no ticket
         mine = threading.Event()
         with self._lock:
-            older, self._newest[session] = self._newest.get(session), mine
+            stale = bool(press) and press < self._pressed.get(session, 0.0)
+            if not stale:
+                older, self._newest[session] = self._newest.get(session), mine
+                if press:
+                    self._pressed[session] = press
+                    self._pressed.move_to_end(session)
+                    while len(self._pressed) > self.TABS_KEPT:
+                        self._pressed.popitem(last=False)
+        if stale:  # pressed before the event that already owns this tab: leave the page to that one
+            updates.close()
+            yield self._nothing
+            return
         try:
             if older is not None:
                 older.wait(self.REPLACE_WAIT_S)  # it stops at its next update (IDLE_S at most, in-process)
@@ -163,7 +191,6 @@ class _AnnotateTab:
         # "multiple": a new prompt (or Next) while a pair streams runs at once and replaces it (_NewestPerTab);
         # Gradio's default ("once") drops a trigger while the same event is still running
         self.gpu = dict(gpu_queue(ctx), api_visibility="private", trigger_mode="multiple")
-        self.newest = _NewestPerTab()
         secret = browser_secret(ctx.store)
         self.name_state = gr.BrowserState("", storage_key="alignui-annotator", secret=secret)
         self.prefs_state = gr.BrowserState(AnnotationPrefs().to_dict(), storage_key="alignui-generation", secret=secret)
@@ -176,6 +203,8 @@ class _AnnotateTab:
         self.settings = panels.settings_panel(ctx, self.prefs_state)
         self.progress = panels.progress_panel(ctx, self.name, panels.pool_panel(ctx, self.name, self.ws, w["status"]))
         self.view_out = [self.ws, w["text_a"], w["text_b"], w["prompt"], w["status"], w["conversation"], w["truncate"]]
+        self.newest = _NewestPerTab(len(self.view_out))
+        self.press = gr.Number(0, visible=False, elem_id="press-ticket")  # set by `stamped` as each event is sent
         self.editor_out = [w["editor"], w["edit_box"], self.verdict, w["edit_on"], w["continue_on"]]
         self.closed_editor = (gr.update(visible=False), "", "", False, False)
 
@@ -195,30 +224,30 @@ class _AnnotateTab:
     # -- callbacks -------------------------------------------------------------------------------
     def generating(self, truncate: bool):
         @user_errors
-        def ui_generate(state, text, prefs, typed, request: gr.Request):
+        def ui_generate(state, text, prefs, typed, press=0.0, request: gr.Request = None):
             admit_generation(self.ctx, request, text)
             yield from self.newest.run(request, _shown(flow.generate(
                 self.ctx.store, self.ctx.model, self.owned(state, request), text, AnnotationPrefs.from_dict(prefs),
                 self.ctx.rng, annotator=self.who(typed, request), truncate=truncate, generators=self.generators()),
-                typed=text))
+                typed=text), press)
         return ui_generate
 
     @user_errors
-    def ui_next(self, state, prefs, typed, request: gr.Request):
+    def ui_next(self, state, prefs, typed, press=0.0, request: gr.Request = None):
         admit_generation(self.ctx, request, None)
         yield from self.newest.run(request, _shown(flow.next_prompt(
             self.ctx.store, self.ctx.model, self.owned(state, request), AnnotationPrefs.from_dict(prefs), self.ctx.rng,
-            annotator=self.who(typed, request), generators=self.generators())))
+            annotator=self.who(typed, request), generators=self.generators())), press)
 
     @user_errors
-    def ui_after_vote(self, state, saved, prefs, typed, request: gr.Request):
+    def ui_after_vote(self, state, saved, prefs, typed, press=0.0, request: gr.Request = None):
         if state.pair_id or not saved:  # the editor is open, or the verdict was refused: nothing to advance
             yield tuple(gr.skip() for _ in self.view_out)
             return
         admit_generation(self.ctx, request, None)
         yield from self.newest.run(request, _shown(flow.after_vote(
             self.ctx.store, self.ctx.model, self.owned(state, request), AnnotationPrefs.from_dict(prefs), self.ctx.rng,
-            annotator=self.who(typed, request), generators=self.generators())))
+            annotator=self.who(typed, request), generators=self.generators())), press)
 
     def voting(self, verdict: str):
         def ui_vote(state, typed, edit_on, continue_on, text_a, text_b, request: gr.Request):
@@ -283,19 +312,19 @@ class _AnnotateTab:
         self.refresh_after(event)
         synced = event.success(self.ui_sync_prefs, self.settings, [self.prefs_state], api_visibility="private",
                                show_progress="hidden")
-        synced.then(self.ui_after_vote, [self.ws, self.saved, self.prefs_state, self.name], self.view_out,
-                    **self.gpu).then(None, js=FOCUS_EMPTY_PROMPT)
+        synced.then(self.ui_after_vote, [self.ws, self.saved, self.prefs_state, self.name, self.press], self.view_out,
+                    js=stamped(4), **self.gpu).then(None, js=FOCUS_EMPTY_PROMPT)
 
     def wire(self) -> None:
         w, ws, name, prefs = self.w, self.ws, self.name, self.prefs_state
-        gen_inputs = [ws, w["prompt"], prefs, name]
+        gen_inputs = [ws, w["prompt"], prefs, name, self.press]
         sync = dict(fn=self.ui_sync_prefs, inputs=self.settings, outputs=[prefs], api_visibility="private",
                     show_progress="hidden", trigger_mode="multiple")  # "once" dropped an Enter while one ran
         gr.on([w["prompt"].submit, w["generate"].click], **sync).then(self.generating(False), gen_inputs,
-                                                                      self.view_out, **self.gpu)
-        w["truncate"].click(**sync).then(self.generating(True), gen_inputs, self.view_out, **self.gpu)
-        w["next"].click(**sync).then(self.ui_next, [ws, prefs, name], self.view_out, **self.gpu).then(
-            None, js=FOCUS_EMPTY_PROMPT)
+                                                                      self.view_out, js=stamped(4), **self.gpu)
+        w["truncate"].click(**sync).then(self.generating(True), gen_inputs, self.view_out, js=stamped(4), **self.gpu)
+        w["next"].click(**sync).then(self.ui_next, [ws, prefs, name, self.press], self.view_out, js=stamped(3),
+                                     **self.gpu).then(None, js=FOCUS_EMPTY_PROMPT)
         vote_inputs = [ws, name, w["edit_on"], w["continue_on"], w["text_a"], w["text_b"]]
         for (verdict, _), button in zip(BUTTONS, w["votes"]):
             clicked = button.click(self.voting(verdict), vote_inputs, self.view_out + self.editor_out + [self.saved],

@@ -151,3 +151,42 @@ def test_a_prompt_typed_before_the_first_update_arrives_is_kept_and_replaces_the
     page.wait_for_function("() => document.querySelector('#status').innerText.includes('ready')", timeout=60_000)
     saved = stored_prompts(server.ctx.store)
     assert len(saved) == 1 and "moon" in saved[0]
+
+
+def test_a_prompt_entered_first_but_started_last_shows_nothing_and_the_last_one_entered_stays(server, browser,
+                                                                                            monkeypatch):
+    """Two presses a fraction of a second apart can start on the server in either order (seen once: a prompt
+    entered 120 ms after another lost to it). Here the first one is held just before it starts until the second
+    has started: the page still shows, and the server saves, only the prompt entered last."""
+    from alignui.ui import annotate
+
+    submitted, real_admit = slowed_and_recorded(monkeypatch), annotate.admit_generation
+    entered, release = threading.Event(), threading.Event()
+
+    def held_start(ctx, request, prompt, *args, **kwargs):
+        if prompt and "ocean" in prompt:
+            entered.set()
+            release.wait(30)  # the first press starts only once the second one has
+        return real_admit(ctx, request, prompt, *args, **kwargs)
+
+    monkeypatch.setattr(annotate, "admit_generation", held_start)
+    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    page.goto(server.url)
+    box = page.locator("#prompt textarea")
+    box.wait_for()
+    box.fill("Tell me about the ocean.")
+    box.press("Enter")
+    until(lambda: entered.is_set(), "the first press to reach the server")
+    box.fill("Tell me about the moon.")
+    box.press("Enter")
+    until(lambda: len(submitted) == 1, "the second press to start generating")
+    release.set()  # now the first press starts, after the second
+
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('ready')", timeout=120_000)
+    page.wait_for_timeout(1000)
+    assert len(submitted) == 1 and all(row.done for row in submitted[0].rows)  # no ocean; the moon ran to its end
+    saved = stored_prompts(server.ctx.store)
+    assert len(saved) == 1 and "moon" in saved[0]
+    text_a = server.ctx.store.query("SELECT g.text FROM comparisons c JOIN generations g ON g.id = c.gen_a")[0][0]
+    assert page.locator("#response-a textarea").input_value() == text_a
+    assert box.input_value() == "Tell me about the moon."

@@ -263,3 +263,31 @@ def test_a_rows_draws_follow_its_filtered_distribution_and_a_greedy_row_takes_th
         assert 0 < int((exact > 0).sum()) and (exact == 0).any() == (top_p < 1)
     greedy = BatchScheduler._sample(None, [Row(0, 1.0, 0.999999), Row(0, 0.5, 0.0)], torch.cat([logits, -logits]))
     assert greedy.tolist() == [int(logits.argmax()), int((-logits).argmax())]
+
+
+def test_a_tabs_event_pressed_before_one_already_started_shows_nothing_and_generates_nothing():
+    """The newest event of a browser tab is the one pressed last (its press ticket), not the one started last:
+    two presses a moment apart can start on the server in either order."""
+    from types import SimpleNamespace
+
+    import gradio as gr
+
+    from alignui.ui.annotate import _NewestPerTab
+
+    newest, tab, started = _NewestPerTab(2), SimpleNamespace(session_hash="tab-1"), []
+
+    def updates(name):
+        started.append(name)
+        yield name, 1
+        yield name, 2
+
+    later = newest.run(tab, updates("later"), press=2000.5)
+    assert next(later) == ("later", 1)  # the later press started first
+    earlier = list(newest.run(tab, updates("earlier"), press=1999.0))  # the earlier press starts only now
+    assert earlier == [(gr.skip(), gr.skip())]  # one update that changes none of the tab's outputs
+    assert started == ["later"]  # its generation never ran
+    assert list(later) == [("later", 2)]  # and the later one goes on to its end
+    assert list(newest.run(SimpleNamespace(session_hash="tab-2"), updates("other tab"), press=5.0)) == [
+        ("other tab", 1), ("other tab", 2)]  # tickets are per tab
+    assert list(newest.run(tab, updates("no ticket"))) == [("no ticket", 1), ("no ticket", 2)]  # not from a page
+    assert list(newest.run(tab, updates("pressed later"), press=2000.7)) == [("pressed later", 1), ("pressed later", 2)]
