@@ -129,10 +129,11 @@ def generate(store: Store, model: ModelHandle, ws: Workspace, text: str, prefs: 
 
 
 def _on_screen_prompts(store: Store, ws: Workspace) -> tuple[str, ...]:
-    """The pool prompts N must not hand straight back: the one the pair on screen was drawn from, or its own prompt
-    (a typed prompt joins the pool; left pending, with 0 votes it sorted before every prompt that has one)."""
+    """The pool prompts N must not hand straight back: the one the pair on screen was drawn from (also while that
+    pair is still being written), or its own prompt (a typed prompt joins the pool; left pending, with 0 votes it
+    sorted before every prompt that has one)."""
     if not ws.pair_id:
-        return ()
+        return (ws.pool_prompt,) if ws.pool_prompt else ()
     try:
         own = store.get_comparison(ws.pair_id).prompt_id
     except NotFoundError:  # an admin deleted the pair meanwhile

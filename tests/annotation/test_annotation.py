@@ -67,6 +67,20 @@ def test_next_never_draws_the_prompt_whose_pair_is_on_screen_typed_or_drawn(ctx)
     assert again.prompt != "Voted one."  # the drawn one is not handed back either
 
 
+def test_next_pressed_while_a_drawn_prompts_pair_is_still_written_draws_another(ctx):
+    """While the pair of a drawn prompt streams there is no pair id yet; N used to hand the same pool prompt back
+    (still unvoted, it sorts first)."""
+    pool(ctx, "First drawn.", "The other one.")
+    streaming = next(v for v in flow.next_prompt(ctx.store, ctx.model, flow.Workspace(), FAST, ctx.rng,
+                                                 annotator="ann") if v.ws.streaming)
+    assert streaming.ws.pool_prompt and not streaming.ws.pair_id
+    drawn = streaming.prompt
+    for _ in range(5):  # the draw is random among the unvoted: a few tries would have hit it
+        nxt = next(v for v in flow.next_prompt(ctx.store, ctx.model, streaming.ws, FAST, ctx.rng, annotator="ann")
+                   if v.ws.streaming)
+        assert nxt.prompt != drawn
+
+
 def test_without_auto_advance_or_prompts_the_prompt_box_waits(ctx):
     pool(ctx, "Only one.")
     voted = flow.vote(ctx.store, ready(ctx).ws, "tie", annotator="ann")
