@@ -65,14 +65,20 @@ def test_closing_the_tab_while_a_pair_streams_cancels_its_rows_and_saves_nothing
 
 
 
-def streaming_page(server, browser, prompt: str):
-    """A tab whose first pair (for `prompt`) is being written: its first tokens are on the page."""
+def entered_page(server, browser, prompt: str):
+    """A new tab where `prompt` has just been entered: (page, prompt box)."""
     page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
     page.goto(server.url)
     box = page.locator("#prompt textarea")
     box.wait_for()
     box.fill(prompt)
     box.press("Enter")
+    return page, box
+
+
+def streaming_page(server, browser, prompt: str):
+    """A tab whose first pair (for `prompt`) is being written: its first tokens are on the page."""
+    page, box = entered_page(server, browser, prompt)
     page.wait_for_function("() => document.querySelector('#response-a textarea').value.length > 0", timeout=120_000)
     return page, box
 
@@ -135,12 +141,7 @@ def test_a_prompt_typed_before_the_first_update_arrives_is_kept_and_replaces_the
         yield from real_generate(*args, **kwargs)
 
     monkeypatch.setattr(workspace, "generate", late_first_update)
-    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-    page.goto(server.url)
-    box = page.locator("#prompt textarea")
-    box.wait_for()
-    box.fill("Tell me about the ocean.")
-    box.press("Enter")
+    page, box = entered_page(server, browser, "Tell me about the ocean.")
     box.fill("Tell me about the moon.")  # typed at once, before the first update
     page.wait_for_function("() => document.querySelector('#response-a textarea').value.length > 0", timeout=120_000)
     page.wait_for_timeout(300)  # a few more updates reached the page
@@ -170,12 +171,7 @@ def test_a_prompt_entered_first_but_started_last_shows_nothing_and_the_last_one_
         return real_admit(ctx, request, prompt, *args, **kwargs)
 
     monkeypatch.setattr(annotate, "admit_generation", held_start)
-    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-    page.goto(server.url)
-    box = page.locator("#prompt textarea")
-    box.wait_for()
-    box.fill("Tell me about the ocean.")
-    box.press("Enter")
+    page, box = entered_page(server, browser, "Tell me about the ocean.")
     until(lambda: entered.is_set(), "the first press to reach the server")
     box.fill("Tell me about the moon.")
     box.press("Enter")
