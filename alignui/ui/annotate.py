@@ -110,7 +110,9 @@ class _NewestPerTab:
         if not session:  # no browser tab to speak of (not a browser call): nothing to replace
             yield from updates
             return
-        press = float(press or 0.0) if math.isfinite(float(press or 0.0)) else 0.0  # inf/nan: no ticket
+        press = float(press or 0.0)
+        if not math.isfinite(press):  # inf or nan from a hand-made call: as if no ticket came
+            press = 0.0
         mine = threading.Event()
         with self._lock:
             stale = bool(press) and press < self._pressed.get(session, 0.0)
