@@ -102,6 +102,21 @@ def test_the_flow_generates_rates_and_draws_on_the_demo_model(ctx):
     assert "1 👎" in thumbs.progress_markdown(store, "ann") and "yours: **0** 👍" in thumbs.progress_markdown(store, "ann")
 
 
+def test_next_never_draws_the_prompt_of_the_response_on_screen_typed_or_drawn(ctx):
+    """A typed prompt joins the pool; its response left unrated (0 ratings) sorted first, and N handed it back."""
+    store, rng, prefs = ctx.store, random.Random(0), AnnotationPrefs(max_new_tokens=8)
+    store.add_prompts_bulk([[{"role": "user", "content": "Rated by someone."}]], source="pool")
+    other = list(thumbs.next_prompt(store, ctx.model, thumbs.ThumbsState(), prefs, rng, annotator="bob"))[-1]
+    thumbs.rate(store, other.state, "up", annotator="bob")  # the pool's only prompt has a rating
+    typed = list(thumbs.generate(store, ctx.model, thumbs.ThumbsState(), "A typed question?", prefs, rng,
+                                 annotator="ann"))[-1]
+    assert typed.state.item_id and not typed.state.pool_prompt
+    nxt = list(thumbs.next_prompt(store, ctx.model, typed.state, prefs, rng, annotator="ann"))[-1]
+    assert nxt.state.item_id and nxt.prompt == "Rated by someone."  # not "A typed question?" again
+    again = list(thumbs.next_prompt(store, ctx.model, nxt.state, prefs, rng, annotator="ann"))[-1]
+    assert again.prompt != "Rated by someone."  # the drawn one is not handed back either
+
+
 def test_the_annotate_progress_line_counts_thumbs_beside_pairs(store):
     from alignui.annotation import stats
 
