@@ -19,8 +19,9 @@ max_new_tokens (no EOS learned), so every pair costs the same.
 
 The clients run in this process, beside the server: on a small shared host they take CPU from it (the
 numbers are for the whole machine, clients included). They are kept light (one TLS context for all requests,
-a coarse poll for the first token): before that, at 8 annotators they took ~45% of this 2-core host's CPU. The per-person rate limit is off (ALIGNUI_RATE_LIMIT=0):
-every simulated annotator comes from the same address.
+a coarse poll for the first token): before that, at 8 annotators they used ~40% of the CPU time on this 2-core
+host. The per-person rate limit is off (ALIGNUI_RATE_LIMIT=0): every simulated annotator comes from the same
+address.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from alignui.db import Prompt, Store
 from alignui.db.records import Messages
-from alignui.errors import UserError
+from alignui.errors import NotFoundError, UserError
 from alignui.team.identity import Identity, require
 
 FORMATS = (".txt", ".jsonl", ".csv")
@@ -125,6 +125,19 @@ def add_to_pool(store: Store, identity: Identity, *, text: str = "", files: list
         raise UserError(f"{len(prompts)} prompts at once is too many; add at most {MAX_PROMPTS_PER_ADD} per upload")
     added, duplicates = store.add_prompts_bulk(prompts, source="pool")
     return AddResult(added, duplicates)
+
+
+def on_screen(pool_prompt: str | None, shown_id: str | None, prompt_of) -> tuple[str, ...]:
+    """The pool prompts N must not hand straight back: `pool_prompt` (drawn for what is on screen, also while it
+    is still being written) and the prompt of the item `shown_id` on screen, `prompt_of(shown_id)` (a typed
+    prompt joins the pool; left unjudged, with nothing on it, it sorts before every prompt that has something)."""
+    own = None
+    if shown_id:
+        try:
+            own = prompt_of(shown_id)
+        except NotFoundError:  # an admin deleted it meanwhile
+            pass
+    return tuple(p for p in (pool_prompt, own) if p)
 
 
 def draw(store: Store, annotator: str | None, rng: random.Random, *, exclude: tuple[str, ...] = ()) -> Prompt | None:

@@ -22,13 +22,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from alignui.annotation.pairs import check_fits
+from alignui.annotation.pool import on_screen
 from alignui.annotation.prefs import AnnotationPrefs
 from alignui.db import Store
 from alignui.db.pool import VARIANT_SOURCE
 from alignui.db.ratings import LABELS, Rating
 from alignui.db.records import Messages
 from alignui.db.votes import validate_messages
-from alignui.errors import NotFoundError, UserError, quoted, text_arg
+from alignui.errors import UserError, quoted, text_arg
 from alignui.serving.generation import stream_rows
 from alignui.serving.loading import ModelHandle
 from alignui.vocab import ANONYMOUS, user_turn
@@ -123,23 +124,12 @@ def generate(store: Store, model: ModelHandle, state: ThumbsState, text: str, pr
         yield _view(state, f"Response `{step.rating.id}` {READY}", step.text)
 
 
-def _on_screen_prompts(store: Store, state: ThumbsState) -> tuple[str, ...]:
-    """The pool prompts N must not hand straight back: the one drawn for the response on screen, and that
-    response's own prompt (a typed prompt joins the pool; unrated, with 0 ratings it sorted first)."""
-    own = None
-    if state.item_id:
-        try:
-            own = store.get_rating(state.item_id).prompt_id
-        except NotFoundError:  # an admin deleted it meanwhile
-            pass
-    return tuple(p for p in (state.pool_prompt, own) if p)
-
-
 def next_prompt(store: Store, model: ModelHandle, state: ThumbsState, prefs: AnnotationPrefs, rng: random.Random,
                 *, annotator: str | None) -> Iterator[ThumbsView]:
     """Draw the next pool prompt this annotator has not rated (never a held-out one) and generate at once."""
     prompt = store.next_thumb_prompt(annotator=annotator, salt=rng.randrange(2**31),
-                                     exclude=_on_screen_prompts(store, state))
+                                     exclude=on_screen(state.pool_prompt, state.item_id,
+                                                       lambda item_id: store.get_rating(item_id).prompt_id))
     if prompt is None:
         yield _view(replace(state, item_id=None), "No prompts left in the pool for you: type one, or add prompts "
                                                   "under Prompt pool (Annotate tab).")

@@ -32,14 +32,14 @@ from alignui.annotation.prefs import AnnotationPrefs
 from alignui.db import Comparison, Store
 from alignui.db.pool import CONVERSATION_SOURCE, VARIANT_SOURCE
 from alignui.db.records import Messages
-from alignui.errors import NotFoundError, UserError
+from alignui.errors import UserError
 from alignui.team.identity import ANONYMOUS
 from alignui.serving.endpoints import EndpointError
 from alignui.serving.generators import Generators, PairSource
 from alignui.serving.loading import ModelHandle
 from alignui.vocab import normalize_verdict
 from alignui.annotation.overlap import next_shared_pair
-from alignui.annotation.pool import draw
+from alignui.annotation.pool import draw, on_screen
 
 UNDO_DEPTH = 20
 READY = "is ready: which response is better?"
@@ -128,19 +128,6 @@ def generate(store: Store, model: ModelHandle, ws: Workspace, text: str, prefs: 
         yield _view(replace(ws, streaming=False), f"⚠️ {exc}.")
 
 
-def _on_screen_prompts(store: Store, ws: Workspace) -> tuple[str, ...]:
-    """The pool prompts N must not hand straight back: the one the pair on screen was drawn from (also while that
-    pair is still being written), or its own prompt (a typed prompt joins the pool; left pending, with 0 votes it
-    sorted before every prompt that has one)."""
-    if not ws.pair_id:
-        return (ws.pool_prompt,) if ws.pool_prompt else ()
-    try:
-        own = store.get_comparison(ws.pair_id).prompt_id
-    except NotFoundError:  # an admin deleted the pair meanwhile
-        own = None
-    return tuple(p for p in (ws.pool_prompt, own) if p)
-
-
 def next_prompt(store: Store, model: ModelHandle, ws: Workspace, prefs: AnnotationPrefs, rng: random.Random, *,
                 annotator: str | None, generators: Generators | None = None) -> Iterator[View]:
     """The next thing to judge: a pair others judged (overlap k, gold items; named annotators only), else a
@@ -154,7 +141,7 @@ def next_prompt(store: Store, model: ModelHandle, ws: Workspace, prefs: Annotati
         ws = _resume(store, base, shared)
         yield _view(ws, f"Pair `{shared.id}` {READY}", text_a=shared.text_a, text_b=shared.text_b)
         return
-    exclude = _on_screen_prompts(store, ws)
+    exclude = on_screen(ws.pool_prompt, ws.pair_id, lambda pair_id: store.get_comparison(pair_id).prompt_id)
     prompt = draw(store, annotator, rng, exclude=exclude)
     if prompt is None:
         yield _view(base, "No prompts left in the pool for you: type one (press / to focus the box), or add "

@@ -99,11 +99,11 @@ class _NewestPerTab:
     REPLACE_WAIT_S = 5.0
     TABS_KEPT = 4096  # the newest press of this many tabs is remembered (one float each)
 
-    def __init__(self, n_outputs: int):
+    def __init__(self, nothing: tuple):
         self._lock = threading.Lock()
         self._newest: dict[str, threading.Event] = {}  # per session: set once that event's generation stopped
         self._pressed: OrderedDict[str, float] = OrderedDict()  # per session: the latest press started
-        self._nothing = tuple(gr.skip() for _ in range(n_outputs))
+        self._nothing = nothing  # an update of the tab's outputs that changes none of them
 
     def run(self, request: gr.Request | None, updates: Generator, press: float | None = None) -> Iterator:
         session = getattr(request, "session_hash", None)
@@ -205,7 +205,8 @@ class _AnnotateTab:
         self.settings = panels.settings_panel(ctx, self.prefs_state)
         self.progress = panels.progress_panel(ctx, self.name, panels.pool_panel(ctx, self.name, self.ws, w["status"]))
         self.view_out = [self.ws, w["text_a"], w["text_b"], w["prompt"], w["status"], w["conversation"], w["truncate"]]
-        self.newest = _NewestPerTab(len(self.view_out))
+        self.unchanged = tuple(gr.skip() for _ in self.view_out)
+        self.newest = _NewestPerTab(self.unchanged)
         self.press = gr.Number(0, visible=False, elem_id="press-ticket")  # set by `stamped` as each event is sent
         self.editor_out = [w["editor"], w["edit_box"], self.verdict, w["edit_on"], w["continue_on"]]
         self.closed_editor = (gr.update(visible=False), "", "", False, False)
@@ -244,7 +245,7 @@ class _AnnotateTab:
     @user_errors
     def ui_after_vote(self, state, saved, prefs, typed, press=0.0, request: gr.Request = None):
         if state.pair_id or not saved:  # the editor is open, or the verdict was refused: nothing to advance
-            yield tuple(gr.skip() for _ in self.view_out)
+            yield self.unchanged
             return
         admit_generation(self.ctx, request, None)
         yield from self.newest.run(request, _shown(flow.after_vote(
@@ -296,6 +297,10 @@ class _AnnotateTab:
         return (name, flow.welcome(self.ctx.store), *panels.restore_settings(remembered_prefs, choices))
 
     # -- wiring ----------------------------------------------------------------------------------
+    def ticketed(self, inputs: list) -> dict:
+        """`inputs` and the press ticket after them, which `stamped` fills in as the page sends the event."""
+        return dict(inputs=[*inputs, self.press], js=stamped(len(inputs)))
+
     def refresh_after(self, event) -> None:
         event.success(self.progress.refresh, [self.name], self.progress.outputs, api_visibility="private",
                       show_progress="hidden")
@@ -314,18 +319,19 @@ class _AnnotateTab:
         self.refresh_after(event)
         synced = event.success(self.ui_sync_prefs, self.settings, [self.prefs_state], api_visibility="private",
                                show_progress="hidden")
-        synced.then(self.ui_after_vote, [self.ws, self.saved, self.prefs_state, self.name, self.press], self.view_out,
-                    js=stamped(4), **self.gpu).then(None, js=FOCUS_EMPTY_PROMPT)
+        synced.then(self.ui_after_vote, outputs=self.view_out, **self.ticketed([self.ws, self.saved, self.prefs_state,
+                                                                                 self.name]),
+                    **self.gpu).then(None, js=FOCUS_EMPTY_PROMPT)
 
     def wire(self) -> None:
         w, ws, name, prefs = self.w, self.ws, self.name, self.prefs_state
-        gen_inputs = [ws, w["prompt"], prefs, name, self.press]
+        gen_inputs = self.ticketed([ws, w["prompt"], prefs, name])
         sync = dict(fn=self.ui_sync_prefs, inputs=self.settings, outputs=[prefs], api_visibility="private",
                     show_progress="hidden", trigger_mode="multiple")  # "once" dropped an Enter while one ran
-        gr.on([w["prompt"].submit, w["generate"].click], **sync).then(self.generating(False), gen_inputs,
-                                                                      self.view_out, js=stamped(4), **self.gpu)
-        w["truncate"].click(**sync).then(self.generating(True), gen_inputs, self.view_out, js=stamped(4), **self.gpu)
-        w["next"].click(**sync).then(self.ui_next, [ws, prefs, name, self.press], self.view_out, js=stamped(3),
+        gr.on([w["prompt"].submit, w["generate"].click], **sync).then(self.generating(False), outputs=self.view_out,
+                                                                      **gen_inputs, **self.gpu)
+        w["truncate"].click(**sync).then(self.generating(True), outputs=self.view_out, **gen_inputs, **self.gpu)
+        w["next"].click(**sync).then(self.ui_next, outputs=self.view_out, **self.ticketed([ws, prefs, name]),
                                      **self.gpu).then(None, js=FOCUS_EMPTY_PROMPT)
         vote_inputs = [ws, name, w["edit_on"], w["continue_on"], w["text_a"], w["text_b"]]
         for (verdict, _), button in zip(BUTTONS, w["votes"]):

@@ -274,7 +274,7 @@ def test_a_tabs_event_pressed_before_one_already_started_shows_nothing_and_gener
 
     from alignui.ui.annotate import _NewestPerTab
 
-    newest, tab, started = _NewestPerTab(2), SimpleNamespace(session_hash="tab-1"), []
+    newest, tab, started = _NewestPerTab((gr.skip(), gr.skip())), SimpleNamespace(session_hash="tab-1"), []
 
     def updates(name):
         started.append(name)
