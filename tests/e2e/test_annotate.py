@@ -1,13 +1,18 @@
 """The Annotate tab in headless Chromium: a keyboard-only session checked in the database after a restart,
 the tab at desktop and phone-ish widths, settings remembered in the browser, the pool and the guidelines."""
 
+import base64
+import hashlib
+import json
 import re
 import threading
 
 import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from playwright.sync_api import Page
 
 from alignui.annotation import guidelines
+from alignui.annotation.prefs import browser_secret
 from alignui.db import Store
 from alignui.annotation.pool import parse_lines
 from conftest import screenshot
@@ -39,6 +44,44 @@ def ready_pair(page: Page) -> str:
 def press(page: Page, key: str, then: str) -> str:
     page.keyboard.press(key)
     return wait_status(page, then)
+
+
+def open_settings(page: Page) -> None:
+    """Open the Generation settings. Gradio mounts a closed accordion's widgets when it opens and gives them the
+    values the page load restored a moment later; a value typed in that moment is replaced (seen in 1 of 8
+    tries), so wait two frames, as no person types that fast."""
+    page.locator("#generation-settings").get_by_text("Generation settings").click()
+    page.locator("#max-new-tokens input[type=number]").wait_for()
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+
+
+def remembered_settings(page: Page, store: Store) -> dict | None:
+    """What gr.BrowserState holds under 'alignui-generation', decrypted as its frontend does (crypto-js AES with
+    the SHA-256 hex of the data root's secret as passphrase, OpenSSL's salted format; written out here because
+    the page offers no way to read it back in clear)."""
+    stored = page.evaluate("() => window.localStorage.getItem('alignui-generation')")
+    if not stored:
+        return None
+    raw = base64.b64decode(stored.split(":", 1)[1])
+    assert raw[:8] == b"Salted__"
+    salt, body = raw[8:16], raw[16:]
+    passphrase, derived, block = hashlib.sha256(browser_secret(store).encode()).hexdigest().encode(), b"", b""
+    while len(derived) < 48:  # OpenSSL's EVP_BytesToKey with MD5: 32 key bytes, then 16 iv bytes
+        block = hashlib.md5(block + passphrase + salt).digest()
+        derived += block
+    clear = Cipher(algorithms.AES(derived[:32]), modes.CBC(derived[32:48])).decryptor()
+    padded = clear.update(body) + clear.finalize()
+    return json.loads(padded[:-padded[-1]])
+
+
+def wait_remembered(page: Page, store: Store, **want) -> None:
+    """Wait until the browser has stored the settings `want` (the page's own writes come and go meanwhile)."""
+    for _ in range(600):
+        held = remembered_settings(page, store) or {}
+        if all(held.get(key) == value for key, value in want.items()):
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the browser never stored {want}; it holds {held}")
 
 
 def start_session(page: Page, url: str, name: str = "ann") -> None:
@@ -153,20 +196,17 @@ def test_the_tab_at_phone_width_empty_streaming_and_after_a_vote(server, browser
 def test_settings_are_remembered_in_the_browser_and_reach_generation(server, page):
     server.ctx.store.add_prompts_bulk(parse_lines("What is a cat?"))
     start_session(page, server.url)
-    page.locator("#generation-settings").get_by_text("Generation settings").click()
+    open_settings(page)
     tokens = page.locator("#max-new-tokens input[type=number]")
-    remembered = "() => window.localStorage.getItem('alignui-generation')"
-    before = page.evaluate(remembered)
     tokens.fill("12")
     tokens.press("Enter")
-    page.wait_for_function(f"(v) => ({remembered})() !== v", arg=before)  # saved in the browser
-    before = page.evaluate(remembered)
+    wait_remembered(page, server.ctx.store, max_new_tokens=12)  # saved in the browser
     page.locator("#system-prompt textarea").fill("Answer in one line.")
     page.locator("#system-prompt textarea").press("Tab")
-    page.wait_for_function(f"(v) => ({remembered})() !== v", arg=before)
+    wait_remembered(page, server.ctx.store, max_new_tokens=12, system_prompt="Answer in one line.")
     page.reload()
     wait_status(page, "press N")
-    page.locator("#generation-settings").get_by_text("Generation settings").click()
+    open_settings(page)
     assert page.locator("#max-new-tokens input[type=number]").input_value() == "12"
     assert page.locator("#system-prompt textarea").input_value() == "Answer in one line."
     page.keyboard.press("n")

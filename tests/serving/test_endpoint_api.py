@@ -67,15 +67,13 @@ def test_an_endpoint_is_a_blind_arena_contestant_until_the_vote(client, server):
 
 @pytest.mark.e2e
 def test_the_annotate_tab_picks_the_endpoint_for_side_b_in_the_browser(server, page):
-    from e2e.test_annotate import ready_pair, start_session
+    from e2e.test_annotate import open_settings, ready_pair, start_session, wait_remembered
 
     start_session(page, server.url)
-    page.locator("#generation-settings").get_by_text("Generation settings").click()
-    remembered = "() => window.localStorage.getItem('alignui-generation')"
-    before = page.evaluate(remembered)
+    open_settings(page)
     page.locator("#model-b input").click()
     page.get_by_role("option", name=f"{ENDPOINT} (endpoint: ").click()
-    page.wait_for_function(f"(v) => ({remembered})() !== v", arg=before)  # remembered with the other settings
+    wait_remembered(page, server.ctx.store, model_b=ENDPOINT)  # remembered with the other settings
     page.locator("#prompt textarea").fill("Tell me about the sea.")
     page.locator("#prompt textarea").press("Enter")
     pair = server.ctx.store.get_comparison(ready_pair(page))
