@@ -275,8 +275,11 @@ def test_ppo_metrics_rollouts_residency_and_a_plain_policy_adapter(ppo_run):
     assert all(keys <= set(m) for m in train)
     first, last = sum(m["reward"] for m in train[:3]) / 3, sum(m["reward"] for m in train[-3:]) / 3
     assert last > first + 1.0
-    # the critic learned: its value loss fell and its mean value followed the reward
-    assert train[-1]["value_loss"] < train[0]["value_loss"] / 5
+    # the critic learned: its value loss fell and its mean value followed the reward. Averaged, not single logged
+    # points: CPU runs are not bit-identical, and a late move of the policy moves the returns the critic chases
+    # (last point / first: 0.009, 0.20 and 0.25 in three runs; the last half's mean / the first three's: 0.11, 0.12)
+    value_loss = [m["value_loss"] for m in train]
+    assert sum(value_loss[5:]) / 5 < sum(value_loss[:3]) / 3 / 3
     assert abs(train[-1]["value_mean"] - train[-1]["reward"]) < abs(train[0]["value_mean"] - train[-1]["reward"])
     assert all(0 <= m["clip_fraction"] <= 1 for m in train) and any(m["clip_fraction"] > 0 for m in train)
     rollouts = read_jsonl(run / "rollouts.jsonl")
