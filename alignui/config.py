@@ -122,6 +122,10 @@ class AppConfig:
     cpu_batch_parallel: bool = field(default=False, metadata={
         "help": "on CPU, run the two rows of a paired decode step on two cores (alignui.serving.cpu_decode; "
                 "same outputs; measure it with bench/pair_generation.py first: it pays on some hosts only)"})
+    cpu_threads: int = field(default=0, metadata={
+        "help": "threads torch runs the served model on, on CPU (--cpu-threads, ALIGNUI_CPU_THREADS); 0: automatic: "
+                "one for the built-in demo model (its decode steps are too small to split, and an idle OpenMP "
+                "thread spins on the other core: bench/cpu_threads.py), torch's default (one per core) otherwise"})
     batching: bool = field(default=True, metadata={
         "help": "join concurrent generations (all annotators, the arena) into shared decode steps "
                 "(alignui.serving.scheduler); off (--no-batching, ALIGNUI_BATCHING=0): one request at a time"})
@@ -184,6 +188,9 @@ class AppConfig:
                 raise ConfigError(f"ALIGNUI_IMPORT_DIRS lists {folder}, which is not a directory; list existing "
                                   f"folders separated by '{os.pathsep}'")
         object.__setattr__(self, "users", tuple(tuple(u) for u in self.users))
+        if not isinstance(self.cpu_threads, int) or isinstance(self.cpu_threads, bool) or self.cpu_threads < 0:
+            raise ConfigError(f"cpu_threads must be a whole number >= 0 (0: automatic), got {self.cpu_threads!r}; "
+                              "e.g. --cpu-threads 2")
         for name, low in (("max_prompt_chars", 1), ("rate_limit_per_minute", 0), ("backup_every_minutes", 0),
                           ("backup_every_votes", 0)):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
@@ -247,6 +254,9 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--load-in-4bit", action="store_true", default=None, help="4-bit base model (CUDA only)")
     parser.add_argument("--cpu-batch-parallel", action="store_true", default=None,
                         help="CPU only: one core per response of a pair in each decode step (env ALIGNUI_CPU_BATCH_PARALLEL=1)")
+    parser.add_argument("--cpu-threads", metavar="N",
+                        help="CPU only: threads torch runs the served model on (env ALIGNUI_CPU_THREADS; default 0: "
+                             "one for the demo model, one per core for others)")
     parser.add_argument("--no-batching", action="store_true", default=None,
                         help="generate one request at a time, not in shared decode steps (env ALIGNUI_BATCHING=0)")
     parser.add_argument("--endpoint", action="append", metavar="NAME=BASE_URL#MODEL",
@@ -270,6 +280,12 @@ def config_from(args: argparse.Namespace | None = None, env: Mapping[str, str] |
     except ValueError:
         raise ConfigError(f"port must be a number, got {port_text!r}; pass --port 7860") from None
     four_bit = get("load_in_4bit")
+    threads_text = get("cpu_threads") or env.get("ALIGNUI_CPU_THREADS") or "0"
+    try:
+        cpu_threads = int(threads_text)
+    except ValueError:
+        raise ConfigError(f"cpu threads (--cpu-threads, ALIGNUI_CPU_THREADS) must be a whole number, got "
+                          f"{threads_text!r}; e.g. --cpu-threads 2 (0: automatic)") from None
     return AppConfig(
         storage=Path(get("storage")) if get("storage") else default_storage(env),
         model=get("model") or env.get("ALIGNUI_MODEL") or DEFAULT_MODEL,
@@ -278,6 +294,7 @@ def config_from(args: argparse.Namespace | None = None, env: Mapping[str, str] |
         load_in_4bit=bool(four_bit) if four_bit is not None else _truthy(env.get("ALIGNUI_4BIT")),
         offline=_truthy(env.get("HF_HUB_OFFLINE")) or _truthy(env.get("ALIGNUI_OFFLINE")),
         cpu_batch_parallel=bool(get("cpu_batch_parallel")) or _truthy(env.get("ALIGNUI_CPU_BATCH_PARALLEL")),
+        cpu_threads=cpu_threads,
         batching=not get("no_batching") and (env.get("ALIGNUI_BATCHING") is None or _truthy(env.get("ALIGNUI_BATCHING"))),
         cache_dir=default_cache_dir(env),
         hf_endpoint=(env.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/"),

@@ -54,11 +54,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(storage: Path, model: str, batching: bool) -> tuple[subprocess.Popen, str]:
+def start_server(storage: Path, model: str, batching: bool, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "ALIGNUI_RATE_LIMIT": "0", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "alignui", "serve", "--storage", str(storage), "--port", str(port), "--model", model]
-    proc = subprocess.Popen(cmd + ([] if batching else ["--no-batching"]), env=env, cwd=ROOT,
+    proc = subprocess.Popen(cmd + ([] if batching else ["--no-batching"]) + list(extra), env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
     from gradio_client import Client

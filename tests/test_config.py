@@ -113,3 +113,17 @@ def test_a_malformed_accounts_setting_cannot_fail_a_training_job_or_an_export():
     assert config_from(None, env, team=False).model == "demo"
     with pytest.raises(ConfigError, match="ALIGNUI_USERS"):
         config_from(None, env)
+
+
+def test_cpu_threads_come_from_the_flag_else_the_environment_and_bad_values_say_what_to_pass():
+    assert config_from(parse(), env={}).cpu_threads == 0  # automatic
+    assert config_from(parse(), env={"ALIGNUI_CPU_THREADS": "3"}).cpu_threads == 3
+    assert config_from(parse("--cpu-threads", "2"), env={"ALIGNUI_CPU_THREADS": "3"}).cpu_threads == 2
+    for bad in ("two", "1.5"):
+        with pytest.raises(ConfigError, match=r"^cpu threads \(--cpu-threads, ALIGNUI_CPU_THREADS\) must be a whole "
+                                              r"number, got .*--cpu-threads 2"):
+            config_from(parse("--cpu-threads", bad), env={})
+    with pytest.raises(ConfigError, match="got 'x'"):
+        config_from(parse(), env={"ALIGNUI_CPU_THREADS": "x"})
+    with pytest.raises(ConfigError, match=r"^cpu_threads must be a whole number >= 0 \(0: automatic\), got -1"):
+        config_from(parse("--cpu-threads", "-1"), env={})

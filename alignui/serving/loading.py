@@ -60,6 +60,8 @@ class ModelHandle:
     adapters: "AdapterServer | None" = field(default=None, repr=False)
     #: Whether the linear layers run a decode step's rows on separate cores (recorded with each generation).
     batch_parallel: bool = False
+    #: The threads torch was given for this model (AppConfig.cpu_threads); 0: torch's default, one per core.
+    cpu_threads: int = 0
     #: Whether concurrent generations share decode steps (alignui.serving.scheduler; AppConfig.batching).
     batching: bool = True
     #: The BatchScheduler, made on first batched generation (alignui.serving.scheduler.batch_scheduler).
@@ -225,18 +227,52 @@ def load_model(config: AppConfig, log: Callable[[str], None] = print, *, progres
 
 
 def _serving(handle: ModelHandle, config: AppConfig, log: Callable[[str], None]) -> ModelHandle:
-    """On CPU and when asked (--cpu-batch-parallel), a paired generation's two rows run on two cores.
+    """On CPU: the model's thread count (AppConfig.cpu_threads), and, when asked (--cpu-batch-parallel), a paired
+    generation's two rows on two cores.
 
-    An explicit setting, not a start-up measurement: a micro-benchmark at start let host noise pick the kernel
+    Explicit settings, not a start-up measurement: a micro-benchmark at start let host noise pick the kernel
     (both give the same outputs; only speed differs, and only on some hosts: bench/pair_generation.py)."""
+    import torch
+
     from alignui.serving.cpu_decode import use_batch_parallel
 
     handle.batching = config.batching
+    threads = cpu_threads(config, handle)
+    if threads:
+        # On the worker thread, where all model work runs: torch keeps a thread count per thread (OpenMP's) and
+        # gives a thread, at its first torch op, the count last set anywhere, which is then set back to this one's.
+        before = torch.get_num_threads()
+        handle.submit(_set_own_threads, threads).result()
+        torch.set_num_threads(before)
+        handle.cpu_threads = threads
+        why = "--cpu-threads" if config.cpu_threads else "its steps are too small to split; --cpu-threads N to change"
+        log(f"alignui: the model runs on {threads} CPU thread{'s' if threads > 1 else ''} ({why})")
     if config.cpu_batch_parallel and handle.device == "cpu":
         handle.submit(use_batch_parallel, handle.model).result()
         handle.batch_parallel = True
         log("alignui: paired decoding runs one response per CPU core (--cpu-batch-parallel)")
     return handle
+
+
+def _set_own_threads(n: int) -> None:
+    import torch
+
+    torch.get_num_threads()  # this thread's first torch call takes the shared count; after it, its own stays
+    torch.set_num_threads(n)
+
+
+def cpu_threads(config: AppConfig, handle: ModelHandle) -> int:
+    """Threads torch gets for the served model (0: leave torch's default, one per core).
+
+    The demo model gets one: its decode step is ~500 tiny ops, too small for a second thread to speed up, and the
+    idle second OpenMP thread spins on the other core, which the web server needs (bench/cpu_threads.py, 2 cores:
+    0.58-0.69x the server CPU per served pair). Other models keep torch's default (on a 26M model two runs of that
+    bench disagreed on which is faster), and so does --cpu-batch-parallel, which puts each row on its own core."""
+    if handle.device != "cpu":
+        return 0
+    if config.cpu_threads:
+        return config.cpu_threads
+    return 1 if handle.is_demo and not config.cpu_batch_parallel else 0
 
 
 def _demo_handle(config: AppConfig, device: str, log, progress: Progress, cancel: threading.Event | None,

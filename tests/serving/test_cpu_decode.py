@@ -1,5 +1,7 @@
 """Paired decoding on CPU, one row per core (alignui.serving.cpu_decode): same numbers, same text, opt-in switch."""
 
+import threading
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -94,5 +96,50 @@ def test_asked_for_it_switches_logs_and_records_it_with_each_generation(storage)
         assert any("one response per CPU core" in m for m in logs)
         *_, last = stream_pair(handle, [{"role": "user", "content": "Hi"}], PairSettings.same(max_new_tokens=4))
         assert all(g.params["cpu_batch_parallel"] is True for g in last.result)
+    finally:
+        handle.close()
+
+
+# -- the served model's CPU threads (AppConfig.cpu_threads) ------------------------------------------------------
+def worker_threads(handle) -> int:
+    return handle.submit(torch.get_num_threads).result()
+
+
+def fresh_thread_threads() -> int:
+    """What a thread that starts using torch now gets (it takes the last count set anywhere)."""
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    t.start()
+    t.join()
+    return seen[0]
+
+
+def test_the_demo_model_runs_on_one_thread_and_leaves_every_other_thread_alone(storage, threads):
+    threads(2)
+    logs = []
+    handle = load_model(AppConfig(storage=storage, model="demo", offline=True), log=logs.append)
+    try:
+        assert worker_threads(handle) == 1 and handle.cpu_threads == 1
+        assert any("runs on 1 CPU thread (its steps are too small to split; --cpu-threads N to change)" in m
+                   for m in logs)
+        assert torch.get_num_threads() == 2 and fresh_thread_threads() == 2
+        *_, last = stream_pair(handle, [{"role": "user", "content": "Hi"}], PairSettings.same(max_new_tokens=4))
+        assert all(g.n_tokens >= 1 for g in last.result) and worker_threads(handle) == 1
+    finally:
+        handle.close()
+
+
+def test_cpu_threads_given_are_applied_and_batch_parallel_keeps_torchs_default(storage, threads):
+    threads(2)
+    logs = []
+    handle = load_model(AppConfig(storage=storage, model="demo", offline=True, cpu_threads=3), log=logs.append)
+    try:
+        assert worker_threads(handle) == 3 and any("runs on 3 CPU threads (--cpu-threads)" in m for m in logs)
+    finally:
+        handle.close()
+    handle = load_model(AppConfig(storage=storage, model="demo", offline=True, cpu_batch_parallel=True),
+                        log=lambda m: None)
+    try:  # one core per row needs the second thread
+        assert worker_threads(handle) == 2 and handle.cpu_threads == 0
     finally:
         handle.close()
