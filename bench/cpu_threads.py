@@ -3,14 +3,13 @@
 Starts the real app twice on the same model (`python -m alignui serve --cpu-threads 1`, and `--cpu-threads` one per
 core, torch's own default), warms both, then takes turns: for each round and each N in --ns, the same simulated
 annotators (bench/concurrent_annotators.py's gradio_client loop, streamed /generate_pair) drive one server, then the
-other. Prints per N the median pairs/s, the server process's CPU seconds per pair (all its threads, from
-/proc/PID/stat: an idle OpenMP thread spinning counts), and the ratios one thread / one per core.
+other. Prints per N the median pairs/s, the server process's CPU seconds per pair (all its threads, psutil's
+cpu_times: an idle OpenMP thread spinning counts), and the ratios one thread / one per core.
 
     python bench/cpu_threads.py [--model demo|random-26m|REF] [--ns 1,8] [--rounds 3] [--pairs-each 12]
 
 Why it exists: the demo model's default (AppConfig.cpu_threads = 0 picks one thread for it) rests on this
-measurement, and a larger model goes the other way; run it on your host before choosing --cpu-threads.
-Linux only (/proc).
+measurement; on a 26M model two runs disagreed; run it on your host before choosing --cpu-threads.
 """
 
 from __future__ import annotations
@@ -22,14 +21,16 @@ import sys
 import tempfile
 from pathlib import Path
 
+import psutil  # a dependency of accelerate
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import concurrent_annotators as ca  # noqa: E402 - the bench's own server start and annotator loop
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of the whole process (every thread), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of the whole process (every thread), in seconds."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def main() -> None:
