@@ -92,9 +92,8 @@ def stream_annotation_pair(store: Store, model: ModelHandle, messages: Messages,
             continue
         gen_a, gen_b = update.result
         prompt_meta = {"parent_pair": meta["parent_pair"]} if meta and meta.get("parent_pair") else None
-        pid = prompt_id or store.ensure_prompt(messages, source=source, meta=prompt_meta)
-        pair = store.save_pair(messages, gen_a, gen_b, kind="annotate", annotator=annotator, prompt_id=pid,
-                               meta=meta or None)
+        pair = store.save_pair(messages, gen_a, gen_b, kind="annotate", annotator=annotator, prompt_id=prompt_id,
+                               meta=meta or None, prompt_source=source, prompt_meta=prompt_meta)
         yield PairProgress(gen_a.text, gen_b.text, pair)
 
 

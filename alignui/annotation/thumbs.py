@@ -66,9 +66,8 @@ def stream_single(store: Store, model: ModelHandle, messages: Messages, prefs: A
         if gens is None:
             yield SingleProgress(texts[0])
             continue
-        pid = prompt_id or store.ensure_prompt(messages, source=source)
-        yield SingleProgress(texts[0], store.save_single(messages, gens[0], annotator=annotator, prompt_id=pid,
-                                                         meta=meta or None))
+        yield SingleProgress(texts[0], store.save_single(messages, gens[0], annotator=annotator, prompt_id=prompt_id,
+                                                         meta=meta or None, prompt_source=source))
 
 
 def submit_thumb(store: Store, item_id: str, label: str, *, annotator: str | None,

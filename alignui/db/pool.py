@@ -67,14 +67,7 @@ class PoolMixin:
 
     def ensure_prompt(self, messages: Messages, *, source: str = "user", meta: dict | None = None) -> str:
         """The id of the stored prompt with these messages, inserting it first if it is new."""
-        key = messages_hash(messages)
-
-        def work(cur) -> str:
-            row = cur.execute("SELECT id FROM prompts WHERE content_hash = ? ORDER BY created_at, id LIMIT 1",
-                              [key]).fetchone()
-            return row[0] if row else self._insert_prompt(cur, messages, source, "train", meta)
-
-        return self.tx(work)
+        return self.tx(lambda cur: self._prompt_of_content(cur, messages, source, meta))
 
     def add_prompts_bulk(self, conversations: list[Messages], *, source: str = "pool",
                          split: str = "train") -> tuple[int, int]:

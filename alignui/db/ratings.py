@@ -68,21 +68,25 @@ class RatingsMixin:
     """Mixed into Store; relies on Database.tx / query and VotesMixin's insert helpers."""
 
     def save_single(self, messages: Messages, gen: NewGeneration, *, annotator: str | None,
-                    prompt_id: str | None = None, source: str = "app", meta: dict | None = None) -> Rating:
-        """Store the prompt (unless `prompt_id` names a stored one), the generation and a pending rating."""
+                    prompt_id: str | None = None, source: str = "app", meta: dict | None = None,
+                    prompt_source: str | None = None, prompt_meta: dict | None = None) -> Rating:
+        """Store the generation and a pending rating, in one transaction, on the prompt VotesMixin._prompt_for
+        picks; returns the rating as stored, built from what was written (as save_pair)."""
         from alignui.db.votes import validate_messages
 
         messages = validate_messages(messages)
 
-        def work(cur) -> str:
-            pid = prompt_id or self._insert_prompt(cur, messages, "user", "train", None)
+        def work(cur) -> Rating:
+            pid, stored = self._prompt_for(cur, messages, prompt_id, prompt_source, prompt_meta)
             (gid,) = self._insert_generations(cur, pid, (gen,))
             rid = new_id()
-            cur.execute("INSERT INTO ratings (id, prompt_id, generation_id, annotator, source, meta)"
-                        " VALUES (?, ?, ?, ?, ?, ?)", [rid, pid, gid, annotator, source, to_json(meta)])
-            return rid
+            created = cur.execute("INSERT INTO ratings (id, prompt_id, generation_id, annotator, source, meta)"
+                                  " VALUES (?, ?, ?, ?, ?, ?) RETURNING created_at",
+                                  [rid, pid, gid, annotator, source, to_json(meta)]).fetchone()[0]
+            return Rating(id=rid, prompt_id=pid, generation_id=gid, messages=stored, text=gen.text,
+                          model_ref=gen.model_ref, label=None, annotator=annotator, created_at=created)
 
-        return self.get_rating(self.tx(work))
+        return self.tx(work)
 
     def get_rating(self, rating_id: str) -> Rating:
         rows = self.query(_SELECT + " WHERE r.id = ? AND r.deleted_at IS NULL", [rating_id])

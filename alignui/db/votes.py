@@ -61,21 +61,41 @@ class VotesMixin:
 
     # -- prompts -----------------------------------------------------------------------------
     def _insert_generations(self, cur, prompt_id: str, gens) -> list[str]:
-        """Insert generations of one prompt; returns their new ids in order."""
-        ids = []
-        for gen in gens:
-            ids.append(new_id())
-            cur.execute("INSERT INTO generations (id, prompt_id, model_ref, params, text, n_tokens, latency_ms)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [ids[-1], prompt_id, gen.model_ref, to_json(gen.params), gen.text, gen.n_tokens,
-                         gen.latency_ms])
+        """Insert generations of one prompt in one statement; returns their new ids in order."""
+        gens = list(gens)
+        ids = [new_id() for _ in gens]
+        if gens:
+            cur.execute("INSERT INTO generations (id, prompt_id, model_ref, params, text, n_tokens, latency_ms) VALUES "
+                        + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(gens)),
+                        [v for gid, gen in zip(ids, gens) for v in (gid, prompt_id, gen.model_ref, to_json(gen.params),
+                                                                    gen.text, gen.n_tokens, gen.latency_ms)])
         return ids
+
+    def _prompt_of_content(self, cur, messages: Messages, source: str, meta: dict | None) -> str:
+        """The id of the oldest stored prompt with exactly these messages, inserting it first if it is new."""
+        row = cur.execute("SELECT id FROM prompts WHERE content_hash = ? ORDER BY created_at, id LIMIT 1",
+                          [messages_hash(messages)]).fetchone()
+        return row[0] if row else self._insert_prompt(cur, messages, source, "train", meta)
 
     def _insert_prompt(self, cur, messages: Messages, source: str, split: str, meta: dict | None) -> str:
         pid = new_id()
         cur.execute("INSERT INTO prompts (id, messages, content_hash, source, split, meta) VALUES (?, ?, ?, ?, ?, ?)",
                     [pid, to_json(messages), messages_hash(messages), source, split, to_json(meta)])
         return pid
+
+    def _prompt_for(self, cur, messages: Messages, prompt_id: str | None, prompt_source: str | None,
+                    prompt_meta: dict | None) -> tuple[str, Messages]:
+        """(id, stored messages) of the prompt a new generation is saved on: `prompt_id` when it names a stored one
+        (NotFoundError when none), else the stored prompt with these messages when `prompt_source` is given
+        (inserted with that source and `prompt_meta` if new), else a new prompt."""
+        if prompt_id:
+            row = cur.execute("SELECT messages FROM prompts WHERE id = ?", [prompt_id]).fetchone()
+            if row is None:
+                raise NotFoundError(f"no prompt with id {quoted(prompt_id)}: nothing was saved")
+            return prompt_id, from_json(row[0])
+        if prompt_source is not None:
+            return self._prompt_of_content(cur, messages, prompt_source, prompt_meta), messages
+        return self._insert_prompt(cur, messages, "user", "train", None), messages
 
     def add_prompt(self, messages: Messages, *, source: str = "user", split: str = "train",
                    meta: dict | None = None) -> str:
@@ -92,22 +112,30 @@ class VotesMixin:
     # -- pairs -------------------------------------------------------------------------------
     def save_pair(self, messages: Messages, gen_a: NewGeneration, gen_b: NewGeneration, *,
                   kind: str = "annotate", annotator: str | None = None, prompt_id: str | None = None,
-                  source: str = "app", meta: dict[str, Any] | None = None) -> Comparison:
-        """Store the prompt (unless `prompt_id` names a stored one), both generations and a pending comparison."""
+                  source: str = "app", meta: dict[str, Any] | None = None,
+                  prompt_source: str | None = None, prompt_meta: dict | None = None) -> Comparison:
+        """Store both generations and a pending comparison, in one transaction, on the prompt `_prompt_for` picks.
+
+        Returns the comparison as stored, built from what was written (one small statement per table, no join read
+        back: under load every statement is a GIL hand-over, bench/concurrent_annotators.py)."""
         if kind not in KINDS:
             raise UserError(f"kind must be one of {KINDS}, got {kind!r}")
         messages = validate_messages(messages)
 
-        def work(cur) -> str:
-            pid = prompt_id or self._insert_prompt(cur, messages, "user", "train", None)
+        def work(cur) -> Comparison:
+            pid, stored = self._prompt_for(cur, messages, prompt_id, prompt_source, prompt_meta)
             ids = self._insert_generations(cur, pid, (gen_a, gen_b))
             cid = new_id()
-            cur.execute("INSERT INTO comparisons (id, prompt_id, gen_a, gen_b, kind, annotator, source, meta)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [cid, pid, ids[0], ids[1], kind, annotator, source,
-                                                              to_json(meta)])
-            return cid
+            created = cur.execute(
+                "INSERT INTO comparisons (id, prompt_id, gen_a, gen_b, kind, annotator, source, meta)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING created_at",
+                [cid, pid, ids[0], ids[1], kind, annotator, source, to_json(meta)]).fetchone()[0]
+            return Comparison(id=cid, prompt_id=pid, kind=kind, messages=stored, text_a=gen_a.text, text_b=gen_b.text,
+                              model_a=gen_a.model_ref, model_b=gen_b.model_ref, verdict=None, edited_chosen=None,
+                              annotator=annotator, created_at=created, decided_at=None, duration_ms=None,
+                              gen_a=ids[0], gen_b=ids[1])
 
-        return self.get_comparison(self.tx(work))
+        return self.tx(work)
 
     def get_comparison(self, comparison_id: str) -> Comparison:
         rows = self.query(_COMPARISON_SELECT + " WHERE c.id = ? AND c.deleted_at IS NULL", [comparison_id])

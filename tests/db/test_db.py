@@ -54,6 +54,37 @@ def test_vote_survives_restart(tmp_path):
     assert got.messages == MSGS and got.decided_at is not None
 
 
+def test_a_saved_pair_or_single_is_returned_as_it_reads_back_on_each_way_of_naming_its_prompt(tmp_path):
+    """save_pair builds what it returns from what it wrote (no join read back): it must equal the stored row,
+    whether the prompt is new, found by its content, or named by id."""
+    with Store(tmp_path / "a.duckdb") as s:
+        fresh = pair(s, annotator="ann", meta={"mode": "x"})
+        found = pair(s, annotator="ann", prompt_source="pool", prompt_meta={"parent_pair": "p1"})
+        named = pair(s, kind="arena", annotator=None, prompt_id=fresh.prompt_id)
+        for c in (fresh, found, named):
+            assert c == s.get_comparison(c.id)
+        assert found.prompt_id == fresh.prompt_id  # found by content: the oldest prompt with these messages
+        other = s.save_pair([{"role": "user", "content": "New one?"}], NewGeneration("base", "A.", {}, 1, 1.0),
+                            NewGeneration("base", "B.", {}, 1, 1.0), prompt_source="pool", prompt_meta={"k": 1})
+        assert s.query("SELECT source, meta FROM prompts WHERE id = ?", [other.prompt_id]) == [("pool", '{"k": 1}')]
+        gen = NewGeneration("base", "Blue.", {}, 1, 1.0)
+        singles = [s.save_single(MSGS, gen, annotator="ann"), s.save_single(MSGS, gen, annotator="ann", prompt_source="x"),
+                   s.save_single(MSGS, gen, annotator=None, prompt_id=other.prompt_id)]
+        for r in singles:
+            assert r == s.get_rating(r.id)
+        assert singles[1].prompt_id == fresh.prompt_id and singles[2].messages == other.messages
+
+
+def test_a_pair_or_a_single_on_an_unknown_prompt_id_is_refused_and_stores_nothing(tmp_path):
+    with Store(tmp_path / "a.duckdb") as s:
+        with pytest.raises(NotFoundError, match="no prompt with id 'nope'"):
+            pair(s, prompt_id="nope")
+        with pytest.raises(NotFoundError, match="no prompt with id 'nope'"):
+            s.save_single(MSGS, NewGeneration("base", "Blue.", {}, 1, 1.0), annotator="ann", prompt_id="nope")
+        assert [s.query(f"SELECT count(*) FROM {t}")[0][0]
+                for t in ("prompts", "generations", "comparisons", "ratings")] == [0, 0, 0, 0]
+
+
 def test_second_vote_unknown_id_and_bad_verdict_change_nothing(tmp_path):
     with Store(tmp_path / "a.duckdb") as s:
         c = pair(s)
