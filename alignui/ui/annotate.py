@@ -199,6 +199,7 @@ class _AnnotateTab:
         self.ws = gr.State(flow.Workspace())
         self.verdict = gr.State("")
         self.saved = gr.State(False)  # did the last verdict click save one (else: do not auto-advance)
+        self.pressed = gr.State("")  # the prompt box as it was when Enter / Generate was pressed (ui_sync_pressed)
         self.name = gr.Textbox(label="Your name", placeholder="remembered in this browser", scale=2, min_width=140,
                                elem_id="annotator", render=False)
         self.w = w = _layout(ctx, self.name, page)
@@ -314,6 +315,12 @@ class _AnnotateTab:
         except UserError:  # an invalid value on screen was refused when typed: keep what was remembered
             return gr.skip()
 
+    def ui_sync_pressed(self, *values):
+        """ui_sync_prefs, and the prompt box as it was at the press, which the chained generation reads: read at
+        that event's own dispatch, after this one's round trip, it held whatever was typed meanwhile (a next prompt
+        begun under load was generated and stored as the prompt)."""
+        return self.ui_sync_prefs(*values[:-1]), values[-1]
+
     def advance_after(self, event) -> None:
         """After a saved verdict: refresh the counters and make the next pair ready without a click."""
         self.refresh_after(event)
@@ -325,12 +332,15 @@ class _AnnotateTab:
 
     def wire(self) -> None:
         w, ws, name, prefs = self.w, self.ws, self.name, self.prefs_state
-        gen_inputs = self.ticketed([ws, w["prompt"], prefs, name])
+        gen_inputs = self.ticketed([ws, self.pressed, prefs, name])
         sync = dict(fn=self.ui_sync_prefs, inputs=self.settings, outputs=[prefs], api_visibility="private",
                     show_progress="hidden", trigger_mode="multiple")  # "once" dropped an Enter while one ran
-        gr.on([w["prompt"].submit, w["generate"].click], **sync).then(self.generating(False), outputs=self.view_out,
-                                                                      **gen_inputs, **self.gpu)
-        w["truncate"].click(**sync).then(self.generating(True), outputs=self.view_out, **gen_inputs, **self.gpu)
+        sync_pressed = sync | dict(fn=self.ui_sync_pressed, inputs=[*self.settings, w["prompt"]],
+                                   outputs=[prefs, self.pressed])
+        gr.on([w["prompt"].submit, w["generate"].click], **sync_pressed).then(
+            self.generating(False), outputs=self.view_out, **gen_inputs, **self.gpu)
+        w["truncate"].click(**sync_pressed).then(self.generating(True), outputs=self.view_out, **gen_inputs,
+                                                 **self.gpu)
         w["next"].click(**sync).then(self.ui_next, outputs=self.view_out, **self.ticketed([ws, prefs, name]),
                                      **self.gpu).then(None, js=FOCUS_EMPTY_PROMPT)
         vote_inputs = [ws, name, w["edit_on"], w["continue_on"], w["text_a"], w["text_b"]]

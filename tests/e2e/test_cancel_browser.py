@@ -186,3 +186,36 @@ def test_a_prompt_entered_first_but_started_last_shows_nothing_and_the_last_one_
     text_a = server.ctx.store.query("SELECT g.text FROM comparisons c JOIN generations g ON g.id = c.gen_a")[0][0]
     assert page.locator("#response-a textarea").input_value() == text_a
     assert box.input_value() == "Tell me about the moon."
+
+
+def test_text_typed_right_after_enter_is_not_generated_in_place_of_the_prompt_entered(server, browser, monkeypatch):
+    """Enter first syncs the settings on the server, then generates. Typing on at once (the next prompt) while that
+    round trip is under way must not change what is generated: the pair is for the prompt entered, and the text
+    being typed stays in the box. The sync is held here until the typing is done (on a loaded server it queues)."""
+    from alignui.ui import annotate_panels
+
+    armed, held, release, real = threading.Event(), threading.Event(), threading.Event(), annotate_panels.prefs_of
+
+    def held_sync(values):
+        if armed.is_set() and not held.is_set():
+            held.set()
+            release.wait(30)
+        return real(values)
+
+    monkeypatch.setattr(annotate_panels, "prefs_of", held_sync)
+    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    page.goto(server.url)
+    box = page.locator("#prompt textarea")
+    box.wait_for()
+    box.fill("Tell me about the ocean.")
+    page.wait_for_timeout(500)  # the page's own load events are over
+    armed.set()
+    box.press("Enter")
+    until(lambda: held.is_set(), "the press's settings sync to reach the server")
+    box.fill("Tell me about the moon, and")  # the annotator types on
+    release.set()
+
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('ready')", timeout=120_000)
+    saved = stored_prompts(server.ctx.store)
+    assert len(saved) == 1 and "ocean" in saved[0] and "moon" not in saved[0], saved
+    assert box.input_value() == "Tell me about the moon, and"  # what is being typed stays
