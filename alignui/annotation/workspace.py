@@ -186,10 +186,22 @@ def _resume(store: Store, ws: Workspace, pair: Comparison, **changes) -> Workspa
 
 
 def after_vote(store: Store, model: ModelHandle, ws: Workspace, prefs: AnnotationPrefs, rng: random.Random, *,
-               annotator: str | None, generators: Generators | None = None) -> Iterator[View]:
-    """Make the next thing ready without a click (see the module docstring for the order)."""
+               annotator: str | None, generators: Generators | None = None, typed: str = "") -> Iterator[View]:
+    """Make the next thing ready without a click (see the module docstring for the order).
+
+    `typed`: the prompt box as it is now. Text there that is not the voted pair's prompt was typed as the next
+    prompt: it stays in the box and nothing is drawn or generated over it (parked pairs wait for the next vote)."""
+    users = [m["content"] for m in ws.history if m["role"] == "user"]
+    voted = ws.prompt_text or (users[-1] if ws.parent_pair and users else "")  # the box as the voted pair left it
+    own = typed.strip() if typed.strip() != voted.strip() else ""
     if ws.parent_pair and not ws.pair_id and not ws.prompt_text:
-        yield _view(ws, f"Turn {ws.turn}: type your next message and press Enter.", waiting_for_prompt=True)
+        yield _view(ws, f"Turn {ws.turn}: type your next message and press Enter.", waiting_for_prompt=True,
+                    prompt=own)
+        return
+    if own:
+        yield _view(replace(ws, history=(), prompt_text="", pool_prompt=None, parent_pair=None, turn=1),
+                    "Press Enter to generate the prompt you typed, or N to draw one from the pool.",
+                    waiting_for_prompt=True, prompt=own)
         return
     parked = list(ws.parked)
     while parked:

@@ -244,14 +244,14 @@ class _AnnotateTab:
             annotator=self.who(typed, request), generators=self.generators())), press)
 
     @user_errors
-    def ui_after_vote(self, state, saved, prefs, typed, press=0.0, request: gr.Request = None):
+    def ui_after_vote(self, state, saved, prefs, typed, box, press=0.0, request: gr.Request = None):
         if state.pair_id or not saved:  # the editor is open, or the verdict was refused: nothing to advance
             yield self.unchanged
             return
         admit_generation(self.ctx, request, None)
         yield from self.newest.run(request, _shown(flow.after_vote(
             self.ctx.store, self.ctx.model, self.owned(state, request), AnnotationPrefs.from_dict(prefs), self.ctx.rng,
-            annotator=self.who(typed, request), generators=self.generators())), press)
+            annotator=self.who(typed, request), generators=self.generators(), typed=box), typed=box), press)
 
     def voting(self, verdict: str):
         def ui_vote(state, typed, edit_on, continue_on, text_a, text_b, request: gr.Request):
@@ -279,7 +279,8 @@ class _AnnotateTab:
         except UserError as exc:
             refuse(exc)
             return (*(gr.skip() for _ in self.view_out + self.editor_out), False)
-        return (*_show(view), *self.closed_editor, True)
+        shown = _show(view)  # the prompt box is left to the auto-advance chained after (flow.after_vote): set here, it
+        return (*shown[:3], gr.skip(), *shown[4:], *self.closed_editor, True)  # lost a next prompt typed before
 
     def ui_save_edit(self, state, typed, edited, verdict, continue_on, request: gr.Request):
         return self.saving(state, typed, verdict, continue_on, edited, request)
@@ -327,7 +328,7 @@ class _AnnotateTab:
         synced = event.success(self.ui_sync_prefs, self.settings, [self.prefs_state], api_visibility="private",
                                show_progress="hidden")
         synced.then(self.ui_after_vote, outputs=self.view_out, **self.ticketed([self.ws, self.saved, self.prefs_state,
-                                                                                 self.name]),
+                                                                                 self.name, self.w["prompt"]]),
                     **self.gpu).then(None, js=FOCUS_EMPTY_PROMPT)
 
     def wire(self) -> None:

@@ -91,6 +91,24 @@ def test_without_auto_advance_or_prompts_the_prompt_box_waits(ctx):
     assert empty.waiting_for_prompt and "No prompts left in the pool" in empty.status
 
 
+def test_a_prompt_typed_before_the_vote_stays_in_the_box_and_nothing_is_drawn_over_it(ctx):
+    """Text in the prompt box that is not the voted pair's prompt is the annotator's next prompt: after the vote
+    it is left in the box (an empty pool used to clear it, a pool draw replaced it), nothing is drawn or generated
+    over it, and a parked pair waits for the vote after."""
+    pool(ctx, "Pool prompt one.", "Pool prompt two.")
+    on_screen = ready(ctx)
+    voted = flow.vote(ctx.store, on_screen.ws, "a", annotator="ann")
+    pairs = ctx.store.query("SELECT count(*) FROM comparisons")[0][0]
+    for typed in ("My own next question", "  My own next question  "):
+        kept = list(flow.after_vote(ctx.store, ctx.model, voted.ws, FAST, ctx.rng, annotator="ann", typed=typed))
+        assert len(kept) == 1 and kept[0].prompt == typed.strip() and kept[0].waiting_for_prompt
+        assert "Press Enter to generate the prompt you typed" in kept[0].status and not kept[0].ws.pair_id
+    assert ctx.store.query("SELECT count(*) FROM comparisons")[0][0] == pairs  # nothing generated over it
+    for same in ("", on_screen.prompt, f"{on_screen.prompt} "):  # the box as the pair left it: drawn over, as before
+        nxt = last(flow.after_vote(ctx.store, ctx.model, voted.ws, FAST, ctx.rng, annotator="ann", typed=same))
+        assert nxt.ws.pair_id and nxt.prompt.startswith("Pool prompt")
+
+
 def test_votes_that_cannot_be_saved_change_nothing(ctx):
     with pytest.raises(UserError, match="no pair to vote on yet"):
         flow.vote(ctx.store, flow.Workspace(), "a", annotator="ann")
@@ -118,8 +136,11 @@ def test_continuing_compares_the_next_turn_on_the_whole_conversation(ctx):
     pool(ctx, "How do birds fly?")
     first = ready(ctx)
     voted = flow.vote(ctx.store, first.ws, "b", annotator="ann", edited="With wings.", continue_after=True)
-    waiting = last(flow.after_vote(ctx.store, ctx.model, voted.ws, FAST, ctx.rng, annotator="ann"))
-    assert waiting.waiting_for_prompt and "Turn 2" in waiting.status
+    waiting = last(flow.after_vote(ctx.store, ctx.model, voted.ws, FAST, ctx.rng, annotator="ann",
+                                   typed="How do birds fly?"))  # the box as the first turn left it: emptied
+    assert waiting.waiting_for_prompt and "Turn 2" in waiting.status and waiting.prompt == ""
+    typed_on = last(flow.after_vote(ctx.store, ctx.model, voted.ws, FAST, ctx.rng, annotator="ann", typed="And"))
+    assert typed_on.prompt == "And" and "Turn 2" in typed_on.status  # the next message begun before the vote stays
     assert waiting.conversation == [{"role": "user", "content": "How do birds fly?"},
                                     {"role": "assistant", "content": "With wings."}]
     second = last(flow.generate(ctx.store, ctx.model, waiting.ws, "And fish?", FAST, ctx.rng, annotator="ann"))

@@ -188,10 +188,12 @@ def test_a_prompt_entered_first_but_started_last_shows_nothing_and_the_last_one_
     assert box.input_value() == "Tell me about the moon."
 
 
-def test_text_typed_right_after_enter_is_not_generated_in_place_of_the_prompt_entered(server, browser, monkeypatch):
+def test_text_typed_right_after_enter_is_not_generated_in_place_of_the_prompt_entered_nor_replaced_by_the_vote(
+        server, browser, monkeypatch):
     """Enter first syncs the settings on the server, then generates. Typing on at once (the next prompt) while that
     round trip is under way must not change what is generated: the pair is for the prompt entered, and the text
-    being typed stays in the box. The sync is held here until the typing is done (on a loaded server it queues)."""
+    being typed stays in the box, also after the vote (which used to clear it, or draw a pool prompt over it). The
+    sync is held here until the typing is done (on a loaded server it queues)."""
     from alignui.ui import annotate_panels
 
     armed, held, release, real = threading.Event(), threading.Event(), threading.Event(), annotate_panels.prefs_of
@@ -219,3 +221,10 @@ def test_text_typed_right_after_enter_is_not_generated_in_place_of_the_prompt_en
     saved = stored_prompts(server.ctx.store)
     assert len(saved) == 1 and "ocean" in saved[0] and "moon" not in saved[0], saved
     assert box.input_value() == "Tell me about the moon, and"  # what is being typed stays
+
+    page.locator("#annotator input, #annotator textarea").first.fill("ann")
+    page.get_by_role("button", name="A is better").first.click()
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('prompt you typed')",
+                           timeout=60_000)  # the vote saved; the typed prompt is not drawn or generated over
+    assert box.input_value() == "Tell me about the moon, and"
+    assert len(stored_prompts(server.ctx.store)) == 1
