@@ -11,10 +11,7 @@ exactly the signatures of the design's contract, plus /draw_prompt.
 from __future__ import annotations
 
 import html
-import math
-import threading
-from collections import OrderedDict
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 
 import gradio as gr
@@ -34,6 +31,7 @@ from alignui.ui.annotate_keys import (ACTION_KEYS, FOCUS_EDITOR, FOCUS_EMPTY_NAM
 from alignui.ui.annotate_keys import HEAD as KEYS_HEAD
 from alignui.ui.common import Page, gpu_queue, api_errors, refuse, user_errors
 from alignui.ui.signin import admit_generation, identity_of
+from alignui.ui.tab_events import NewestPerTab, stamped
 from alignui.vocab import BUTTON_LABELS
 
 __all__ = ["build", "HEAD"]
@@ -74,72 +72,6 @@ def _shown(views, typed: str | None = None) -> Iterator[tuple]:
             sent = view.prompt
     finally:
         views.close()  # closed early (a replaced or gone tab): the generation below stops now, not when collected
-
-
-def stamped(n_inputs: int) -> str:
-    """JS that passes an event's first `n_inputs` values on and, as its last input, the moment the page sent it
-    (ms since the epoch, sub-ms, rising within a page): the press ticket _NewestPerTab orders a tab's events by."""
-    return f"(...v) => [...v.slice(0, {n_inputs}), performance.timeOrigin + performance.now()]"
-
-
-class _NewestPerTab:
-    """The newest generating event of each browser tab. An older one still streaming there stops at its next
-    update: its generator is closed, so its rows leave the shared decode batch and nothing is saved for it. A
-    new prompt, Next or the pair after a vote thus replaces the pair being written instead of queueing behind
-    it. (Gradio's own `cancels=` needs the browser to send /cancel, which a replacing event did not.)
-
-    Newest means pressed last in that tab, not started last here: each event carries the moment the page sent it
-    (`press`, see `stamped`), and one that starts after a later press of the same tab has started shows nothing
-    and generates nothing (two presses a fraction of a second apart can start in either order). Without a press
-    ticket (0: not a browser event) the one started last is the newest.
-
-    The newer event shows nothing until the older one has stopped (at most REPLACE_WAIT_S): an update the
-    older one had already yielded then reaches the page first, and cannot overwrite the newer view."""
-
-    REPLACE_WAIT_S = 5.0
-    TABS_KEPT = 4096  # the newest press of this many tabs is remembered (one float each)
-
-    def __init__(self, nothing: tuple):
-        self._lock = threading.Lock()
-        self._newest: dict[str, threading.Event] = {}  # per session: set once that event's generation stopped
-        self._pressed: OrderedDict[str, float] = OrderedDict()  # per session: the latest press started
-        self._nothing = nothing  # an update of the tab's outputs that changes none of them
-
-    def run(self, request: gr.Request | None, updates: Generator, press: float | None = None) -> Iterator:
-        session = getattr(request, "session_hash", None)
-        if not session:  # no browser tab to speak of (not a browser call): nothing to replace
-            yield from updates
-            return
-        press = float(press or 0.0)
-        if not math.isfinite(press):  # inf or nan from a hand-made call: as if no ticket came
-            press = 0.0
-        mine = threading.Event()
-        with self._lock:
-            stale = bool(press) and press < self._pressed.get(session, 0.0)
-            if not stale:
-                older, self._newest[session] = self._newest.get(session), mine
-                if press:
-                    self._pressed[session] = press
-                    self._pressed.move_to_end(session)
-                    while len(self._pressed) > self.TABS_KEPT:
-                        self._pressed.popitem(last=False)
-        if stale:  # pressed before the event that already owns this tab: leave the page to that one
-            updates.close()
-            yield self._nothing
-            return
-        try:
-            if older is not None:
-                older.wait(self.REPLACE_WAIT_S)  # it stops at its next update (IDLE_S at most, in-process)
-            for update in updates:
-                if self._newest.get(session) is not mine:
-                    return  # replaced: show nothing more (the newer event owns the view)
-                yield update
-        finally:
-            updates.close()  # GeneratorExit down the chain: the scheduler request (or endpoint stream) is cancelled
-            mine.set()
-            with self._lock:
-                if self._newest.get(session) is mine:
-                    del self._newest[session]
 
 
 def _layout(ctx: AppContext, name: gr.Textbox, page: Page) -> dict:
@@ -190,7 +122,7 @@ class _AnnotateTab:
     def __init__(self, ctx: AppContext, page: Page):
         self.page = page
         self.ctx = ctx
-        # "multiple": a new prompt (or Next) while a pair streams runs at once and replaces it (_NewestPerTab);
+        # "multiple": a new prompt (or Next) while a pair streams runs at once and replaces it (NewestPerTab);
         # Gradio's default ("once") drops a trigger while the same event is still running
         self.gpu = dict(gpu_queue(ctx), api_visibility="private", trigger_mode="multiple")
         secret = browser_secret(ctx.store)
@@ -207,7 +139,7 @@ class _AnnotateTab:
         self.progress = panels.progress_panel(ctx, self.name, panels.pool_panel(ctx, self.name, self.ws, w["status"]))
         self.view_out = [self.ws, w["text_a"], w["text_b"], w["prompt"], w["status"], w["conversation"], w["truncate"]]
         self.unchanged = tuple(gr.skip() for _ in self.view_out)
-        self.newest = _NewestPerTab(self.unchanged)
+        self.newest = NewestPerTab(self.unchanged)
         self.press = gr.Number(0, visible=False, elem_id="press-ticket")  # set by `stamped` as each event is sent
         self.editor_out = [w["editor"], w["edit_box"], self.verdict, w["edit_on"], w["continue_on"]]
         self.closed_editor = (gr.update(visible=False), "", "", False, False)

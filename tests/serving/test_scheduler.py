@@ -272,9 +272,9 @@ def test_a_tabs_event_pressed_before_one_already_started_shows_nothing_and_gener
 
     import gradio as gr
 
-    from alignui.ui.annotate import _NewestPerTab
+    from alignui.ui.tab_events import NewestPerTab
 
-    newest, tab, started = _NewestPerTab((gr.skip(), gr.skip())), SimpleNamespace(session_hash="tab-1"), []
+    newest, tab, started = NewestPerTab((gr.skip(), gr.skip())), SimpleNamespace(session_hash="tab-1"), []
 
     def updates(name):
         started.append(name)
