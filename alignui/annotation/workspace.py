@@ -7,9 +7,10 @@ Annotate tab shows), so the UI only maps a View onto its widgets.
 The loop: a prompt is typed or drawn from the pool (or a pair others judged
 is handed out, for agreement: alignui.annotation.overlap) -> a pair streams in -> a
 verdict is saved (optionally with an edited winner) -> the next thing is ready
-without a click: a pair set aside by an undo, else the next turn of the
-conversation (when the annotator asked to continue), else the next pool
-prompt, generated at once (when auto-advance is on), else an empty prompt box.
+without a click: the next turn of the conversation (when the annotator asked to
+continue), else a prompt the annotator typed meanwhile, left in the box, else a
+pair set aside by an undo, else the next pool prompt, generated at once (when
+auto-advance is on), else an empty prompt box.
 
 Invariants:
 - A Workspace is immutable; every step returns a new one (gr.State keeps it per session).
