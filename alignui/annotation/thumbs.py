@@ -147,6 +147,20 @@ def rate(store: Store, state: ThumbsState, label: str, *, annotator: str | None)
     return _view(state, "Press N for the next prompt, or type one.")
 
 
+def after_rating(store: Store, model: ModelHandle, state: ThumbsState, prefs: AnnotationPrefs, rng: random.Random,
+                 *, annotator: str | None, typed: str = "") -> Iterator[ThumbsView]:
+    """After a saved thumb: the next pool prompt, generated at once (when auto-advance is on); nothing without it.
+    `typed`: the prompt box as it is now. Text there that is not the rated response's prompt was typed as the next
+    prompt: it stays in the box and nothing is drawn or generated over it."""
+    own = typed.strip() if typed.strip() != state.prompt_text.strip() else ""
+    if own:
+        view = _view(replace(state, prompt_text="", pool_prompt=None),
+                     "Press Enter to generate the prompt you typed, or N to draw one from the pool.")
+        yield replace(view, prompt=own)
+    elif prefs.auto_next:
+        yield from next_prompt(store, model, state, prefs, rng, annotator=annotator)
+
+
 def progress_markdown(store: Store, annotator: str | None) -> str:
     """One line of thumbs counts: this annotator's, and everyone's."""
     mine, everyone = store.rating_counts(annotator) if annotator else None, store.rating_counts()

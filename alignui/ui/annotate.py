@@ -31,7 +31,7 @@ from alignui.ui.annotate_keys import (ACTION_KEYS, FOCUS_EDITOR, FOCUS_EMPTY_NAM
 from alignui.ui.annotate_keys import HEAD as KEYS_HEAD
 from alignui.ui.common import Page, gpu_queue, api_errors, refuse, user_errors
 from alignui.ui.signin import admit_generation, identity_of
-from alignui.ui.tab_events import NewestPerTab, stamped
+from alignui.ui.tab_events import NewestPerTab, box_when_changed, stamped
 from alignui.vocab import BUTTON_LABELS
 
 __all__ = ["build", "HEAD"]
@@ -60,18 +60,8 @@ def _show(view: flow.View) -> tuple:
 
 
 def _shown(views, typed: str | None = None) -> Iterator[tuple]:
-    """Views as VIEW outputs, the prompt box only when its text changes: every streamed update re-set it and
-    overwrote a new prompt being typed while the pair was written. `typed`: what the box held when the event
-    was triggered (a generation of it leaves the box alone: the first update came after the next prompt was
-    being typed, and replaced it)."""
-    sent = None if typed is None else typed.strip()
-    try:
-        for view in views:
-            out = _show(view)
-            yield out if view.prompt != sent else out[:3] + (gr.skip(),) + out[4:]
-            sent = view.prompt
-    finally:
-        views.close()  # closed early (a replaced or gone tab): the generation below stops now, not when collected
+    """Views as VIEW outputs, the prompt box only when its text changes (tab_events.box_when_changed)."""
+    return box_when_changed(views, _show, 3, typed)
 
 
 def _layout(ctx: AppContext, name: gr.Textbox, page: Page) -> dict:

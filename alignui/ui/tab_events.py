@@ -1,8 +1,10 @@
-"""Which of a browser tab's generating events owns its view: the one pressed last.
+"""How a tab's generating events reach the page: the one pressed last owns the view, and the prompt box is
+set only when its text changes.
 
-Owns: `stamped`, the JS that gives every generating event the moment the page sent it (its press ticket), and
+Owns: `stamped`, the JS that gives every generating event the moment the page sent it (its press ticket),
 `NewestPerTab`, which lets only the newest press of each tab show and generate (the Annotate tab's Enter,
-Generate, Truncate, Next and the pair after a vote all go through it).
+Generate, Truncate, Next and the pair after a vote all go through it), and `box_when_changed`, the streamed
+views as outputs that leave a prompt being typed alone (Annotate and Thumbs).
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
 
 import gradio as gr
 
@@ -79,3 +82,19 @@ class NewestPerTab:
             with self._lock:
                 if self._newest.get(session) is mine:
                     del self._newest[session]
+
+
+def box_when_changed(views: Generator, show: Callable[[Any], tuple], index: int,
+                     typed: str | None = None) -> Iterator[tuple]:
+    """`views` as output tuples (`show(view)`), with output `index` (the prompt box, `view.prompt`) set only when
+    its text changes: every streamed update re-set it and overwrote a new prompt being typed while the response
+    was written. `typed`: what the box held when the event was triggered (a generation of it, or a view that keeps
+    it, leaves the box alone)."""
+    sent = None if typed is None else typed.strip()
+    try:
+        for view in views:
+            out = show(view)
+            yield out if view.prompt != sent else out[:index] + (gr.skip(),) + out[index + 1:]
+            sent = view.prompt
+    finally:
+        views.close()  # closed early (a replaced or gone tab): the generation below stops now, not when collected

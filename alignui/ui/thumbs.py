@@ -24,6 +24,7 @@ from alignui.context import AppContext
 from alignui.errors import UserError
 from alignui.ui.common import Page, gpu_queue, api_errors, refuse, user_errors
 from alignui.ui.signin import admit_generation, identity_of
+from alignui.ui.tab_events import box_when_changed
 from alignui.vocab import user_turn
 
 __all__ = ["build", "HEAD"]
@@ -109,16 +110,16 @@ class _ThumbsTab:
     @user_errors
     def ui_generate(self, state, text, prefs, typed, request: gr.Request):
         admit_generation(self.ctx, request, text)
-        for view in flow.generate(self.ctx.store, self.ctx.model, state, text, AnnotationPrefs.from_dict(prefs),
-                                  self.ctx.rng, annotator=self.who(typed, request)):
-            yield _show(view)
+        yield from box_when_changed(flow.generate(self.ctx.store, self.ctx.model, state, text,
+                                                  AnnotationPrefs.from_dict(prefs), self.ctx.rng,
+                                                  annotator=self.who(typed, request)), _show, 2, typed=text)
 
     @user_errors
     def ui_next(self, state, prefs, typed, request: gr.Request):
         admit_generation(self.ctx, request, None)
-        for view in flow.next_prompt(self.ctx.store, self.ctx.model, state, AnnotationPrefs.from_dict(prefs),
-                                     self.ctx.rng, annotator=self.who(typed, request)):
-            yield _show(view)
+        yield from box_when_changed(flow.next_prompt(self.ctx.store, self.ctx.model, state,
+                                                     AnnotationPrefs.from_dict(prefs), self.ctx.rng,
+                                                     annotator=self.who(typed, request)), _show, 2)
 
     def rating(self, label: str):
         def ui_thumb(state, typed, request: gr.Request):
@@ -128,15 +129,25 @@ class _ThumbsTab:
             except UserError as exc:
                 refuse(exc)
                 return (*(gr.skip() for _ in self.view_out), False)
-            return (*_show(view), True)
+            state_out, text, _, status = _show(view)  # the prompt box is left to ui_after: a prompt typed stays
+            return state_out, text, gr.skip(), status, True
         return ui_thumb
 
-    def ui_after(self, state, saved, prefs, typed, request: gr.Request):
-        """After a saved thumb: the next pool prompt, generated at once (when auto-advance is on)."""
-        if not saved or not AnnotationPrefs.from_dict(prefs).auto_next:
+    @user_errors
+    def ui_after(self, state, saved, prefs, typed, box, request: gr.Request):
+        """After a saved thumb: flow.after_rating (the next pool prompt, or the prompt typed meanwhile kept)."""
+        prefs = AnnotationPrefs.from_dict(prefs)
+        shown = False
+        if saved:
+            if prefs.auto_next:
+                admit_generation(self.ctx, request, None)
+            for out in box_when_changed(flow.after_rating(self.ctx.store, self.ctx.model, state, prefs, self.ctx.rng,
+                                                          annotator=self.who(typed, request), typed=box),
+                                        _show, 2, typed=box):
+                shown = True
+                yield out
+        if not shown:
             yield tuple(gr.skip() for _ in self.view_out)
-            return
-        yield from self.ui_next(state, prefs, typed, request)
 
     def ui_counts(self, typed, request: gr.Request):
         who = identity_of(self.ctx, request, typed or None)
@@ -161,7 +172,8 @@ class _ThumbsTab:
             clicked = button.click(self.rating(label), [self.state, self.name], self.view_out + [self.saved],
                                    api_visibility="private")
             clicked.then(**counted)
-            clicked.then(self.ui_after, [self.state, self.saved, self.prefs, self.name], self.view_out, **self.gpu)
+            clicked.then(self.ui_after, [self.state, self.saved, self.prefs, self.name, self.prompt], self.view_out,
+                         **self.gpu)
         self.name.blur(**counted)  # a typed name shows that annotator's counts and history
         self.page.blocks.load(self.ui_load, [self.name_state], [self.name, self.counts, self.history],
                               api_visibility="private")

@@ -117,6 +117,26 @@ def test_next_never_draws_the_prompt_of_the_response_on_screen_typed_or_drawn(ct
     assert again.prompt != "Rated by someone."  # the drawn one is not handed back either
 
 
+def test_a_prompt_typed_before_the_thumb_stays_and_nothing_is_drawn_over_it(ctx):
+    """After a thumb, text in the box that is not the rated response's prompt is the next prompt: it stays and
+    nothing is generated; the box as the response left it (or empty) gets the next pool prompt, as before."""
+    store, rng, prefs = ctx.store, random.Random(0), AnnotationPrefs(max_new_tokens=8)
+    store.add_prompts_bulk([[{"role": "user", "content": f"Pool prompt {i}."}] for i in range(3)], source="pool")
+    shown = list(thumbs.next_prompt(store, ctx.model, thumbs.ThumbsState(), prefs, rng, annotator="ann"))[-1]
+    rated = thumbs.rate(store, shown.state, "up", annotator="ann")
+    items = store.query("SELECT count(*) FROM ratings")[0][0]  # pending ones too
+    kept = list(thumbs.after_rating(store, ctx.model, rated.state, prefs, rng, annotator="ann",
+                                    typed=" My own question "))
+    assert len(kept) == 1 and kept[0].prompt == "My own question" and not kept[0].state.item_id
+    assert "Press Enter to generate the prompt you typed" in kept[0].status and "Saved: 👍" in kept[0].status
+    assert store.query("SELECT count(*) FROM ratings")[0][0] == items  # nothing generated over it
+    for same in ("", shown.prompt):
+        nxt = list(thumbs.after_rating(store, ctx.model, rated.state, prefs, rng, annotator="ann", typed=same))[-1]
+        assert nxt.state.item_id and nxt.prompt.startswith("Pool prompt") and nxt.prompt != shown.prompt
+    manual = AnnotationPrefs(max_new_tokens=8, auto_next=False)
+    assert list(thumbs.after_rating(store, ctx.model, rated.state, manual, rng, annotator="ann")) == []
+
+
 def test_the_annotate_progress_line_counts_thumbs_beside_pairs(store):
     from alignui.annotation import stats
 

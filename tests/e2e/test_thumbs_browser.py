@@ -80,3 +80,35 @@ def test_thumbs_by_keyboard_are_saved_and_counted_after_a_reload(server, page):
     screenshot(page, "thumbs-after-reload-1280")
     page.locator("#thumb-history-box").click()
     wait_text(page, "#thumb-history", first)
+
+
+def test_a_prompt_typed_while_the_response_streams_stays_there_also_after_the_thumb(server, page, monkeypatch):
+    """Every streamed update re-set the prompt box (a next prompt being typed was overwritten 20 times a second),
+    and the thumb then put the rated prompt back or drew a pool prompt over it. Decode steps are slowed to 0.3 s so
+    the response is still being written while the next prompt is typed."""
+    import time
+
+    from alignui.serving import scheduler
+
+    real_step = scheduler.BatchScheduler._step
+    monkeypatch.setattr(scheduler.BatchScheduler, "_step", lambda self: (time.sleep(0.3), real_step(self))[1])
+    server.ctx.store.add_prompts_bulk(parse_lines("A pool prompt that must not be drawn over it."))
+    page.goto(server.url)
+    page.get_by_role("tab", name="Thumbs").click()
+    wait_text(page, "#thumb-counts", "Thumbs:")
+    page.locator("#thumb-annotator textarea").fill("ann")
+    box = page.locator("#thumb-prompt textarea")
+    box.fill("Tell me about the ocean.")
+    box.press("Enter")
+    page.wait_for_function("() => document.querySelector('#thumb-response textarea').value.length > 0",
+                           timeout=60_000)
+    box.fill("My next question")  # typed while the response is still written
+    item = ready_item(page)
+    assert box.input_value() == "My next question"
+    page.locator("#thumb-up").click()
+    wait_text(page, "#thumb-status", "Press Enter to generate the prompt you typed")
+    assert f"Saved: 👍 thumbs up for response {item}" in status(page)
+    page.wait_for_timeout(500)
+    assert box.input_value() == "My next question"
+    assert server.ctx.store.query("SELECT count(*) FROM ratings")[0][0] == 1  # nothing drawn or generated over it
+    screenshot(page, "thumbs-typed-kept-1280")
