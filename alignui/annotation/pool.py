@@ -140,6 +140,18 @@ def on_screen(pool_prompt: str | None, shown_id: str | None, prompt_of) -> tuple
     return tuple(p for p in (pool_prompt, own) if p)
 
 
+#: What an annotator is told after a verdict when the prompt box holds a prompt typed meanwhile (typed_next).
+TYPED_NEXT = "Press Enter to generate the prompt you typed, or N to draw one from the pool."
+
+
+def typed_next(box: str, judged_prompt: str) -> str:
+    """The prompt the annotator typed as the next one while judging, or "": the prompt box as it is after a
+    verdict, when it holds something other than the prompt of what was just judged. The verdict's auto-advance
+    leaves it in the box and draws or generates nothing over it (pairs and thumbs alike)."""
+    box = box.strip()
+    return box if box != judged_prompt.strip() else ""
+
+
 def draw(store: Store, annotator: str | None, rng: random.Random, *, exclude: tuple[str, ...] = ()) -> Prompt | None:
     """The next pool prompt for `annotator` (unannotated first, then fewest votes), or None."""
     return store.next_pool_prompt(annotator=annotator, salt=rng.randrange(2**31), exclude=exclude)

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from alignui.annotation.pairs import check_fits
-from alignui.annotation.pool import on_screen
+from alignui.annotation.pool import TYPED_NEXT, on_screen, typed_next
 from alignui.annotation.prefs import AnnotationPrefs
 from alignui.db import Store
 from alignui.db.pool import VARIANT_SOURCE
@@ -152,11 +152,9 @@ def after_rating(store: Store, model: ModelHandle, state: ThumbsState, prefs: An
     """After a saved thumb: the next pool prompt, generated at once (when auto-advance is on); nothing without it.
     `typed`: the prompt box as it is now. Text there that is not the rated response's prompt was typed as the next
     prompt: it stays in the box and nothing is drawn or generated over it."""
-    own = typed.strip() if typed.strip() != state.prompt_text.strip() else ""
+    own = typed_next(typed, state.prompt_text)
     if own:
-        view = _view(replace(state, prompt_text="", pool_prompt=None),
-                     "Press Enter to generate the prompt you typed, or N to draw one from the pool.")
-        yield replace(view, prompt=own)
+        yield replace(_view(replace(state, prompt_text="", pool_prompt=None), TYPED_NEXT), prompt=own)
     elif prefs.auto_next:
         yield from next_prompt(store, model, state, prefs, rng, annotator=annotator)
 

@@ -40,7 +40,7 @@ from alignui.serving.generators import Generators, PairSource
 from alignui.serving.loading import ModelHandle
 from alignui.vocab import normalize_verdict
 from alignui.annotation.overlap import next_shared_pair
-from alignui.annotation.pool import draw, on_screen
+from alignui.annotation.pool import TYPED_NEXT, draw, on_screen, typed_next
 
 UNDO_DEPTH = 20
 READY = "is ready: which response is better?"
@@ -192,17 +192,15 @@ def after_vote(store: Store, model: ModelHandle, ws: Workspace, prefs: Annotatio
 
     `typed`: the prompt box as it is now. Text there that is not the voted pair's prompt was typed as the next
     prompt: it stays in the box and nothing is drawn or generated over it (parked pairs wait for the next vote)."""
-    users = [m["content"] for m in ws.history if m["role"] == "user"]
-    voted = ws.prompt_text or (users[-1] if ws.parent_pair and users else "")  # the box as the voted pair left it
-    own = typed.strip() if typed.strip() != voted.strip() else ""
+    users = [m["content"] for m in ws.history if m["role"] == "user"]  # a continued conversation's: its last turn
+    own = typed_next(typed, ws.prompt_text or (users[-1] if ws.parent_pair and users else ""))
     if ws.parent_pair and not ws.pair_id and not ws.prompt_text:
         yield _view(ws, f"Turn {ws.turn}: type your next message and press Enter.", waiting_for_prompt=True,
                     prompt=own)
         return
     if own:
         yield _view(replace(ws, history=(), prompt_text="", pool_prompt=None, parent_pair=None, turn=1),
-                    "Press Enter to generate the prompt you typed, or N to draw one from the pool.",
-                    waiting_for_prompt=True, prompt=own)
+                    TYPED_NEXT, waiting_for_prompt=True, prompt=own)
         return
     parked = list(ws.parked)
     while parked:

@@ -31,7 +31,7 @@ from alignui.ui.annotate_keys import (ACTION_KEYS, FOCUS_EDITOR, FOCUS_EMPTY_NAM
 from alignui.ui.annotate_keys import HEAD as KEYS_HEAD
 from alignui.ui.common import Page, gpu_queue, api_errors, refuse, user_errors
 from alignui.ui.signin import admit_generation, identity_of
-from alignui.ui.tab_events import NewestPerTab, box_when_changed, stamped
+from alignui.ui.tab_events import NewestPerTab, box_left, box_when_changed, stamped
 from alignui.vocab import BUTTON_LABELS
 
 __all__ = ["build", "HEAD"]
@@ -201,8 +201,8 @@ class _AnnotateTab:
         except UserError as exc:
             refuse(exc)
             return (*(gr.skip() for _ in self.view_out + self.editor_out), False)
-        shown = _show(view)  # the prompt box is left to the auto-advance chained after (flow.after_vote): set here, it
-        return (*shown[:3], gr.skip(), *shown[4:], *self.closed_editor, True)  # lost a next prompt typed before
+        # the prompt box is left to the auto-advance chained after (flow.after_vote): set here, it lost a next prompt
+        return (*box_left(_show(view), 3), *self.closed_editor, True)
 
     def ui_save_edit(self, state, typed, edited, verdict, continue_on, request: gr.Request):
         return self.saving(state, typed, verdict, continue_on, edited, request)

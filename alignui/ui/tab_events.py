@@ -4,7 +4,8 @@ set only when its text changes.
 Owns: `stamped`, the JS that gives every generating event the moment the page sent it (its press ticket),
 `NewestPerTab`, which lets only the newest press of each tab show and generate (the Annotate tab's Enter,
 Generate, Truncate, Next and the pair after a vote all go through it), and `box_when_changed`, the streamed
-views as outputs that leave a prompt being typed alone (Annotate and Thumbs).
+views as outputs that leave a prompt being typed alone (Annotate and Thumbs), and `box_left`, one output
+tuple that leaves it alone.
 """
 
 from __future__ import annotations
@@ -94,7 +95,12 @@ def box_when_changed(views: Generator, show: Callable[[Any], tuple], index: int,
     try:
         for view in views:
             out = show(view)
-            yield out if view.prompt != sent else out[:index] + (gr.skip(),) + out[index + 1:]
+            yield out if view.prompt != sent else box_left(out, index)
             sent = view.prompt
     finally:
         views.close()  # closed early (a replaced or gone tab): the generation below stops now, not when collected
+
+
+def box_left(out: tuple, index: int) -> tuple:
+    """Output tuple `out` with output `index` (the prompt box) left as the page has it."""
+    return out[:index] + (gr.skip(),) + out[index + 1:]

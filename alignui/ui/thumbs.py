@@ -24,7 +24,7 @@ from alignui.context import AppContext
 from alignui.errors import UserError
 from alignui.ui.common import Page, gpu_queue, api_errors, refuse, user_errors
 from alignui.ui.signin import admit_generation, identity_of
-from alignui.ui.tab_events import box_when_changed
+from alignui.ui.tab_events import box_left, box_when_changed
 from alignui.vocab import user_turn
 
 __all__ = ["build", "HEAD"]
@@ -129,8 +129,7 @@ class _ThumbsTab:
             except UserError as exc:
                 refuse(exc)
                 return (*(gr.skip() for _ in self.view_out), False)
-            state_out, text, _, status = _show(view)  # the prompt box is left to ui_after: a prompt typed stays
-            return state_out, text, gr.skip(), status, True
+            return (*box_left(_show(view), 2), True)  # the prompt box is left to ui_after: a prompt typed stays
         return ui_thumb
 
     @user_errors
