@@ -9,7 +9,8 @@ import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from alignui.config import ConfigError, add_app_arguments, config_from  # noqa: E402
+from alignui.cli.flags import add_app_arguments  # noqa: E402
+from alignui.config import ConfigError, config_from  # noqa: E402
 
 
 def main() -> int:

@@ -129,6 +129,10 @@ class AppConfig:
     batching: bool = field(default=True, metadata={
         "help": "join concurrent generations (all annotators, the arena) into shared decode steps "
                 "(alignui.serving.scheduler); off (--no-batching, ALIGNUI_BATCHING=0): one request at a time"})
+    decode_process: bool = field(default=False, metadata={
+        "help": "CPU only: run the shared decode steps in a process of their own (alignui.serving.decode_process), "
+                "off the web server's GIL; it holds a second copy of the weights (--decode-process, "
+                "ALIGNUI_DECODE_PROCESS=1; measure with bench/concurrent_annotators.py)"})
     cache_dir: Path = field(default_factory=default_cache_dir, metadata={
         "help": "per-machine cache: the demo model is built here once (ALIGNUI_CACHE_DIR; default "
                 "$XDG_CACHE_HOME/alignui or ~/.cache/alignui)"})
@@ -243,27 +247,6 @@ class AppConfig:
         return "alignui config: " + ", ".join(shown) + (f", space={self.space_id}" if self.space_id else "")
 
 
-def add_app_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags shared by `app.py` and `python -m alignui serve` (defaults come from the environment)."""
-    parser.add_argument("--storage", help="data root (env ALIGNUI_STORAGE; default ./storage, /data on a Space)")
-    parser.add_argument("--model", help=f"hub id, local path, '{DEMO_MODEL}', or endpoint:NAME (a registered "
-                        "--endpoint as the served model, no local weights) (env ALIGNUI_MODEL)")
-    parser.add_argument("--host", help="bind address (env ALIGNUI_HOST / GRADIO_SERVER_NAME; default 127.0.0.1)")
-    parser.add_argument("--port", help="port (env ALIGNUI_PORT / GRADIO_SERVER_PORT; default 7860)")
-    parser.add_argument("--device", choices=DEVICES, help="env ALIGNUI_DEVICE; default auto")
-    parser.add_argument("--load-in-4bit", action="store_true", default=None, help="4-bit base model (CUDA only)")
-    parser.add_argument("--cpu-batch-parallel", action="store_true", default=None,
-                        help="CPU only: one core per response of a pair in each decode step (env ALIGNUI_CPU_BATCH_PARALLEL=1)")
-    parser.add_argument("--cpu-threads", metavar="N",
-                        help="CPU only: threads torch runs the served model on (env ALIGNUI_CPU_THREADS; default 0: "
-                             "one for the demo model, one per core for others)")
-    parser.add_argument("--no-batching", action="store_true", default=None,
-                        help="generate one request at a time, not in shared decode steps (env ALIGNUI_BATCHING=0)")
-    parser.add_argument("--endpoint", action="append", metavar="NAME=BASE_URL#MODEL",
-                        help="an OpenAI-compatible endpoint as a generator (repeatable; env ALIGNUI_ENDPOINTS, "
-                             "comma-separated; key: ALIGNUI_ENDPOINT_API_KEY, else HF_TOKEN, else OPENAI_API_KEY)")
-
-
 def config_from(args: argparse.Namespace | None = None, env: Mapping[str, str] | None = None, *,
                 team: bool = True) -> AppConfig:
     """Build the config: flag, else environment variable, else default. `team=False` leaves out accounts, admins
@@ -296,6 +279,7 @@ def config_from(args: argparse.Namespace | None = None, env: Mapping[str, str] |
         cpu_batch_parallel=bool(get("cpu_batch_parallel")) or _truthy(env.get("ALIGNUI_CPU_BATCH_PARALLEL")),
         cpu_threads=cpu_threads,
         batching=not get("no_batching") and (env.get("ALIGNUI_BATCHING") is None or _truthy(env.get("ALIGNUI_BATCHING"))),
+        decode_process=bool(get("decode_process")) or _truthy(env.get("ALIGNUI_DECODE_PROCESS")),
         cache_dir=default_cache_dir(env),
         hf_endpoint=(env.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/"),
         space_id=space_id,

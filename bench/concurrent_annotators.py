@@ -1,8 +1,9 @@
 """Many annotators at once: pairs/s and time to first token with shared decode steps vs one request at a time.
 
-Starts the real app twice on the same model (`python -m alignui serve`, default first, then --no-batching),
-and for N = 1, 2, 4, 8, 16 simulated annotators (one gradio_client each, all at once) asks /generate_pair
-`--pairs-each` times per annotator, streaming. Prints, per path and N: pairs/s, p50/p95 time to the first
+Starts the real app once per serving path on the same model (`python -m alignui serve`: shared decode steps
+in the web process, the default; the same steps in a process of their own, --decode-process; one request at a
+time, --no-batching), and for N = 1, 2, 4, 8, 16 simulated annotators (one gradio_client each, all at once) asks
+/generate_pair `--pairs-each` times per annotator, streaming. Prints, per path and N: pairs/s, p50/p95 time to the first
 token (first non-empty text on either side) and to the complete pair, the tokens per pair the server
 stored, and pairs/s(N) / pairs/s(1); then batched/one-at-a-time side by side.
 
@@ -54,26 +55,38 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(storage: Path, model: str, batching: bool, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
+#: The serving paths measured side by side: (title, `alignui serve` flags, AppConfig settings for --in-process).
+PATHS = {
+    "shared": ("shared decode steps (default)", (), {}),
+    "process": ("shared decode steps in their own process (--decode-process)", ("--decode-process",),
+                {"decode_process": True}),
+    "single": ("one at a time (--no-batching)", ("--no-batching",), {"batching": False}),
+}
+
+
+def start_server(storage: Path, model: str, flags: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "ALIGNUI_RATE_LIMIT": "0", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "alignui", "serve", "--storage", str(storage), "--port", str(port), "--model", model]
-    proc = subprocess.Popen(cmd + ([] if batching else ["--no-batching"]) + list(extra), env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    storage.mkdir(parents=True, exist_ok=True)
+    log = storage / "server.log"  # in the run's temporary data root: shown if the server does not come up
+    proc = subprocess.Popen(cmd + list(flags), env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     from gradio_client import Client
 
-    deadline = time.monotonic() + 1200
+    deadline, last = time.monotonic() + 1200, ""
     while time.monotonic() < deadline:  # up and the model loaded: a pair comes back
         if proc.poll() is not None:
             raise SystemExit(f"the server exited with {proc.returncode}")
         try:
             Client(url, verbose=False).predict("warm up", api_name="/generate_pair")
             return proc, url
-        except Exception:  # noqa: BLE001 - not up yet, or the model still loads
+        except Exception as exc:  # noqa: BLE001 - not up yet, or the model still loads
+            last = repr(exc)[:300]
             time.sleep(2)
     proc.kill()
-    raise SystemExit("the server did not come up in 20 minutes")
+    raise SystemExit(f"the server did not come up in 20 minutes (last answer: {last}); its log ends:\n"
+                     + log.read_text(errors="replace")[-2000:])
 
 
 def one_pair(client, prompt: str) -> tuple[float, float]:
@@ -160,14 +173,14 @@ def run_n_in_process(handle, n: int, pairs_each: int) -> dict:
     return run_all(n, annotator, firsts, totals) | {"tokens": tokens}
 
 
-def measure_in_process(model: str, batching: bool, ns: list[int], pairs_each: int) -> tuple[list[dict], float]:
+def measure_in_process(model: str, path: str, ns: list[int], pairs_each: int) -> tuple[list[dict], float]:
     from alignui.config import AppConfig
     from alignui.serving.loading import load_model
 
     with tempfile.TemporaryDirectory(prefix="alignui-bench-") as tmp:
-        handle = load_model(AppConfig(storage=Path(tmp), model=model, batching=batching), log=lambda m: None)
-        run_n_in_process(handle, 1, 1)  # warm up
-        results = each_n(batching, ns, lambda n: run_n_in_process(handle, n, pairs_each))
+        handle = load_model(AppConfig(storage=Path(tmp), model=model, **PATHS[path][2]), log=lambda m: None)
+        run_n_in_process(handle, 1, 1)  # warm up (with --decode-process: until the child has loaded)
+        results = each_n(path, ns, lambda n: run_n_in_process(handle, n, pairs_each))
         handle.close()
     tokens = [t for r in results for t in r["tokens"]]
     return results, sum(tokens) / max(1, len(tokens))
@@ -204,21 +217,21 @@ def random_26m(into: Path) -> str:
     return str(into / "random-26m")
 
 
-def each_n(batching: bool, ns: list[int], run_one) -> list[dict]:
+def each_n(path: str, ns: list[int], run_one) -> list[dict]:
     """run_one(n) for each N, each printed as it is measured (a slow shared host shows progress)."""
     results = []
     for n in ns:
         results.append(run_one(n))
-        print(f"  {'batched' if batching else 'one at a time'} N={n}: {results[-1]['pairs_s']:.2f} pairs/s, "
+        print(f"  {path} N={n}: {results[-1]['pairs_s']:.2f} pairs/s, "
               f"ttft p95 {results[-1]['ttft_p95']:.2f} s, {len(results[-1]['errors'])} errors", flush=True)
     return results
 
 
-def measure(model: str, batching: bool, ns: list[int], pairs_each: int) -> tuple[list[dict], float]:
+def measure(model: str, path: str, ns: list[int], pairs_each: int) -> tuple[list[dict], float]:
     with tempfile.TemporaryDirectory(prefix="alignui-bench-") as tmp:
-        proc, url = start_server(Path(tmp), model, batching)
+        proc, url = start_server(Path(tmp), model, PATHS[path][1])
         try:
-            results = each_n(batching, ns, lambda n: run_n(url, n, pairs_each))
+            results = each_n(path, ns, lambda n: run_n(url, n, pairs_each))
         finally:
             proc.terminate()
             proc.wait(timeout=120)
@@ -243,8 +256,13 @@ def main() -> None:
     parser.add_argument("--pairs-each", type=int, default=4, help="pairs each simulated annotator asks for")
     parser.add_argument("--ns", default="1,2,4,8,16", help="numbers of annotators, comma-separated")
     parser.add_argument("--in-process", action="store_true", help="no web server: the generation core alone")
+    parser.add_argument("--paths", default="shared,process,single",
+                        help=f"serving paths to measure, comma-separated, from {', '.join(PATHS)}")
     args = parser.parse_args()
     ns = [int(x) for x in args.ns.split(",")]
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    if not paths or any(p not in PATHS for p in paths):
+        raise SystemExit(f"--paths takes names from {', '.join(PATHS)}, comma-separated; got {args.paths!r}")
     if args.model == "random-26m":
         keep = tempfile.TemporaryDirectory(prefix="alignui-bench-model-")  # removed when the run ends
         args.model = random_26m(Path(keep.name))
@@ -252,14 +270,16 @@ def main() -> None:
           f"{os.cpu_count()} CPUs " + ("(in process: no web server)" if args.in_process else
                                        "(clients run on the same host)"))
     run = measure_in_process if args.in_process else measure
-    batched, tok_b = run(args.model, True, ns, args.pairs_each)
-    print_table("shared decode steps (default)", batched, tok_b)
-    single, tok_s = run(args.model, False, ns, args.pairs_each)
-    print_table("one at a time (--no-batching)", single, tok_s)
-    print("\nside by side: batched / one-at-a-time")
-    print(f"{'N':>3} {'pairs/s':>8} {'ttft p95':>9}")
-    for b, s in zip(batched, single):
-        print(f"{b['n']:>3} {b['pairs_s'] / s['pairs_s']:>7.2f}x {b['ttft_p95'] / s['ttft_p95']:>8.2f}x")
+    results = {}
+    for path in paths:
+        results[path], tokens = run(args.model, path, ns, args.pairs_each)
+        print_table(PATHS[path][0], results[path], tokens)
+    for top, bottom in [("shared", "single"), ("process", "single"), ("process", "shared")]:
+        if top in results and bottom in results:
+            print(f"\nside by side: {top} / {bottom}")
+            print(f"{'N':>3} {'pairs/s':>8} {'ttft p95':>9}")
+            for b, s in zip(results[top], results[bottom]):
+                print(f"{b['n']:>3} {b['pairs_s'] / s['pairs_s']:>7.2f}x {b['ttft_p95'] / s['ttft_p95']:>8.2f}x")
 
 
 if __name__ == "__main__":

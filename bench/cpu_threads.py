@@ -49,7 +49,7 @@ def main() -> None:
     print(f"alignui cpu threads: model {args.model}, {cores} CPUs, {args.rounds} rounds of {args.pairs_each} pairs "
           "per annotator (clients run on the same host)")
     with tempfile.TemporaryDirectory(prefix="alignui-bench-") as tmp:
-        servers = {name: ca.start_server(Path(tmp) / name.replace(" ", "-"), args.model, True,
+        servers = {name: ca.start_server(Path(tmp) / name.replace(" ", "-"), args.model,
                                          ("--cpu-threads", str(threads)))
                    for name, threads in setups.items()}
         results: dict[tuple[str, int], list[tuple[float, float]]] = {}

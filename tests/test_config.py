@@ -2,7 +2,8 @@ import argparse
 
 import pytest
 
-from alignui.config import DEFAULT_MODEL, AppConfig, ConfigError, add_app_arguments, config_from
+from alignui.cli.flags import add_app_arguments
+from alignui.config import DEFAULT_MODEL, AppConfig, ConfigError, config_from
 
 
 def parse(*argv):
@@ -127,3 +128,13 @@ def test_cpu_threads_come_from_the_flag_else_the_environment_and_bad_values_say_
         config_from(parse(), env={"ALIGNUI_CPU_THREADS": "x"})
     with pytest.raises(ConfigError, match=r"^cpu_threads must be a whole number >= 0 \(0: automatic\), got -1"):
         config_from(parse("--cpu-threads", "-1"), env={})
+
+
+def test_decode_process_is_off_unless_the_flag_or_the_environment_asks_and_its_child_gets_no_secrets():
+    from alignui.serving.decode_process import _no_secrets
+
+    assert config_from(parse(), env={}).decode_process is False
+    assert config_from(parse(), env={"ALIGNUI_DECODE_PROCESS": "1"}).decode_process is True
+    assert config_from(parse("--decode-process"), env={}).decode_process is True
+    secret = AppConfig(users=(("ann", "pw1"),), hf_token="hf_secret", endpoint_api_key="sk-secret")
+    assert _no_secrets(secret) == {"users": (), "hf_token": None, "endpoint_api_key": None}

@@ -15,7 +15,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from alignui.config import ConfigError, add_app_arguments, config_from, default_storage
+from alignui.cli.flags import add_app_arguments
+from alignui.config import ConfigError, config_from, default_storage
 from alignui.cli.data import add_export_arguments, cmd_export, cmd_import
 from alignui.errors import StorageBusyError, UserError, os_error_message
 from alignui.cli import train as train_command

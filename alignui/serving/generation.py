@@ -234,6 +234,7 @@ def stream_rows(handle: ModelHandle, messages: Messages, sides: list[SamplingSet
             continue
         ref = model_ref or handle.ref
         extra = {"batching": "shared_steps"} if scheduler is not None else {}
+        extra.update({"decode_process": True} if getattr(scheduler, "in_own_process", False) else {})
         extra.update({"cpu_batch_parallel": True} if handle.batch_parallel else {})
         gens = tuple(
             NewGeneration(model_ref=ref, text=texts[i],

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -66,6 +66,9 @@ class ModelHandle:
     batching: bool = True
     #: The BatchScheduler, made on first batched generation (alignui.serving.scheduler.batch_scheduler).
     scheduler: Any = field(default=None, repr=False)
+    #: `--decode-process`: the DecodeProcess (alignui.serving.decode_process) that decodes the base model's batched
+    #: rows in a child process; None otherwise.
+    decoder: Any = field(default=None, repr=False)
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="alignui-model"), repr=False)
     #: `--model endpoint:NAME`: the Endpoint (alignui.serving.endpoints) that is the served model; then `model`,
@@ -84,6 +87,8 @@ class ModelHandle:
     def close(self) -> None:
         """Stop the worker thread (after the work already queued on it); batched requests still waiting or
         decoding fail with a message instead of waiting forever."""
+        if self.decoder is not None:
+            self.decoder.close()
         if self.scheduler is not None:
             self.scheduler.close()
         self.executor.shutdown(wait=True, cancel_futures=True)
@@ -107,7 +112,10 @@ class ModelHandle:
             return f"{self.ref} ({spec.model} at {spec.base_url}; no local weights)"
         kind = "built-in demo model" if self.is_demo else self.ref
         dtype = str(self.dtype).replace("torch.", "") + (" 4-bit" if self.quantized else "")
-        return f"{kind} ({self.n_parameters / 1e6:.1f}M params) on {self.device}, {dtype}"
+        decoder = "" if self.decoder is None else (
+            ", decode steps in their own process" if self.decoder.serving else
+            f", decode steps back in this process ({self.decoder.stopped_why})")
+        return f"{kind} ({self.n_parameters / 1e6:.1f}M params) on {self.device}, {dtype}{decoder}"
 
 
 def pick_device(preference: str = "auto") -> str:
@@ -251,7 +259,27 @@ def _serving(handle: ModelHandle, config: AppConfig, log: Callable[[str], None])
         handle.submit(use_batch_parallel, handle.model).result()
         handle.batch_parallel = True
         log("alignui: paired decoding runs one response per CPU core (--cpu-batch-parallel)")
+    if config.decode_process:
+        _start_decoder(handle, config, log)
     return handle
+
+
+def _start_decoder(handle: ModelHandle, config: AppConfig, log: Callable[[str], None]) -> None:
+    """--decode-process: a child process decodes the shared steps (alignui.serving.decode_process), where it can."""
+    from alignui.serving.decode_process import DecodeProcess
+    from alignui.serving.kv_batch import supports_joining
+
+    if handle.device != "cpu":
+        log(f"alignui: --decode-process is for CPU hosts (it holds a second copy of the weights); on "
+            f"{handle.device} the decode steps stay in the web process")
+    elif not config.batching or not supports_joining(handle.model.config):
+        log("alignui: --decode-process needs shared decode steps (batching on, a full-attention model); ignored")
+    else:
+        try:  # the child loads what this process loaded: the demo model when it was the fallback, else the same ref
+            handle.decoder = DecodeProcess(replace(config, model=DEMO_MODEL if handle.is_demo else handle.ref), log)
+        except Exception as exc:  # noqa: BLE001 - no process could be started here: serve without one
+            log(f"alignui: --decode-process could not start its process ({type(exc).__name__}: {exc}); the decode "
+                "steps stay in the web process")
 
 
 def _set_own_threads(n: int) -> None:

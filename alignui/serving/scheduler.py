@@ -79,6 +79,7 @@ class BatchRequest:
     final: tuple | None = None  # the end, the error or the cancellation: nothing is sent after it
     moved: threading.Event = field(default_factory=threading.Event)  # set on every send
     ended: threading.Event = field(default_factory=threading.Event)  # set with `final`
+    relay: Any = None  # called with every message sent (alignui.serving.decode_process passes them on)
 
     @property
     def cancelled(self) -> bool:
@@ -97,6 +98,8 @@ class BatchRequest:
             self.final = message
             self.ended.set()
         self.moved.set()
+        if self.relay is not None:
+            self.relay(message)
 
     def snapshot(self) -> tuple:
         return tuple(tuple(r.tokens) for r in self.rows), tuple(r.done for r in self.rows)
@@ -324,6 +327,12 @@ def batch_scheduler(handle: Any) -> BatchScheduler | None:
         return None
     if not getattr(base, "batching", False) or not supports_joining(base.model.config):
         return None
+    decoder = getattr(base, "decoder", None)  # --decode-process: the base model's rows decode in their own process
+    adapters = getattr(handle.model, "adapter_names", None) or []
+    if decoder is not None and decoder.serving and all(a == PEFT_BASE for a in adapters):
+        return decoder
+    if base.scheduler is not None:  # made: no need to wait for the lock, which a decode step holds
+        return base.scheduler
     with base.lock:
         if base.scheduler is None:
             base.scheduler = BatchScheduler(base)
