@@ -69,9 +69,12 @@ class AdapterServer:
         self.failed: dict[str, tuple[str, UserError]] = {}  # run id -> (adapter path, why it cannot be served)
 
     def _load(self, run_id: str, path: str) -> None:
+        self.load_named(peft_name(run_id), path)
+
+    def load_named(self, name: str, path: str) -> None:
+        """Load the adapter at `path` as PEFT adapter `name` (on the model's worker; a decode process's child too)."""
         from peft import PeftModel
 
-        name = peft_name(run_id)
         with self.handle.lock:
             if self.peft_model is None:
                 self.peft_model = PeftModel.from_pretrained(self.handle.model, path, adapter_name=name)
@@ -108,6 +111,10 @@ class AdapterServer:
             raise
         self.failed.pop(run.id, None)
         return peft_name(run.id)
+
+    def paths(self) -> dict[str, str]:
+        """PEFT name -> the adapter directory it was loaded from, for every loaded adapter."""
+        return {peft_name(run_id): path for run_id, path in dict(self.loaded).items()}
 
     def view(self, adapter_names: list[str]) -> ModelHandle:
         """A ModelHandle that shares the base's lock and worker but generates row i with adapter_names[i]."""

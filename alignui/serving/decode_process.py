@@ -18,8 +18,9 @@ the child.
 Invariants:
 - The child loads the model the web process loaded (the same AppConfig, offline: the files are already
   here), with the same thread settings, so a seeded request decodes to the same tokens in either process.
-- Only base-model rows go to the child: rows of a LoRA adapter (the arena) stay on the in-process
-  scheduler, whose base holds the adapters.
+- Rows of a LoRA adapter (the arena) decode there too: a request carries the directory of each adapter its
+  rows use (the web process loaded and checked it first, AdapterServer.ensure), and the child loads it into its
+  own model, once per directory, before admitting the request.
 - A request whose consumer went away (its cancel or linked event set) is cancelled in the child within
   CANCEL_POLL_S; it gets no "end", so nothing is saved for it.
 - If the child dies or fails to load, every request in flight ends with one error line, `serving` turns
@@ -42,7 +43,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Callable
 
 from alignui.errors import UserError
-from alignui.serving.scheduler import BatchRequest
+from alignui.serving.scheduler import PEFT_BASE, BatchRequest
 
 CANCEL_POLL_S = 0.02  # how often the web side looks for requests whose consumer went away
 STOP_WAIT_S = 10  # how long close() waits for the child to exit before killing it
@@ -55,6 +56,7 @@ class RelayedRequest(BatchRequest):
     sides: list = field(default_factory=list)
     seed: int = 0
     adapters: list[str] | None = None
+    adapter_paths: dict[str, str] = field(default_factory=dict)  # PEFT name -> adapter directory, for the child
     cancel_sent: bool = False
 
 
@@ -63,8 +65,10 @@ class DecodeProcess:
 
     in_own_process = True
 
-    def __init__(self, config: Any, log: Callable[[str], None] = print):
+    def __init__(self, config: Any, log: Callable[[str], None] = print,
+                 adapter_paths: Callable[[], dict[str, str]] = dict):
         self._log = log
+        self._adapter_paths = adapter_paths  # the web process's loaded adapters: PEFT name -> directory
         self._lock = threading.Lock()
         self._inflight: dict[int, RelayedRequest] = {}
         self._next_id = 0
@@ -88,8 +92,14 @@ class DecodeProcess:
     # -- BatchScheduler's interface ---------------------------------------------------------------------------
     def request(self, owner: str, prompt: list[int], sides: list, seed: int, adapters: list[str] | None = None,
                 linked: threading.Event | None = None):
+        named = {a for a in adapters or [] if a != PEFT_BASE}
+        known = self._adapter_paths() if named else {}
+        missing = sorted(named - set(known))
+        if missing:
+            raise UserError(f"adapter {missing[0]} is not loaded here; load it (AdapterServer.ensure) first")
         return RelayedRequest(owner=owner or "", prompt=list(prompt), linked=linked, sides=list(sides), seed=int(seed),
-                              adapters=list(adapters) if adapters else None)
+                              adapters=list(adapters) if adapters else None,
+                              adapter_paths={a: known[a] for a in named})
 
     def submit(self, req: RelayedRequest) -> None:
         if not self.serving:
@@ -97,7 +107,8 @@ class DecodeProcess:
         with self._lock:
             rid, self._next_id = self._next_id, self._next_id + 1
             self._inflight[rid] = req
-        if not self._send(("submit", rid, req.owner, req.prompt, req.sides, req.seed, req.adapters)):
+        if not self._send(("submit", rid, req.owner, req.prompt, req.sides, req.seed, req.adapters,
+                           req.adapter_paths)):
             with self._lock:
                 self._inflight.pop(rid, None)
             raise UserError(f"the decode process stopped ({self.stopped_why or 'its connection closed'}); try again")
@@ -224,6 +235,11 @@ def _portable(exc: BaseException) -> BaseException:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
+def _first_line(exc: BaseException) -> str:
+    """`Type: first line of the message`, at most 300 characters (errors here are shown as one line)."""
+    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"[:300]
+
+
 def child_main(fd: int) -> int:
     """Load the model the web process sends the config of, then serve its requests until told to stop."""
     conn = Connection(fd)
@@ -248,18 +264,36 @@ def child_main(fd: int) -> int:
     except EOFError:
         return 0
     except Exception as exc:  # noqa: BLE001 - told to the web process, which falls back and says why
-        first = (str(exc).strip().splitlines() or [""])[0]
-        send(None, ("failed", f"{type(exc).__name__}: {first}"[:300]))
+        send(None, ("failed", _first_line(exc)))
         return 1
     send(None, ("ready", handle.describe()))
     try:
-        _serve(conn, scheduler, send)
+        _serve(conn, scheduler, send, _AdapterLoader(handle))
     finally:
         handle.close()
     return 0
 
 
-def _serve(conn: Connection, scheduler, send) -> None:
+class _AdapterLoader:
+    """The child's adapters: each directory a request names is loaded once, as the PEFT name it is sent under."""
+
+    def __init__(self, handle: Any):
+        from alignui.serving.adapters import adapter_server
+
+        self.handle, self.server, self.loaded = handle, adapter_server(handle), {}
+
+    def ensure(self, paths: dict[str, str]) -> None:
+        for name, path in sorted(paths.items()):
+            if self.loaded.get(name) != path:
+                try:
+                    self.handle.submit(self.server.load_named, name, path).result()
+                except Exception as exc:  # noqa: BLE001 - this request fails alone, with what went wrong
+                    raise UserError(f"the decode process could not load the adapter at {path} "
+                                    f"({_first_line(exc)})") from None
+                self.loaded[name] = path
+
+
+def _serve(conn: Connection, scheduler, send, adapters: _AdapterLoader) -> None:
     requests: dict[int, Any] = {}
     ended: deque[str] = deque(maxlen=10_000)  # how each request ended ("end", "cancelled", "error"), in order
 
@@ -275,11 +309,12 @@ def _serve(conn: Connection, scheduler, send) -> None:
         except (EOFError, OSError):
             return
         if message[0] == "submit":
-            _, rid, owner, prompt, sides, seed, adapters = message
-            req = scheduler.request(owner, prompt, sides, seed, adapters=adapters)
+            _, rid, owner, prompt, sides, seed, names, paths = message
+            req = scheduler.request(owner, prompt, sides, seed, adapters=names)
             req.relay = lambda m, rid=rid: relay(rid, m)
             requests[rid] = req
             try:
+                adapters.ensure(paths)
                 scheduler.submit(req)
             except UserError as exc:
                 req.send("error", exc)

@@ -276,7 +276,8 @@ def _start_decoder(handle: ModelHandle, config: AppConfig, log: Callable[[str], 
         log("alignui: --decode-process needs shared decode steps (batching on, a full-attention model); ignored")
     else:
         try:  # the child loads what this process loaded: the demo model when it was the fallback, else the same ref
-            handle.decoder = DecodeProcess(replace(config, model=DEMO_MODEL if handle.is_demo else handle.ref), log)
+            handle.decoder = DecodeProcess(replace(config, model=DEMO_MODEL if handle.is_demo else handle.ref), log,
+                                           adapter_paths=lambda: handle.adapters.paths() if handle.adapters else {})
         except Exception as exc:  # noqa: BLE001 - no process could be started here: serve without one
             log(f"alignui: --decode-process could not start its process ({type(exc).__name__}: {exc}); the decode "
                 "steps stay in the web process")

@@ -327,9 +327,8 @@ def batch_scheduler(handle: Any) -> BatchScheduler | None:
         return None
     if not getattr(base, "batching", False) or not supports_joining(base.model.config):
         return None
-    decoder = getattr(base, "decoder", None)  # --decode-process: the base model's rows decode in their own process
-    adapters = getattr(handle.model, "adapter_names", None) or []
-    if decoder is not None and decoder.serving and all(a == PEFT_BASE for a in adapters):
+    decoder = getattr(base, "decoder", None)  # --decode-process: the rows decode in a process of their own
+    if decoder is not None and decoder.serving:
         return decoder
     if base.scheduler is not None:  # made: no need to wait for the lock, which a decode step holds
         return base.scheduler

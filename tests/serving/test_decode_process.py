@@ -169,3 +169,36 @@ def test_a_killed_server_leaves_no_decode_process_behind(server_process, monkeyp
     server.stop(kill=True)  # SIGKILL: nothing of the server runs to close it
     until(lambda: not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2],
           "the orphaned decode process to exit")
+
+
+def test_an_arena_pair_of_the_base_and_an_adapter_decodes_in_the_child_as_in_the_web_process(handles, store, storage):
+    from alignui.serving.adapters import adapter_server
+    from alignui.serving.generation import PairSettings
+
+    from arena.test_arena import make_adapter
+
+    plain, child = handles
+    make_adapter(store, storage, "dpo-child")
+    run = store.get_run("dpo-child")
+    greedy = PairSettings.same(temperature=0.0, max_new_tokens=24)
+    here = list(adapter_server(plain).stream_two(ask("What is the sun?"), None, run, greedy))[-1].result
+    there = list(adapter_server(child).stream_two(ask("What is the sun?"), None, run, greedy))[-1].result
+    assert [g.text for g in there] == [g.text for g in here] and here[0].text != here[1].text
+    assert [g.model_ref for g in there] == ["base", "dpo-child"]
+    assert all(g.params["decode_process"] is True for g in there)
+    assert batch_scheduler(adapter_server(child).view(["__base__", "x"])) is child.decoder
+
+
+def test_an_adapter_the_child_cannot_load_fails_that_request_alone_in_one_line(handles, tmp_path):
+    from alignui.serving.generation import encode_prompt
+    from alignui.serving.scheduler import stream_scheduled
+
+    _, child = handles
+    decoder, ids = child.decoder, encode_prompt(child, ask("What is the sun?"), GREEDY.max_new_tokens)
+    with pytest.raises(UserError, match=r"^adapter ghost is not loaded here"):
+        decoder.request("x", ids, [GREEDY], 1, adapters=["ghost"])
+    decoder._adapter_paths = lambda: {"ghost": str(tmp_path / "gone")}  # loaded here, then removed: a race
+    with pytest.raises(UserError, match=r"^the decode process could not load the adapter at .*gone \(\w+: [^\n]*\)$"):
+        list(stream_scheduled(decoder, decoder.request("x", ids, [GREEDY], 1, adapters=["ghost"])))
+    texts, _, gens = finish(child, ask("What is the sun?"), [GREEDY])  # the child serves on
+    assert texts[0] and gens[0].params["decode_process"] is True
