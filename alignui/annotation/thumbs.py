@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 from alignui.annotation.pairs import check_fits
@@ -124,8 +124,9 @@ def generate(store: Store, model: ModelHandle, state: ThumbsState, text: str, pr
 
 
 def next_prompt(store: Store, model: ModelHandle, state: ThumbsState, prefs: AnnotationPrefs, rng: random.Random,
-                *, annotator: str | None) -> Iterator[ThumbsView]:
-    """Draw the next pool prompt this annotator has not rated (never a held-out one) and generate at once."""
+                *, annotator: str | None, admit: Callable[[], None] | None = None) -> Iterator[ThumbsView]:
+    """Draw the next pool prompt this annotator has not rated (never a held-out one) and generate at once;
+    `admit()` (the caller's rate limit) is called just before generating, so an empty pool costs nothing."""
     prompt = store.next_thumb_prompt(annotator=annotator, salt=rng.randrange(2**31),
                                      exclude=on_screen(state.pool_prompt, state.item_id,
                                                        lambda item_id: store.get_rating(item_id).prompt_id))
@@ -134,6 +135,8 @@ def next_prompt(store: Store, model: ModelHandle, state: ThumbsState, prefs: Ann
                                                   "under Prompt pool (Annotate tab).")
         return
     drawn = replace(state, prompt_text=prompt.last_user_text, pool_prompt=prompt.id)
+    if admit is not None:
+        admit()
     yield from generate(store, model, drawn, drawn.prompt_text, prefs, rng, annotator=annotator)
 
 
@@ -148,15 +151,16 @@ def rate(store: Store, state: ThumbsState, label: str, *, annotator: str | None)
 
 
 def after_rating(store: Store, model: ModelHandle, state: ThumbsState, prefs: AnnotationPrefs, rng: random.Random,
-                 *, annotator: str | None, typed: str = "") -> Iterator[ThumbsView]:
+                 *, annotator: str | None, typed: str = "", admit: Callable[[], None] | None = None
+                 ) -> Iterator[ThumbsView]:
     """After a saved thumb: the next pool prompt, generated at once (when auto-advance is on); nothing without it.
     `typed`: the prompt box as it is now. Text there that is not the rated response's prompt was typed as the next
-    prompt: it stays in the box and nothing is drawn or generated over it."""
+    prompt: it stays in the box and nothing is drawn or generated over it. `admit`: as for next_prompt."""
     own = typed_next(typed, state.prompt_text)
     if own:
         yield replace(_view(replace(state, prompt_text="", pool_prompt=None), TYPED_NEXT), prompt=own)
     elif prefs.auto_next:
-        yield from next_prompt(store, model, state, prefs, rng, annotator=annotator)
+        yield from next_prompt(store, model, state, prefs, rng, annotator=annotator, admit=admit)
 
 
 def progress_markdown(store: Store, annotator: str | None) -> str:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 from alignui.annotation.pairs import PromptTooLong, VERDICT_LABELS, stream_annotation_pair, vote_status
@@ -130,10 +130,12 @@ def generate(store: Store, model: ModelHandle, ws: Workspace, text: str, prefs: 
 
 
 def next_prompt(store: Store, model: ModelHandle, ws: Workspace, prefs: AnnotationPrefs, rng: random.Random, *,
-                annotator: str | None, generators: Generators | None = None) -> Iterator[View]:
+                annotator: str | None, generators: Generators | None = None,
+                admit: Callable[[], None] | None = None) -> Iterator[View]:
     """The next thing to judge: a pair others judged (overlap k, gold items; named annotators only), else a
     queued pair of the next training round, else the next pool prompt (a new conversation) with its pair
-    generated at once."""
+    generated at once. `admit()` (the caller's rate limit) is called just before generating, and only then: a
+    shared or queued pair, or an empty pool, costs nothing."""
     base = Workspace(decided=ws.decided, parked=ws.parked, saved=ws.saved)
     shared = next_shared_pair(store, annotator, rng) if annotator and annotator != ANONYMOUS else None
     if shared is None:  # a queued pair of training in rounds (alignui.rounds), handed out like a pool prompt
@@ -152,6 +154,8 @@ def next_prompt(store: Store, model: ModelHandle, ws: Workspace, prefs: Annotati
     history = prompt.messages[:-1] if last["role"] == "user" else prompt.messages
     drawn = replace(base, history=tuple(history), prompt_text=last["content"] if last["role"] == "user" else "",
                     pool_prompt=prompt.id)
+    if admit is not None:
+        admit()
     yield from generate(store, model, drawn, drawn.prompt_text, prefs, rng, annotator=annotator, generators=generators)
 
 
@@ -187,11 +191,13 @@ def _resume(store: Store, ws: Workspace, pair: Comparison, **changes) -> Workspa
 
 
 def after_vote(store: Store, model: ModelHandle, ws: Workspace, prefs: AnnotationPrefs, rng: random.Random, *,
-               annotator: str | None, generators: Generators | None = None, typed: str = "") -> Iterator[View]:
+               annotator: str | None, generators: Generators | None = None, typed: str = "",
+               admit: Callable[[], None] | None = None) -> Iterator[View]:
     """Make the next thing ready without a click (see the module docstring for the order).
 
     `typed`: the prompt box as it is now. Text there that is not the voted pair's prompt was typed as the next
-    prompt: it stays in the box and nothing is drawn or generated over it (parked pairs wait for the next vote)."""
+    prompt: it stays in the box and nothing is drawn or generated over it (parked pairs wait for the next vote).
+    `admit`: as for next_prompt (charged only when a pair is generated)."""
     users = [m["content"] for m in ws.history if m["role"] == "user"]  # a continued conversation's: its last turn
     own = typed_next(typed, ws.prompt_text or (users[-1] if ws.parent_pair and users else ""))
     if ws.parent_pair and not ws.pair_id and not ws.prompt_text:
@@ -211,7 +217,7 @@ def after_vote(store: Store, model: ModelHandle, ws: Workspace, prefs: Annotatio
             return
     ws = replace(ws, parked=())
     if prefs.auto_next:
-        yield from next_prompt(store, model, ws, prefs, rng, annotator=annotator, generators=generators)
+        yield from next_prompt(store, model, ws, prefs, rng, annotator=annotator, generators=generators, admit=admit)
         return
     yield _view(replace(ws, history=(), prompt_text="", pool_prompt=None, parent_pair=None, turn=1),
                 "Type the next prompt, or press N to draw one from the pool.", waiting_for_prompt=True)

@@ -30,7 +30,7 @@ from alignui.ui.annotate_keys import (ACTION_KEYS, FOCUS_EDITOR, FOCUS_EMPTY_NAM
                                       key_hint)
 from alignui.ui.annotate_keys import HEAD as KEYS_HEAD
 from alignui.ui.common import Page, gpu_queue, api_errors, refuse, user_errors
-from alignui.ui.signin import admit_generation, identity_of
+from alignui.ui.signin import admission, admit_generation, identity_of
 from alignui.ui.tab_events import NewestPerTab, box_left, box_when_changed, stamped
 from alignui.vocab import BUTTON_LABELS
 
@@ -160,20 +160,19 @@ class _AnnotateTab:
 
     @user_errors
     def ui_next(self, state, prefs, typed, press=0.0, request: gr.Request = None):
-        admit_generation(self.ctx, request, None)
         yield from self.newest.run(request, _shown(flow.next_prompt(
             self.ctx.store, self.ctx.model, self.owned(state, request), AnnotationPrefs.from_dict(prefs), self.ctx.rng,
-            annotator=self.who(typed, request), generators=self.generators())), press)
+            annotator=self.who(typed, request), generators=self.generators(), admit=admission(self.ctx, request))), press)
 
     @user_errors
     def ui_after_vote(self, state, saved, prefs, typed, box, press=0.0, request: gr.Request = None):
         if state.pair_id or not saved:  # the editor is open, or the verdict was refused: nothing to advance
             yield self.unchanged
             return
-        admit_generation(self.ctx, request, None)
         yield from self.newest.run(request, _shown(flow.after_vote(
             self.ctx.store, self.ctx.model, self.owned(state, request), AnnotationPrefs.from_dict(prefs), self.ctx.rng,
-            annotator=self.who(typed, request), generators=self.generators(), typed=box), typed=box), press)
+            annotator=self.who(typed, request), generators=self.generators(), typed=box,
+            admit=admission(self.ctx, request)), typed=box), press)
 
     def voting(self, verdict: str):
         def ui_vote(state, typed, edit_on, continue_on, text_a, text_b, request: gr.Request):

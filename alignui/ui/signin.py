@@ -10,7 +10,7 @@ Every callback that records who did something or needs a permission calls
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import gradio as gr
@@ -81,6 +81,12 @@ def sign_in_widgets(ctx: AppContext) -> None:
             gr.LoginButton(elem_id="login-button", size="sm", scale=0, min_width=220)
         else:
             gr.Button("Log out", link="/logout", size="sm", elem_id="logout-button", scale=0, min_width=120)
+
+
+def admission(ctx: AppContext, request: gr.Request | None) -> Callable[[], None]:
+    """admit_generation for a pool prompt, to be called by a flow just before it generates (drawing from an empty
+    pool, a shared pair or a prompt typed meanwhile generate nothing and cost nothing)."""
+    return lambda: admit_generation(ctx, request, None)
 
 
 def admit_generation(ctx: AppContext, request: gr.Request | None, prompt: str | None,

@@ -23,7 +23,7 @@ from alignui.annotation.prefs import AnnotationPrefs, browser_secret
 from alignui.context import AppContext
 from alignui.errors import UserError
 from alignui.ui.common import Page, gpu_queue, api_errors, refuse, user_errors
-from alignui.ui.signin import admit_generation, identity_of
+from alignui.ui.signin import admission, admit_generation, identity_of
 from alignui.ui.tab_events import box_left, box_when_changed
 from alignui.vocab import user_turn
 
@@ -116,10 +116,10 @@ class _ThumbsTab:
 
     @user_errors
     def ui_next(self, state, prefs, typed, request: gr.Request):
-        admit_generation(self.ctx, request, None)
         yield from box_when_changed(flow.next_prompt(self.ctx.store, self.ctx.model, state,
                                                      AnnotationPrefs.from_dict(prefs), self.ctx.rng,
-                                                     annotator=self.who(typed, request)), _show, 2)
+                                                     annotator=self.who(typed, request),
+                                                     admit=admission(self.ctx, request)), _show, 2)
 
     def rating(self, label: str):
         def ui_thumb(state, typed, request: gr.Request):
@@ -138,10 +138,9 @@ class _ThumbsTab:
         prefs = AnnotationPrefs.from_dict(prefs)
         shown = False
         if saved:
-            if prefs.auto_next:
-                admit_generation(self.ctx, request, None)
             for out in box_when_changed(flow.after_rating(self.ctx.store, self.ctx.model, state, prefs, self.ctx.rng,
-                                                          annotator=self.who(typed, request), typed=box),
+                                                          annotator=self.who(typed, request), typed=box,
+                                                          admit=admission(self.ctx, request)),
                                         _show, 2, typed=box):
                 shown = True
                 yield out

@@ -230,3 +230,32 @@ def test_with_overlap_the_next_annotator_gets_the_same_pair_before_a_new_prompt(
     anonymous = last(flow.next_prompt(ctx.store, ctx.model, flow.Workspace(), FAST, ctx.rng, annotator="anonymous"))
     other = ({"What is a cat?", "Name a fruit."} - {first.prompt}).pop()
     assert anonymous.prompt == other, "nobody shares pairs with an unnamed annotator"
+
+
+def test_the_rate_limit_is_charged_only_when_the_advance_generates(ctx):
+    """after_vote / next_prompt call `admit` (the rate limit) just before they generate, and only then: a prompt
+    typed meanwhile, auto-advance off or an empty pool generate nothing and cost nothing; a refusal from it stops
+    the draw before any pair is written."""
+    charges = []
+    admit = lambda: charges.append(1)  # noqa: E731 - the caller's rate limit, counted
+    pool(ctx, "Pool prompt one.")
+    voted = flow.vote(ctx.store, ready(ctx).ws, "a", annotator="ann")
+    last(flow.after_vote(ctx.store, ctx.model, voted.ws, FAST, ctx.rng, annotator="ann", typed="Mine", admit=admit))
+    last(flow.after_vote(ctx.store, ctx.model, voted.ws, AnnotationPrefs(auto_next=False), ctx.rng, annotator="ann",
+                         admit=admit))
+    assert charges == []
+    pool(ctx, "Pool prompt two.")
+    nxt = last(flow.after_vote(ctx.store, ctx.model, voted.ws, FAST, ctx.rng, annotator="ann", admit=admit))
+    assert nxt.ws.pair_id and charges == [1]
+    again = flow.vote(ctx.store, nxt.ws, "b", annotator="ann")
+    empty = last(flow.next_prompt(ctx.store, ctx.model, again.ws, FAST, ctx.rng, annotator="ann", admit=admit))
+    assert "No prompts left in the pool" in empty.status and charges == [1]
+    pool(ctx, "Pool prompt three.")
+    pairs = ctx.store.query("SELECT count(*) FROM comparisons")[0][0]
+
+    def refuse():
+        raise UserError("rate limit: wait a minute")
+
+    with pytest.raises(UserError, match="rate limit"):
+        last(flow.next_prompt(ctx.store, ctx.model, again.ws, FAST, ctx.rng, annotator="ann", admit=refuse))
+    assert ctx.store.query("SELECT count(*) FROM comparisons")[0][0] == pairs

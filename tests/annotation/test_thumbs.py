@@ -145,3 +145,20 @@ def test_the_annotate_progress_line_counts_thumbs_beside_pairs(store):
     store.rate(item(store, text="Red.").id, "down", annotator="ann")
     line = stats.summary_markdown(store)
     assert line.startswith("No pairs collected yet") and line.endswith("thumbs: 1 up, 1 down, 0 skipped")
+
+
+def test_the_thumbs_rate_limit_is_charged_only_when_a_response_is_generated(ctx):
+    store, rng, prefs = ctx.store, random.Random(0), AnnotationPrefs(max_new_tokens=8)
+    charges = []
+    admit = lambda: charges.append(1)  # noqa: E731 - the caller's rate limit, counted
+    assert "No prompts left" in list(thumbs.next_prompt(store, ctx.model, thumbs.ThumbsState(), prefs, rng,
+                                                        annotator="ann", admit=admit))[-1].status
+    store.add_prompts_bulk([[{"role": "user", "content": f"Pool prompt {i}."}] for i in range(2)], source="pool")
+    shown = list(thumbs.next_prompt(store, ctx.model, thumbs.ThumbsState(), prefs, rng, annotator="ann",
+                                    admit=admit))[-1]
+    assert shown.state.item_id and charges == [1]
+    rated = thumbs.rate(store, shown.state, "up", annotator="ann")
+    list(thumbs.after_rating(store, ctx.model, rated.state, prefs, rng, annotator="ann", typed="Mine", admit=admit))
+    assert charges == [1]
+    nxt = list(thumbs.after_rating(store, ctx.model, rated.state, prefs, rng, annotator="ann", admit=admit))[-1]
+    assert nxt.state.item_id and charges == [1, 1]
