@@ -14,9 +14,10 @@ stored, and pairs/s(N) / pairs/s(1); then batched/one-at-a-time side by side.
 on one loaded model, batched and one at a time, side by side. It is the ceiling that the scheduler alone allows;
 the gap to the served numbers is what the web server and the clients cost.
 
-`--model random-26m` serves a random-init 26M-parameter Llama with the demo tokenizer (bench/pair_generation.py's,
-saved to a temporary directory and served by path): the issue's "26M model", whose responses run to the full
-max_new_tokens (no EOS learned), so every pair costs the same.
+`--model random-26m` serves a random-init 26M-parameter Llama with the demo tokenizer (bench/pair_generation.py's
+shape, saved to a temporary directory and served by path): the issue's "26M model", whose responses run to the
+full max_new_tokens (no EOS learned), so every pair costs the same. `--model random-0.5b` is the same with
+Qwen2.5-0.5B's layers, for a GPU (scripts/gpu-check.sh runs it --in-process there, with --json).
 
 The clients run in this process, beside the server: on a small shared host they take CPU from it (the
 numbers are for the whole machine, clients included). They are kept light (one TLS context for all requests,
@@ -201,20 +202,31 @@ def tokens_per_pair(storage: Path) -> float:
     return 2 * float(rows[0][0] or 0)
 
 
-def random_26m(into: Path) -> str:
-    """The random-init 26M Llama of bench/pair_generation.py, saved under `into` with the demo tokenizer."""
-    from pair_generation import larger_model
+#: Random-init Llamas with the demo tokenizer, by --model name: (the layer shapes, why that size).
+RANDOM_MODELS = {
+    "random-26m": dict(hidden_size=512, intermediate_size=1376, num_hidden_layers=8, num_attention_heads=8,
+                       num_key_value_heads=8),  # bench/pair_generation.py's: the issue's "26M model" on CPU
+    "random-0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+                        num_key_value_heads=2),  # Qwen2.5-0.5B's layers (0.36B with this vocabulary): for a GPU
+}
+
+
+def random_model(into: Path, name: str) -> str:
+    """A random-init Llama of RANDOM_MODELS[name] with the demo tokenizer, saved under `into`; its responses run to
+    their full max_new_tokens (it learned no end token), so every pair costs the same."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     from alignui.config import AppConfig
-    from alignui.serving.cpu_decode import plain_linear
     from alignui.serving.loading import load_model
 
-    demo = load_model(AppConfig(storage=into / "demo-storage", model="demo"), log=lambda m: None)
-    handle = larger_model(demo)
-    plain_linear(handle.model)  # saved as plain nn.Linear layers: the server decides how it runs them
-    handle.model.save_pretrained(into / "random-26m")
-    handle.tokenizer.save_pretrained(into / "random-26m")
-    return str(into / "random-26m")
+    tok = load_model(AppConfig(storage=into / "demo-storage", model="demo"), log=lambda m: None).tokenizer
+    cfg = LlamaConfig(vocab_size=len(tok), max_position_embeddings=1024, tie_word_embeddings=True,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **RANDOM_MODELS[name])
+    torch.manual_seed(0)
+    LlamaForCausalLM(cfg).save_pretrained(into / name)
+    tok.save_pretrained(into / name)
+    return str(into / name)
 
 
 def each_n(path: str, ns: list[int], run_one) -> list[dict]:
@@ -258,14 +270,15 @@ def main() -> None:
     parser.add_argument("--in-process", action="store_true", help="no web server: the generation core alone")
     parser.add_argument("--paths", default="shared,process,single",
                         help=f"serving paths to measure, comma-separated, from {', '.join(PATHS)}")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of the results (gpu-check.sh)")
     args = parser.parse_args()
     ns = [int(x) for x in args.ns.split(",")]
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     if not paths or any(p not in PATHS for p in paths):
         raise SystemExit(f"--paths takes names from {', '.join(PATHS)}, comma-separated; got {args.paths!r}")
-    if args.model == "random-26m":
+    if args.model in RANDOM_MODELS:
         keep = tempfile.TemporaryDirectory(prefix="alignui-bench-model-")  # removed when the run ends
-        args.model = random_26m(Path(keep.name))
+        args.model = random_model(Path(keep.name), args.model)
     print(f"alignui concurrent annotators: model {args.model}, {args.pairs_each} pairs each, "
           f"{os.cpu_count()} CPUs " + ("(in process: no web server)" if args.in_process else
                                        "(clients run on the same host)"))
@@ -280,6 +293,12 @@ def main() -> None:
             print(f"{'N':>3} {'pairs/s':>8} {'ttft p95':>9}")
             for b, s in zip(results[top], results[bottom]):
                 print(f"{b['n']:>3} {b['pairs_s'] / s['pairs_s']:>7.2f}x {b['ttft_p95'] / s['ttft_p95']:>8.2f}x")
+    if args.json:
+        import json
+
+        keys = ("n", "pairs", "pairs_s", "ttft_p50", "ttft_p95", "pair_p50", "pair_p95")
+        print(json.dumps({path: [{k: r[k] for k in keys} | {"errors": len(r.get("errors", []))} for r in rows]
+                          for path, rows in results.items()}))
 
 
 if __name__ == "__main__":

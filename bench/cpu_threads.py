@@ -44,7 +44,7 @@ def main() -> None:
     cores = os.cpu_count() or 1
     if args.model == "random-26m":
         keep = tempfile.TemporaryDirectory(prefix="alignui-bench-model-")  # removed when the run ends
-        args.model = ca.random_26m(Path(keep.name))
+        args.model = ca.random_model(Path(keep.name), "random-26m")
     setups = {"1 thread": 1, f"{cores} threads": cores}
     print(f"alignui cpu threads: model {args.model}, {cores} CPUs, {args.rounds} rounds of {args.pairs_each} pairs "
           "per annotator (clients run on the same host)")

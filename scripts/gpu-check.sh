@@ -9,7 +9,7 @@
 # when the machine's is too old, bitsandbytes from the optional wheels/qlora/ (without it the QLoRA runs are
 # skipped and the report says so). Without a GPU every GPU part is skipped, the report says so, and the
 # script still exits 0 (its own tests run it here).
-# Exit status: 0 when nothing that ran failed, 1 otherwise. Each part has its own time limit (8 min in all).
+# Exit status: 0 when nothing that ran failed, 1 otherwise. Each part has its own time limit (10.5 min in all).
 set -uo pipefail
 
 OUT=${1:?usage: scripts/gpu-check.sh OUT_DIR}
@@ -18,6 +18,7 @@ WHEELS=${ALIGNUI_WHEELS:-$REPO/wheels}
 PY=${PYTHON:-python}
 TEST_LIMIT=${GPU_CHECK_TEST_S:-180}
 BENCH_LIMIT=${GPU_CHECK_BENCH_S:-300}
+SERVE_LIMIT=${GPU_CHECK_SERVE_S:-150}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 export HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False TOKENIZERS_PARALLELISM=false PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
@@ -68,7 +69,7 @@ elif [ "$CUDA" = 1 ]; then
 fi
 
 # -- 3. gpu-marked tests and the GPU bench ------------------------------------------------------------------
-TESTS=skipped; BENCH=skipped
+TESTS=skipped; BENCH=skipped; SERVE=skipped
 if [ "$CUDA" = 1 ]; then
   FILES=$(grep -rl "mark.gpu" tests --include='test_*.py' | sort | tr '\n' ' ')
   SELECT=(-m gpu)
@@ -80,17 +81,24 @@ if [ "$CUDA" = 1 ]; then
   say "bench/dpo_overhead.py --gpu"
   timeout "$BENCH_LIMIT" "$PY" bench/dpo_overhead.py --gpu >"$OUT/bench-dpo-overhead.log" 2>&1
   case $? in 0) BENCH=passed ;; 124) BENCH=timeout ;; *) BENCH=failed ;; esac
+  # the issue's "16 annotators >= 8x one" on a 0.5B-class model: the shared decode steps alone (no web server: this
+  # machine has no gradio), batched and one at a time side by side
+  say "bench/concurrent_annotators.py --in-process --model random-0.5b"
+  timeout "$SERVE_LIMIT" "$PY" bench/concurrent_annotators.py --in-process --model random-0.5b --ns 1,16 \
+      --pairs-each 1 --paths shared,single --json >"$OUT/bench-serving.log" 2>&1
+  case $? in 0) SERVE=passed ;; 124) SERVE=timeout ;; *) SERVE=failed ;; esac
 else
-  say "no CUDA GPU visible: every GPU part is skipped (gpu-marked tests, bench/dpo_overhead.py --gpu)"
+  say "no CUDA GPU visible: every GPU part is skipped (gpu-marked tests, bench/dpo_overhead.py --gpu," \
+      "bench/concurrent_annotators.py on a 0.5B-class model)"
 fi
 
 # -- 4. the one report -----------------------------------------------------------------------------------------
-"$PY" - "$OUT" "$STARTED" "$INSTALL" "$TESTS" "$BENCH" "$QLORA" "$QLORA_REASON" <<'EOF'
+"$PY" - "$OUT" "$STARTED" "$INSTALL" "$TESTS" "$BENCH" "$QLORA" "$QLORA_REASON" "$SERVE" <<'EOF'
 import json, sys, xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from pathlib import Path
 
-out, started, install, tests, bench, qlora, qlora_reason = Path(sys.argv[1]), *sys.argv[2:]
+out, started, install, tests, bench, qlora, qlora_reason, serve = Path(sys.argv[1]), *sys.argv[2:]
 machine = json.loads((out / "machine.json").read_text())
 skip = None if machine["cuda"] else "no CUDA GPU visible on this machine"
 report = {"started_at": started, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -107,15 +115,26 @@ if (out / "gpu-tests.xml").is_file():
                       "outcome": "failed" if c.find("failure") is not None or c.find("error") is not None
                       else "skipped" if c.find("skipped") is not None else "passed"} for c in suite.iter("testcase")]
 report["parts"]["gpu_tests"] = part
-bench_part = {"status": bench, "log": "bench-dpo-overhead.log", "reason": skip}
-log = out / "bench-dpo-overhead.log"
-if log.is_file():
-    lines = [l for l in log.read_text(errors="replace").splitlines() if l.startswith("{")]
-    try:
-        bench_part["results"] = json.loads(lines[-1]) if lines else None  # tokens/s, peak memory, ratios per variant
-    except json.JSONDecodeError:
-        bench_part["results"] = None
-report["parts"]["bench_dpo_overhead"] = bench_part
+def bench_part(status: str, name: str) -> dict:
+    """A bench's part: its status, log, and the JSON line it ends with (its results), when it wrote one."""
+    part, log = {"status": status, "log": name, "reason": skip}, out / name
+    if log.is_file():
+        lines = [l for l in log.read_text(errors="replace").splitlines() if l.startswith("{")]
+        try:
+            part["results"] = json.loads(lines[-1]) if lines else None
+        except json.JSONDecodeError:
+            part["results"] = None
+    return part
+
+
+report["parts"]["bench_dpo_overhead"] = bench_part(bench, "bench-dpo-overhead.log")  # tokens/s, memory, ratios
+serving = report["parts"]["bench_serving"] = bench_part(serve, "bench-serving.log")  # pairs/s, first token, per N
+rows = serving.get("results") or {}
+if rows.get("shared") and rows.get("single"):  # pairs/s(N) / pairs/s(1), and batched / one at a time, per N
+    one = rows["shared"][0]["pairs_s"]
+    serving["ratios"] = [{"n": b["n"], "x_one": round(b["pairs_s"] / one, 2),
+                          "x_one_at_a_time": round(b["pairs_s"] / s["pairs_s"], 2), "ttft_p95_s": b["ttft_p95"]}
+                         for b, s in zip(rows["shared"], rows["single"])]
 statuses = [p["status"] for p in report["parts"].values()]
 report["ok"] = not any(s in ("failed", "timeout") for s in statuses)
 report["summary"] = ("all GPU parts skipped: " + skip) if skip else \

@@ -22,6 +22,7 @@ def test_gpu_check_without_a_gpu_skips_every_gpu_part_and_says_so(tmp_path):
     assert report["ok"] is True and report["machine"]["cuda"] is False
     assert report["summary"] == "all GPU parts skipped: no CUDA GPU visible on this machine"
     assert {k: p["status"] for k, p in report["parts"].items()} == {
-        "install": "skipped", "install_qlora": "skipped", "gpu_tests": "skipped", "bench_dpo_overhead": "skipped"}
+        "install": "skipped", "install_qlora": "skipped", "gpu_tests": "skipped", "bench_dpo_overhead": "skipped",
+        "bench_serving": "skipped"}
     assert report["parts"]["install_qlora"]["reason"] == "no CUDA GPU visible on this machine"
     assert not (out / "gpu-tests.log").exists()  # nothing GPU-bound was started
