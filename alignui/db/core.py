@@ -21,9 +21,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import duckdb
+if TYPE_CHECKING:
+    import duckdb
 
 from alignui.db.schema import LATEST_VERSION, MIGRATIONS
 from alignui.errors import StorageBusyError
@@ -54,6 +55,8 @@ class Database:
     """The process's one connection to the DuckDB file."""
 
     def __init__(self, path: Path | str, *, retries: int = 8):
+        import duckdb  # here, not at the top: the records and the serving core import this package without a database
+
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -88,6 +91,8 @@ class Database:
     def close(self, wait_s: float = 10.0) -> None:
         """Close the file. New cursors are refused at once; a query still running in another thread
         (e.g. a UI timer during shutdown) makes DuckDB report the connection busy, so retry until it ends."""
+        import duckdb
+
         if self._closed:
             return
         self._closed = True
@@ -124,6 +129,8 @@ class Database:
 
     def tx(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run `work(cursor)` in one transaction, committed before returning; retry write conflicts."""
+        import duckdb
+
         for attempt in range(self._retries + 1):
             try:
                 with self._transaction() as cur:

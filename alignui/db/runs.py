@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import duckdb
 
 from alignui.db.core import from_json, to_json
 from alignui.errors import NotFoundError, quoted
@@ -76,6 +75,8 @@ class RunsMixin:
                         "base_model = excluded.base_model, parent_run = excluded.parent_run, error = excluded.error, "
                         "finished_at = excluded.finished_at, created_at = coalesce(?, runs.created_at)",
                         values + [created_at, created_at])
+
+        import duckdb  # not at the top: see alignui.db.core
 
         try:
             self.tx(work)
