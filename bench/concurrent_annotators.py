@@ -205,7 +205,7 @@ def tokens_per_pair(storage: Path) -> float:
 #: Random-init Llamas with the demo tokenizer, by --model name: (the layer shapes, why that size).
 RANDOM_MODELS = {
     "random-26m": dict(hidden_size=512, intermediate_size=1376, num_hidden_layers=8, num_attention_heads=8,
-                       num_key_value_heads=8),  # bench/pair_generation.py's: the "26M model" on CPU
+                       num_key_value_heads=8),  # the "26M model" on CPU (bench/pair_generation.py's too)
     "random-0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
                         num_key_value_heads=2),  # Qwen2.5-0.5B's layers (0.36B with this vocabulary): for a GPU
 }

@@ -38,10 +38,11 @@ MSGS = [{"role": "user", "content": "Tell me about the ocean and why it is blue.
 
 
 def larger_model(demo: ModelHandle) -> ModelHandle:
-    cfg = LlamaConfig(vocab_size=len(demo.tokenizer), hidden_size=512, intermediate_size=1376, num_hidden_layers=8,
-                      num_attention_heads=8, num_key_value_heads=8, max_position_embeddings=1024,
-                      tie_word_embeddings=True, eos_token_id=demo.tokenizer.eos_token_id,
-                      pad_token_id=demo.tokenizer.pad_token_id)
+    from concurrent_annotators import RANDOM_MODELS  # the one definition of the 26M shape (both benches serve it)
+
+    cfg = LlamaConfig(vocab_size=len(demo.tokenizer), max_position_embeddings=1024, tie_word_embeddings=True,
+                      eos_token_id=demo.tokenizer.eos_token_id, pad_token_id=demo.tokenizer.pad_token_id,
+                      **RANDOM_MODELS["random-26m"])
     torch.manual_seed(0)
     model = LlamaForCausalLM(cfg).eval()
     use_batch_parallel(model)  # as alignui.serving.loading serves a CPU model with --cpu-batch-parallel

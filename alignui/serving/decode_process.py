@@ -181,10 +181,9 @@ class DecodeProcess:
                 self._stats = message[1]
                 self._stats_reply.set()
             elif message[0] == "failed":
-                self.stopped_why = f"it could not load the model: {message[1]}"
                 self._log(f"alignui: the decode process could not load the model ({message[1]}); decoding stays "
                           "in the web process")
-                self._stop(self.stopped_why)
+                self._stop(f"it could not load the model: {message[1]}")
             else:
                 self._log(f"alignui: the shared decode steps run in their own process (pid {self.proc.pid}, "
                           f"{message[1]})")

@@ -162,7 +162,8 @@ class _AnnotateTab:
     def ui_next(self, state, prefs, typed, press=0.0, request: gr.Request = None):
         yield from self.newest.run(request, _shown(flow.next_prompt(
             self.ctx.store, self.ctx.model, self.owned(state, request), AnnotationPrefs.from_dict(prefs), self.ctx.rng,
-            annotator=self.who(typed, request), generators=self.generators(), admit=admission(self.ctx, request))), press)
+            annotator=self.who(typed, request), generators=self.generators(),
+            admit=admission(self.ctx, request))), press)
 
     @user_errors
     def ui_after_vote(self, state, saved, prefs, typed, box, press=0.0, request: gr.Request = None):
