@@ -81,3 +81,30 @@ def test_single_responses_count_against_the_per_person_rate_limit(limited_server
         client.predict("What color is the sky?", api_name="/generate_single")
     assert ctx.store.rating_counts()["pending"] == 1
     assert client.predict(item, "-", api_name="/submit_thumb").startswith("Saved: 👎")  # rating is never limited
+
+
+@pytest.fixture
+def limited_team_server(config):
+    from team.test_roles import ACCOUNTS, ADMINS
+
+    with served(config, users=ACCOUNTS, admins=ADMINS, rate_limit_per_minute=2) as app:
+        yield app
+
+
+def test_next_over_raw_http_is_charged_only_when_it_generates_and_refused_past_the_limit(limited_team_server):
+    """ann, signed in, presses the Thumbs tab's Next as the browser sends it: on an empty pool it generates nothing
+    and costs nothing (it used to cost a generation); past the limit it is refused and nothing is generated."""
+    from team.test_roles import fn_by_trigger
+
+    server, store = limited_team_server, limited_team_server.ctx.store
+    ann, nxt = logged_in_http(server, "ann"), fn_by_trigger(limited_team_server, "thumb-next")
+    for _ in range(3):  # empty pool: three presses, none charged
+        empty = call_event(ann, nxt, [None, None, ""])
+        assert empty["success"] is True and not refusal(empty)
+    store.add_prompts_bulk([[{"role": "user", "content": f"Pool prompt {i}."}] for i in range(3)], source="pool")
+    for _ in range(2):
+        assert call_event(ann, nxt, [None, None, ""])["success"] is True
+    assert store.rating_counts()["pending"] == 2
+    refused = call_event(ann, nxt, [None, None, ""])
+    assert "limit per person" in refusal(refused), refused
+    assert store.rating_counts()["pending"] == 2
